@@ -1,0 +1,38 @@
+# `make demo` and `make test` do all set-up on a fresh Debian machine (as root they also
+# install the Debian packages the tests use); both create or reuse .venv.
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEB_PKGS := libpcap-dev tshark tcpdump iproute2 tmux
+
+.PHONY: demo test lint deb clean
+
+$(STAMP): pyproject.toml
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(MAKE) --no-print-directory deb; fi
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+deb:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/mostool flows -r sample_pcaps/http_small.pcap --hash
+
+test: $(STAMP)
+	$(VPY) -m ruff check mostool tests
+	$(VPY) -m mypy mostool
+	$(VPY) -m pytest
+
+lint: $(STAMP)
+	$(VPY) -m ruff check mostool tests
+	$(VPY) -m mypy mostool
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
