@@ -1,0 +1,3 @@
+from mostool.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""Subscription sets and the dispatcher.
+
+Theory of operation. A registration is an (event, hook, callback) triple. The set of triples a
+flow handle listens to is a ``SubscriptionSet``: immutable, interned in a ``SubscriptionRegistry``
+so that every flow with the same registrations points at one object (mOS's "scalable event
+system"; a million flows with the same callbacks cost one set). Registering or removing a
+callback on one flow swaps its pointer to another interned set; flows that converge on the same
+registrations share again.
+
+Each set is compiled once into, per hook, a bit mask of the built-in events with anything below
+them (so an event nobody wants costs one ``&``) and a tree per (hook, built-in): the built-in's
+own callbacks and the UDE children that lead to callbacks. Dispatch walks that tree depth-first:
+a UDE filter that returns false prunes its subtree; floating events raised with ``raise_event``
+inside a filter run right after that filter returns.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from mostool.errors import CallbackError, MosError
+from mostool.events.types import Callback, Event, EventType, Hook, Side, UserEvent
+
+if TYPE_CHECKING:
+    from mostool.stack.flow import Flow
+
+__all__ = ["Registration", "SubscriptionSet", "SubscriptionRegistry", "Dispatcher"]
+
+Registration = tuple[EventType, Hook, Callback]
+ErrorSink = Callable[[str, "Flow | None", "Event | UserEvent", BaseException], None]
+
+
+class _Node:
+    __slots__ = ("type", "callbacks", "children")
+
+    def __init__(self, type: EventType) -> None:
+        self.type = type
+        self.callbacks: list[Callback] = []
+        self.children: list[_Node] = []
+
+
+class SubscriptionSet:
+    """An immutable, interned set of registrations, compiled for dispatch."""
+
+    __slots__ = ("entries", "masks", "trees", "floating", "__weakref__")
+
+    def __init__(self, entries: frozenset[Registration], order: dict[Registration, int]) -> None:
+        self.entries = entries
+        self.masks = [0, 0, 0]                      # indexed by Hook
+        self.trees: list[dict[int, _Node]] = [{}, {}, {}]
+        self.floating: list[dict[EventType, _Node]] = [{}, {}, {}]
+        nodes: dict[tuple[Hook, EventType], _Node] = {}
+        for entry in sorted(entries, key=order.__getitem__):
+            etype, hook, callback = entry
+            if etype.floating:
+                node = self.floating[hook].get(etype)
+                if node is None:
+                    node = self.floating[hook][etype] = _Node(etype)
+                node.callbacks.append(callback)
+                continue
+            parent: _Node | None = None
+            for step in etype.path():
+                node = nodes.get((hook, step))
+                if node is None:
+                    node = nodes[(hook, step)] = _Node(step)
+                    if parent is None:
+                        self.trees[hook][step.id] = node
+                    else:
+                        parent.children.append(node)
+                parent = node
+            assert parent is not None
+            parent.callbacks.append(callback)
+            self.masks[hook] |= etype.bit
+        # A floating event's callbacks are reachable only through its parent's filter: mark the
+        # root so that filter gets evaluated.
+        for hook in Hook:
+            for etype in self.floating[hook]:
+                parent = None
+                assert etype.base is not None
+                for step in etype.base.path():
+                    node = nodes.get((hook, step))
+                    if node is None:
+                        node = nodes[(hook, step)] = _Node(step)
+                        if parent is None:
+                            self.trees[hook][step.id] = node
+                        else:
+                            parent.children.append(node)
+                    parent = node
+                self.masks[hook] |= etype.bit
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __repr__(self) -> str:
+        return f"<SubscriptionSet of {len(self.entries)} registrations>"
+
+
+class SubscriptionRegistry:
+    """Interns subscription sets: equal registrations give the identical set object."""
+
+    def __init__(self) -> None:
+        self._sets: dict[frozenset[Registration], SubscriptionSet] = {}
+        self._order: dict[Registration, int] = {}
+        self._counter = itertools.count()
+        self.empty = self.intern(frozenset())
+
+    def intern(self, entries: frozenset[Registration]) -> SubscriptionSet:
+        found = self._sets.get(entries)
+        if found is None:
+            for entry in entries:
+                if entry not in self._order:
+                    self._order[entry] = next(self._counter)
+            found = self._sets[entries] = SubscriptionSet(entries, self._order)
+        return found
+
+    def with_added(self, base: SubscriptionSet, entries: Iterable[Registration]
+                   ) -> SubscriptionSet:
+        new = list(entries)
+        for entry in new:
+            self._order.setdefault(entry, next(self._counter))
+        return self.intern(base.entries.union(new))
+
+    def with_removed(self, base: SubscriptionSet, entries: Iterable[Registration]
+                     ) -> SubscriptionSet:
+        return self.intern(base.entries.difference(entries))
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+
+class Dispatcher:
+    """Runs callbacks and UDE filters; catches what user code raises (counted, reported)."""
+
+    def __init__(self, *, strict: bool, on_error: ErrorSink) -> None:
+        self.strict = strict
+        self.on_error = on_error
+        self.callback_errors = 0
+        self._raising: list[list[EventType]] = []
+
+    def dispatch(self, subs: SubscriptionSet, hook: Hook, flow: Flow | None, side: Side,
+                 value: Event) -> None:
+        node = subs.trees[hook].get(value.TYPE.id)
+        if node is None:
+            return
+        for callback in node.callbacks:
+            self._call(callback, flow, side, value)
+        for child in node.children:
+            self._visit(subs, hook, child, flow, side, value)
+
+    def _visit(self, subs: SubscriptionSet, hook: Hook, node: _Node, flow: Flow | None,
+               side: Side, base: Event) -> None:
+        etype = node.type
+        event = UserEvent(etype, base)
+        assert etype.filter is not None
+        raised: list[EventType] = []
+        self._raising.append(raised)
+        try:
+            passed = bool(etype.filter(flow, side, event))  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+            self._failed("filter", flow, event, exc)
+            passed = False
+        finally:
+            self._raising.pop()
+        if passed:
+            for callback in node.callbacks:
+                self._call(callback, flow, side, event)
+            for child in node.children:
+                self._visit(subs, hook, child, flow, side, base)
+        for child_type in raised:
+            floating = subs.floating[hook].get(child_type)
+            if floating is not None:
+                child_event = UserEvent(child_type, base)
+                for callback in floating.callbacks:
+                    self._call(callback, flow, side, child_event)
+
+    def _call(self, callback: Callback, flow: Flow | None, side: Side,
+              event: Event | UserEvent) -> None:
+        try:
+            callback(flow, side, event)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+            self._failed("callback", flow, event, exc)
+
+    def _failed(self, what: str, flow: Flow | None, event: Event | UserEvent,
+                exc: Exception) -> None:
+        self.callback_errors += 1
+        if self.strict:
+            name = getattr(getattr(flow, "client", None), "__str__", lambda: "-")()
+            raise CallbackError(f"{what} for {event.name} on flow {name}", exc) from exc
+        self.on_error(what, flow, event, exc)
+
+    def raise_event(self, child: EventType) -> None:
+        """Raise a floating event from inside a UDE filter (mOS ``mtcp_raise_event``)."""
+        if not isinstance(child, EventType) or not child.floating:
+            raise MosError(errno.EINVAL, "only events made by alloc_event can be raised")
+        if not self._raising:
+            raise MosError(errno.EPERM, "raise_event works only inside a UDE filter")
+        self._raising[-1].append(child)
+
+

@@ -1,0 +1,258 @@
+"""Monitor (the mOS context), MonitorSocket (a listener) and the run loop.
+
+A Monitor owns one engine. Listeners (``mon.socket(MONITOR_STREAM)``) pick flows by a BPF SYN
+filter and register callbacks; each accepted flow gets a Flow handle per listener. ``run``
+feeds a source's frames to the engine and ends every open flow when the source ends or is
+stopped.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mostool.config import MonitorConfig
+from mostool.errors import MosError
+from mostool.events.dispatch import SubscriptionRegistry
+from mostool.events.types import Callback, Event, EventType, Hook, UserEvent
+from mostool.sources import TICK, MemorySource, Source
+from mostool.stack.engine import RAW, STREAM, Engine, Listener
+from mostool.stack.flow import (
+    SOCKOPT_OVERLAP_CLI,
+    SOCKOPT_OVERLAP_SVR,
+    SOCKOPT_RCVBUF_CLI,
+    SOCKOPT_RCVBUF_SVR,
+    SOCKOPT_STOP_MON,
+    Connection,
+    Flow,
+)
+
+__all__ = ["Monitor", "MonitorSocket", "MONITOR_STREAM", "MONITOR_RAW", "CallbackFailure"]
+
+MONITOR_STREAM = STREAM
+MONITOR_RAW = RAW
+_MAX_KEPT_FAILURES = 1000
+
+
+class CallbackFailure:
+    """A user callback, filter or timer that raised (kept for the run's report)."""
+
+    __slots__ = ("where", "flow_id", "client", "server", "event", "error", "ts", "packet")
+
+    def __init__(self, where: str, flow: Any, event: Event | UserEvent, exc: BaseException,
+                 ts: float, packet: int) -> None:
+        self.where = where
+        self.flow_id = getattr(flow, "id", 0)
+        self.client = getattr(flow, "client", "")
+        self.server = getattr(flow, "server", "")
+        self.event = event.name
+        self.error = f"{type(exc).__name__}: {exc}"
+        self.ts = ts
+        self.packet = packet
+
+    def __str__(self) -> str:
+        flow = f"flow {self.flow_id} {self.client} > {self.server}" if self.flow_id else "no flow"
+        return f"packet {self.packet}: {self.where} for {self.event} on {flow}: {self.error}"
+
+
+class MonitorSocket(Listener):
+    """A monitoring listener: MONITOR_STREAM (one Flow per accepted connection) or MONITOR_RAW
+    (every frame its raw filter accepts, as ON_PKT_IN)."""
+
+    def __init__(self, monitor: Monitor, kind: str) -> None:
+        super().__init__(kind, monitor.engine.registry)
+        self.monitor = monitor
+        self.filters: dict[str, str | None] = {"syn": None, "orphan": None, "raw": None}
+
+    def bind_filter(self, syn: str | None = None, orphan: str | None = None,
+                    raw: str | None = None) -> None:
+        """libpcap BPF filters: ``syn`` picks flows by their first SYN, ``orphan`` picks orphan
+        packets, ``raw`` picks frames for a MONITOR_RAW socket. Bad BPF raises MosError(EINVAL)
+        with libpcap's message."""
+        self._check_open()
+        if raw is not None and self.kind != RAW:
+            raise MosError(errno.EINVAL, "raw= is for MONITOR_RAW sockets")
+        if (syn is not None or orphan is not None) and self.kind != STREAM:
+            raise MosError(errno.EINVAL, "syn= and orphan= are for MONITOR_STREAM sockets")
+        from mostool.bpf import BpfError, compile_filter
+        try:
+            if syn is not None:
+                f = compile_filter(syn)
+                self.syn_match = f.matches if f else None
+                self.filters["syn"] = syn or None
+            if orphan is not None:
+                f = compile_filter(orphan)
+                self.orphan_match = f.matches if f else None
+                self.filters["orphan"] = orphan or None
+            if raw is not None:
+                f = compile_filter(raw)
+                self.raw_match = f.matches if f else None
+                self.filters["raw"] = raw or None
+        except BpfError as exc:
+            raise MosError(errno.EINVAL, str(exc)) from exc
+
+    def on(self, event: EventType, hook: Hook | None = None,
+           callback: Callback | None = None) -> Any:
+        """Register ``callback(flow, side, event)`` for every flow this listener accepts from
+        now on (as mOS: flows already tracked keep their registrations). Decorator when
+        ``callback`` is omitted."""
+        def register(cb: Callback) -> Callback:
+            self._check_open()
+            entry = self.registration(event, hook, cb)
+            self.subs = self.registry.with_added(self.subs, [entry])
+            return cb
+        return register(callback) if callback is not None else register
+
+    def off(self, event: EventType, hook: Hook | None = None,
+            callback: Callback | None = None) -> None:
+        self._check_open()
+        h = event.default_hook if hook is None else hook
+        if self.kind == RAW:
+            h = Hook.NULL
+        gone = [e for e in self.subs.entries
+                if e[0] is event and e[1] == h and (callback is None or e[2] == callback)]
+        self.subs = self.registry.with_removed(self.subs, gone)
+
+    def setsockopt(self, name: str, value: Any) -> None:
+        """Options for the flows this listener accepts from now on."""
+        self._check_open()
+        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+            if not isinstance(value, int) or value < 0:
+                raise MosError(errno.EINVAL, f"{name} takes a size >= 0, not {value!r}")
+            self.rcvbuf[0 if name == SOCKOPT_RCVBUF_CLI else 1] = value
+        elif name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
+            if value not in ("first", "last"):
+                raise MosError(errno.EINVAL, f"{name} takes 'first' or 'last', not {value!r}")
+            self.overlap[0 if name == SOCKOPT_OVERLAP_CLI else 1] = value
+        elif name == SOCKOPT_STOP_MON:
+            raise MosError(errno.EPERM, "stop monitoring applies to a flow, not a listener")
+        else:
+            raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+
+    def getsockopt(self, name: str) -> Any:
+        self._check_open()
+        cfg = self.monitor.config
+        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+            v = self.rcvbuf[0 if name == SOCKOPT_RCVBUF_CLI else 1]
+            return cfg.rcvbuf if v is None else v
+        if name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
+            return self.overlap[0 if name == SOCKOPT_OVERLAP_CLI else 1] or cfg.overlap
+        raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+
+    def close(self) -> None:
+        """Stop accepting flows and drop this listener's callbacks on the flows it holds (the
+        flows themselves go on, as mOS)."""
+        if self.closed:
+            return
+        self.closed = True
+        engine = self.monitor.engine
+        engine.remove_listener(self)
+        seen: set[int] = set()
+        for conn in engine.table.values():
+            if conn.id in seen:
+                continue
+            seen.add(conn.id)
+            for h in conn.handles:
+                if h.listener is self:
+                    h.subs = self.registry.empty
+            conn.refresh_masks()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise MosError(errno.EBADF, "this monitoring socket is closed")
+
+
+class Monitor:
+    """The monitoring context: listeners, timers, and the loop that feeds the engine."""
+
+    def __init__(self, config: MonitorConfig | None = None) -> None:
+        self.config = config or MonitorConfig()
+        self._flow_end_hooks: list[Callable[[Connection], None]] = []
+        self.failures: list[CallbackFailure] = []
+        self.engine = Engine(self.config, registry=SubscriptionRegistry(),
+                             on_flow_end=self._flow_ended, on_callback_error=self._failed)
+        self._stopping = False
+        self._source: Source | None = None
+        self.warnings: list[str] = []
+
+    # -- listeners and timers -----------------------------------------------------------------
+
+    def socket(self, kind: str = MONITOR_STREAM) -> MonitorSocket:
+        sock = MonitorSocket(self, kind)
+        self.engine.add_listener(sock)
+        return sock
+
+    def settimer(self, delay: float, callback: Callable[[int], Any]) -> int:
+        """Call ``callback(timer_id)`` once after ``delay`` seconds of packet time."""
+        return self.engine.settimer(delay, callback)
+
+    def cancel_timer(self, timer_id: int) -> None:
+        self.engine.cancel_timer(timer_id)
+
+    @property
+    def now(self) -> float:
+        """The engine's clock: the current packet's (or timer's) timestamp."""
+        return self.engine.now
+
+    def on_flow_end(self, hook: Callable[[Connection], None]) -> None:
+        """Call ``hook(connection)`` after every flow's ON_CONN_END (for summaries and sinks)."""
+        self._flow_end_hooks.append(hook)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, source: Source | Iterable[tuple[Any, ...]]) -> dict[str, Any]:
+        """Feed every frame of ``source`` to the engine; end the open flows when it ends (reason
+        "eof") or when ``stop()`` was called ("stopped"). Returns the run's statistics."""
+        if not isinstance(source, Source):
+            source = MemorySource(source)
+        self._source = source
+        self._stopping = False
+        process = self.engine.process
+        advance = self.engine.advance
+        try:
+            for ts, linktype, data, wire_len in source.frames():
+                if linktype == TICK:
+                    advance(ts)
+                else:
+                    process(ts, linktype, data, wire_len)
+                if self._stopping:
+                    break
+        finally:
+            self.engine.finish("stopped" if self._stopping else "eof")
+            self.warnings.extend(getattr(source, "warnings", []))
+        return self.stats()
+
+    def feed(self, ts: float, linktype: int, frame: bytes) -> None:
+        """Hand one frame to the engine (notebooks, tests); call ``close()`` at the end."""
+        self.engine.process(ts, linktype, frame, len(frame))
+
+    def close(self) -> None:
+        """End every open flow (reason "eof"), as at the end of a capture."""
+        self.engine.finish("eof")
+
+    def stop(self) -> None:
+        """Stop the run after the current packet (from a callback or a signal handler)."""
+        self._stopping = True
+        src = self._source
+        if src is not None and hasattr(src, "stop"):
+            src.stop()
+
+    def stats(self) -> dict[str, Any]:
+        out = self.engine.stats()
+        if self._source is not None and hasattr(self._source, "stats"):
+            out["source"] = self._source.stats()
+        out["warnings"] = list(self.warnings)
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _flow_ended(self, conn: Connection) -> None:
+        for hook in self._flow_end_hooks:
+            hook(conn)
+
+    def _failed(self, where: str, flow: Flow | None, event: Event | UserEvent,
+                exc: BaseException) -> None:
+        if len(self.failures) < _MAX_KEPT_FAILURES:
+            self.failures.append(CallbackFailure(where, flow, event, exc, self.engine.now,
+                                                 self.engine.packet_number))

@@ -1,0 +1,66 @@
+"""Flow records in order of each flow's first packet, as flows end (jsonl, csv)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from typing import IO, Any
+
+from mostool.stack.flow import Connection
+
+__all__ = ["FlowLog", "CSV_COLUMNS", "flatten"]
+
+_DIRECTION_KEYS = ("packets", "payload_bytes", "bytes", "sha256", "gaps", "gap_bytes", "rexmit",
+                   "overlap_conflicts", "bad_checksums")
+CSV_COLUMNS = (["id", "client", "server", "first_packet", "start", "end", "end_reason",
+                "client_state", "server_state", "midstream"]
+               + [f"c2s_{k}" for k in _DIRECTION_KEYS] + [f"s2c_{k}" for k in _DIRECTION_KEYS])
+
+
+def flatten(record: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in record.items() if k not in ("c2s", "s2c")}
+    for direction in ("c2s", "s2c"):
+        for k, v in record[direction].items():
+            flat[f"{direction}_{k}"] = v
+    return flat
+
+
+class FlowLog:
+    """Collects flow records as flows end and writes them in first-packet order.
+
+    A record waits only while a flow that started earlier is still open.
+    """
+
+    def __init__(self, emit: Callable[[dict[str, Any]], None]) -> None:
+        self._emit = emit
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._next = 1
+        self.count = 0
+
+    def flow_ended(self, conn: Connection) -> None:
+        self._pending[conn.id] = conn.record()
+        while self._next in self._pending:
+            self._emit(self._pending.pop(self._next))
+            self._next += 1
+            self.count += 1
+
+    def close(self) -> None:
+        for key in sorted(self._pending):
+            self._emit(self._pending.pop(key))
+            self.count += 1
+
+    @staticmethod
+    def jsonl_writer(out: IO[str]) -> Callable[[dict[str, Any]], None]:
+        def write(record: dict[str, Any]) -> None:
+            out.write(json.dumps(record, separators=(", ", ": ")) + "\n")
+        return write
+
+    @staticmethod
+    def csv_writer(out: IO[str]) -> Callable[[dict[str, Any]], None]:
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+
+        def write(record: dict[str, Any]) -> None:
+            writer.writerow(flatten(record))
+        return write

@@ -1,0 +1,795 @@
+"""The sans-IO monitoring engine: frames in, flows and events out.
+
+Theory of operation. ``Engine.process(ts, linktype, frame)`` is called once per captured frame,
+in capture order; the packet timestamp is the only clock. Before a frame is handled every timer
+that falls due before its timestamp fires (idle timeouts, TIME_WAIT expiry, user timers), in
+time order, with the clock set to the timer's deadline, so a replay gives the same events at any
+pace. Per frame:
+
+1. RAW listeners whose raw filter accepts the frame get ON_PKT_IN.
+2. The decoder turns the frame into a TCP segment (or a non-TCP / malformed status: an orphan).
+3. The directional 4-tuple key finds the connection. A miss is a new flow when it is a SYN some
+   listener's SYN filter accepts (or, with ``midstream``, any segment); else an orphan.
+4. The sender's stack is updated (state table, ISN/FIN bookkeeping, and the sender's ACK gives up
+   holes in the stream it receives), then HK_SND callbacks run with side = sender.
+5. The payload goes into the receiver's half-stream (REXMIT first, at HK_RCV, as mOS), the
+   receiver's stack is updated, then HK_RCV callbacks; then NULL-hook ON_ERROR and
+   ON_CONN_NEW_DATA.
+6. When both stacks are CLOSED/TIME_WAIT the flow ends (after ``time_wait``): remaining
+   out-of-order bytes are delivered over their holes, then ON_CONN_END.
+
+Every user-visible call goes through the Dispatcher, which only runs when a subscription mask
+says some handle of the flow wants that event at that hook.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from mostool.config import MonitorConfig
+from mostool.errors import MosError
+from mostool.events.dispatch import Dispatcher, ErrorSink, Registration, SubscriptionRegistry
+from mostool.events.types import (
+    CONN_END_BIT,
+    CONN_START_BIT,
+    ERROR_BIT,
+    NEW_DATA_BIT,
+    ORPHAN_BIT,
+    PKT_IN_BIT,
+    REXMIT_BIT,
+    STATE_CHANGE_BIT,
+    TIMEOUT_BIT,
+    Callback,
+    ConnEnd,
+    ConnNewData,
+    ConnStart,
+    ErrorEvent,
+    Event,
+    EventType,
+    Hook,
+    Orphan,
+    PktIn,
+    Rexmit,
+    Side,
+    TcpState,
+    TcpStateChange,
+    Timeout,
+)
+from mostool.stack import decode
+from mostool.stack.decode import Decoder, TcpSegment, parse_tcp_options, tcp_checksum_ok
+from mostool.stack.flow import Connection, Flow, PacketInfo
+from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
+from mostool.stack.tcp import TERMINAL, TRANSITIONS, TcpInput
+
+__all__ = ["Engine", "Listener", "STREAM", "RAW"]
+
+STREAM = "stream"
+RAW = "raw"
+
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+SIDES = (Side.CLI, Side.SVR)
+ST = TcpState
+I = TcpInput
+_ORPHAN_REASONS = {
+    decode.NOT_IP: "non_ip",
+    decode.NOT_TCP: "non_tcp",
+    decode.MALFORMED: "malformed",
+    decode.UNKNOWN_LINKTYPE: "unknown_linktype",
+}
+Matcher = Callable[[int, bytes], bool]
+
+
+class Listener:
+    """The engine's view of a monitoring socket (MONITOR_STREAM or MONITOR_RAW)."""
+
+    def __init__(self, kind: str, registry: SubscriptionRegistry) -> None:
+        if kind not in (STREAM, RAW):
+            raise MosError(errno.EINVAL, f"unknown socket type {kind!r}")
+        self.kind = kind
+        self.registry = registry
+        self.subs = registry.empty
+        self.syn_match: Matcher | None = None
+        self.orphan_match: Matcher | None = None
+        self.raw_match: Matcher | None = None
+        self.rcvbuf: list[int | None] = [None, None]     # per side; None = the config's
+        self.overlap: list[str | None] = [None, None]
+        self.closed = False
+
+    def registration(self, event: EventType, hook: Hook | None, callback: Callback
+                     ) -> Registration:
+        if not isinstance(event, EventType):
+            raise MosError(errno.EINVAL, f"not an event: {event!r}")
+        if not callable(callback):
+            raise MosError(errno.EINVAL, f"callback must be callable, not {callback!r}")
+        h = event.default_hook if hook is None else Hook(hook)
+        if h not in event.hooks:
+            raise MosError(errno.EINVAL, f"{event.root.name} cannot be hooked at {h.name}")
+        if self.kind == RAW and event.root.id != 0:
+            raise MosError(errno.EINVAL, "a MONITOR_RAW socket only sees ON_PKT_IN")
+        if self.kind == RAW:
+            h = Hook.NULL
+        return (event, h, callback)
+
+
+class Engine:
+    """Frames in, flows and dispatched events out. No I/O, no wall clock."""
+
+    def __init__(self, config: MonitorConfig | None = None, *,
+                 registry: SubscriptionRegistry | None = None,
+                 on_flow_end: Callable[[Connection], None] | None = None,
+                 on_callback_error: ErrorSink | None = None) -> None:
+        self.config = config or MonitorConfig()
+        self.registry = registry or SubscriptionRegistry()
+        self.on_flow_end = on_flow_end
+        self.dispatcher = Dispatcher(strict=self.config.strict,
+                                     on_error=on_callback_error or _ignore_error)
+        self.decoder = Decoder(frag_timeout=self.config.frag_timeout)
+        self.listeners: list[Listener] = []
+        self._stream_listeners: list[Listener] = []
+        self._raw_listeners: list[Listener] = []
+        self.table: dict[bytes, Connection] = {}
+        self.active = 0
+        self.flows_total = 0
+        self.packet_number = 0
+        self.now = 0.0
+        self.counters: dict[str, int] = {
+            "packets": 0, "tcp_packets": 0, "orphans": 0, "non_tcp": 0, "non_ip": 0,
+            "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
+            "dropped_bad_checksum": 0, "evicted": 0, "timeouts": 0, "bad_rst": 0,
+            "syn_in_flow": 0, "keepalives": 0,
+        }
+        self.event_counts: dict[str, int] = {}
+        self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
+        self._timer_seq = itertools.count()
+        self._timer_ids = itertools.count(1)
+        self._cancelled: set[int] = set()
+        self._idle: list[tuple[float, int, Connection]] = []  # (last_ts when pushed, id, conn)
+        self._conn_ids = itertools.count(1)
+        self._orphan_handle = OrphanHandle(self)
+        cfg = self.config
+        self._idle_timeout = cfg.idle_timeout
+        self._check_mode = cfg.checksums
+        self._midstream = cfg.midstream
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+        self._refresh_listeners()
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        self._refresh_listeners()
+
+    def _refresh_listeners(self) -> None:
+        self._stream_listeners = [x for x in self.listeners if x.kind == STREAM and not x.closed]
+        self._raw_listeners = [x for x in self.listeners if x.kind == RAW and not x.closed]
+
+    # -- timers -------------------------------------------------------------------------------
+
+    def settimer(self, delay: float, callback: Callable[[int], Any]) -> int:
+        """Call ``callback(timer_id)`` once, ``delay`` seconds of packet time from now."""
+        if delay < 0:
+            raise MosError(errno.EINVAL, f"timer delay must be >= 0, not {delay}")
+        if not callable(callback):
+            raise MosError(errno.EINVAL, "timer callback must be callable")
+        timer_id = next(self._timer_ids)
+        heapq.heappush(self._timers, (self.now + delay, next(self._timer_seq), timer_id,
+                                      callback))
+        return timer_id
+
+    def cancel_timer(self, timer_id: int) -> None:
+        self._cancelled.add(timer_id)
+
+    def next_deadline(self) -> float | None:
+        """When the next timer falls due (for a live source's idle ticking)."""
+        best: float | None = self._timers[0][0] if self._timers else None
+        if self._idle and self._idle_timeout is not None:
+            d = self._idle[0][0] + self._idle_timeout
+            best = d if best is None or d < best else best
+        return best
+
+    def advance(self, ts: float) -> None:
+        """Move the clock to ``ts`` (no packet), firing what falls due before it."""
+        self._fire_due(ts)
+        if ts > self.now:
+            self.now = ts
+
+    def _fire_due(self, ts: float) -> None:
+        timers = self._timers
+        idle = self._idle
+        timeout = self._idle_timeout
+        while True:
+            t_deadline = timers[0][0] if timers else None
+            i_deadline = idle[0][0] + timeout if idle and timeout is not None else None
+            if (t_deadline is None or t_deadline >= ts) and (i_deadline is None
+                                                            or i_deadline >= ts):
+                return
+            if i_deadline is not None and (t_deadline is None or i_deadline <= t_deadline):
+                pushed, _, conn = heapq.heappop(idle)
+                if conn.ended:
+                    continue
+                if conn.last_ts > pushed:
+                    heapq.heappush(idle, (conn.last_ts, conn.id, conn))
+                    continue
+                self.now = max(self.now, i_deadline)
+                self._timeout(conn)
+            else:
+                when, _, timer_id, target = heapq.heappop(timers)
+                self.now = max(self.now, when)
+                if isinstance(target, Connection):
+                    if not target.ended and target.tw_deadline == when:
+                        self._end(target, "rst" if target.rst_seen else "fin", None)
+                elif timer_id in self._cancelled:
+                    self._cancelled.discard(timer_id)
+                else:
+                    self._run_timer(timer_id, target)
+
+    def _run_timer(self, timer_id: int, callback: Callable[[int], Any]) -> None:
+        try:
+            callback(timer_id)
+        except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+            self.dispatcher._failed("timer", None, PktIn(Hook.NULL), exc)
+
+    # -- the per-frame pipeline ---------------------------------------------------------------
+
+    def process(self, ts: float, linktype: int, frame: bytes, wire_len: int = 0) -> None:
+        """Handle one captured frame."""
+        self.packet_number += 1
+        self.counters["packets"] += 1
+        if (self._timers or self._idle) and ts > self.now:
+            self._fire_due(ts)
+        if ts > self.now:
+            self.now = ts
+        if self._raw_listeners:
+            self._raw(linktype, frame)
+        seg = self.decoder.decode(linktype, frame, ts)
+        if isinstance(seg, int):
+            self._not_tcp(seg, linktype, frame)
+            return
+        self.counters["tcp_packets"] += 1
+        conn = self.table.get(seg.key)
+        if (conn is not None and seg.flags & SYN and not seg.flags & ACK
+                and not self._same_connection(conn, seg)):
+            conn = None
+        if conn is None:
+            conn = self._new_flow(seg)
+            if conn is None:
+                return
+        if conn.stopped:
+            conn.last_ts = self.now
+            if seg.flags & RST or (seg.flags & FIN and conn.fin_seq[seg.key != conn.key_c2s]
+                                   is None):
+                self._track_stopped(conn, seg)
+            return
+        self._packet(conn, seg)
+
+    def _raw(self, linktype: int, frame: bytes) -> None:
+        for lst in self._raw_listeners:
+            if lst.subs.masks[Hook.NULL] & PKT_IN_BIT and (
+                    lst.raw_match is None or lst.raw_match(linktype, frame)):
+                self._orphan_handle.frame = (linktype, frame)
+                self._orphan_handle.seg = None
+                self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,  # type: ignore[arg-type]
+                                         Side.BOTH, PktIn(Hook.NULL))
+
+    def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
+        if status == decode.FRAGMENT:
+            self.counters["fragments"] += 1
+            return
+        reason = _ORPHAN_REASONS.get(status, "malformed")
+        self.counters[reason] += 1
+        self._orphan(reason, linktype, frame)
+
+    def _orphan(self, reason: str, linktype: int, frame: bytes,
+                seg: TcpSegment | None = None) -> None:
+        self.counters["orphans"] += 1
+        for lst in self._stream_listeners:
+            if lst.subs.masks[Hook.NULL] & ORPHAN_BIT and (
+                    lst.orphan_match is None or lst.orphan_match(linktype, frame)):
+                handle = self._orphan_handle
+                handle.frame = (linktype, frame)
+                handle.seg = seg
+                self._count("ON_ORPHAN")
+                self.dispatcher.dispatch(lst.subs, Hook.NULL, handle,  # type: ignore[arg-type]
+                                         Side.BOTH, Orphan(Hook.NULL, reason))
+
+    def _same_connection(self, conn: Connection, seg: TcpSegment) -> bool:
+        """A SYN on a tracked 4-tuple: a retransmission/retry (True) or a new connection."""
+        from_client = seg.key == conn.key_c2s
+        if from_client and (conn.isn[0] == seg.seq or conn.isn[0] is None):
+            return True
+        state = conn.state
+        closing = (conn.fin_seq[0] is not None or conn.fin_seq[1] is not None
+                   or (state[0] in TERMINAL and state[1] in TERMINAL))
+        if from_client and not closing and state[0] == ST.SYN_SENT and \
+                conn.streams[0].delivered == 0:
+            return True                     # a new attempt before any answer: same flow
+        if closing or self.now - conn.last_ts >= 1.0:
+            reason = "rst" if conn.rst_seen else "fin" if closing else "stopped"
+            self._end(conn, reason, None)
+            return False
+        self.counters["syn_in_flow"] += 1
+        return True
+
+    def _new_flow(self, seg: TcpSegment) -> Connection | None:
+        flags = seg.flags
+        is_syn = flags & SYN and not flags & (ACK | RST)
+        if not is_syn and not self._midstream:
+            self._orphan("no_flow", seg.linktype, seg.buf, seg)
+            return None
+        listeners = [lst for lst in self._stream_listeners
+                     if lst.syn_match is None or lst.syn_match(seg.linktype, seg.buf)]
+        if not listeners:
+            self._orphan("filtered" if self._stream_listeners else "no_listener",
+                         seg.linktype, seg.buf, seg)
+            return None
+        if flags & RST and not is_syn:
+            self._orphan("no_flow", seg.linktype, seg.buf, seg)
+            return None
+        if len(self.table) >= 2 * self.config.max_flows:
+            self._evict_one()
+        if is_syn:
+            client_is_sender = True
+        elif flags & SYN:                   # a SYN/ACK: its sender is the server
+            client_is_sender = False
+        else:                               # midstream guess: the lower port serves
+            client_is_sender = seg.dport < seg.sport or (
+                seg.dport == seg.sport and seg.src > seg.dst)
+        cfg = self.config
+        streams = []
+        for side in (0, 1):
+            bufsize = max(cfg.rcvbuf if (b := x.rcvbuf[side]) is None else b
+                          for x in listeners)
+            overlap = next((x.overlap[side] for x in listeners if x.overlap[side]),
+                           cfg.overlap)
+            streams.append(HalfStream(bufsize=bufsize or 0, hashing=cfg.hash_streams,
+                                      overlap_last=overlap == "last",
+                                      max_ooo_segments=cfg.max_ooo_segments,
+                                      max_ooo_bytes=cfg.max_ooo_bytes))
+        conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
+                          self.now, (streams[0], streams[1]))
+        if not is_syn:
+            conn.midstream = True
+            if flags & SYN:
+                conn.state = [ST.SYN_SENT, ST.LISTEN]
+            else:
+                conn.state = [ST.ESTABLISHED, ST.ESTABLISHED]
+        conn.handles = [Flow(conn, lst, self) for lst in listeners]
+        conn.refresh_masks()
+        self.table[conn.key_c2s] = conn
+        self.table[conn.key_s2c] = conn
+        self.active += 1
+        self.flows_total += 1
+        heapq.heappush(self._idle, (self.now, conn.id, conn))
+        if conn.midstream:
+            conn.last = PacketInfo(seg, self.now, self.packet_number,
+                                   SIDES[0 if client_is_sender else 1])
+            self._emit_both(conn, 0 if client_is_sender else 1, CONN_START_BIT, ConnStart)
+        return conn
+
+    def _evict_one(self) -> None:
+        idle = self._idle
+        while idle:
+            pushed, _, conn = idle[0]
+            if conn.ended:
+                heapq.heappop(idle)
+            elif conn.last_ts > pushed:
+                heapq.heapreplace(idle, (conn.last_ts, conn.id, conn))
+            else:
+                heapq.heappop(idle)
+                self.counters["evicted"] += 1
+                self._end(conn, "evicted", None)
+                return
+
+    # -- one packet of a tracked flow ---------------------------------------------------------
+
+    def _packet(self, conn: Connection, seg: TcpSegment) -> None:
+        snd = 0 if seg.key == conn.key_c2s else 1
+        rcv = 1 - snd
+        flags = seg.flags
+        conn.last_ts = self.now
+        conn.packets[snd] += 1
+        conn.payload_bytes[snd] += seg.wire_len
+        conn.last = PacketInfo(seg, self.now, self.packet_number, SIDES[snd])
+        if self._check_mode != "off":
+            ok = tcp_checksum_ok(seg)
+            if ok:
+                conn.valid_checksum[snd] = True
+            elif ok is False:
+                conn.bad_checksums[snd] += 1
+                self.counters["bad_checksums"] += 1
+                if self._check_mode == "on" or conn.valid_checksum[snd]:
+                    conn.dropped[snd] += 1
+                    self.counters["dropped_bad_checksum"] += 1
+                    return
+        masks = conn.masks
+        state = conn.state
+        rst_ok = True
+        if flags & RST:
+            rst_ok = self._rst_acceptable(conn, seg, rcv)
+            if not rst_ok:
+                conn.bad_rst += 1
+                self.counters["bad_rst"] += 1
+
+        # 4. the sender's stack
+        old_snd = state[snd]
+        new_snd = old_snd
+        if rst_ok:
+            new_snd = self._sender_update(conn, seg, snd, old_snd)
+            state[snd] = new_snd
+        new_data_snd = self._ack_gives_up_holes(conn, seg, snd) if flags & ACK else False
+        if masks[Hook.HK_SND]:
+            m = masks[Hook.HK_SND]
+            side = SIDES[snd]
+            if m & PKT_IN_BIT:
+                self._emit(conn, Hook.HK_SND, side, PktIn(Hook.HK_SND), snd)
+            if m & CONN_START_BIT and old_snd == ST.LISTEN and new_snd != ST.LISTEN \
+                    and flags & SYN:
+                self._emit(conn, Hook.HK_SND, side, ConnStart(Hook.HK_SND), snd)
+            if m & STATE_CHANGE_BIT and new_snd != old_snd:
+                self._emit(conn, Hook.HK_SND, side,
+                           TcpStateChange(Hook.HK_SND, old_snd, new_snd), snd)
+
+        # 5. the receiver's half-stream, then its stack
+        st = conn.streams[rcv]
+        sflags = 0
+        if rst_ok:
+            if flags & SYN:
+                self._syn_bookkeeping(conn, seg, snd)
+            if seg.wire_len and not flags & RST:
+                sflags = self._payload(conn, seg, snd, st)
+            elif flags & RST and seg.wire_len:
+                conn.rst_payload[snd] += seg.wire_len
+            if flags & FIN:
+                fin_seq = (seg.seq + seg.wire_len + (1 if flags & SYN else 0)) & M32
+                if conn.fin_seq[snd] is None:
+                    conn.fin_seq[snd] = fin_seq
+                    if st.base is not None:
+                        st.fin_off = st.offset(fin_seq)
+                elif conn.fin_seq[snd] == fin_seq:
+                    conn.control_rexmit[rcv] += 1
+                    sflags |= REXMIT
+                    st.rexmit_off, st.rexmit_len = st.fin_off or st.nxt, 0
+        if sflags & REXMIT and masks[Hook.HK_RCV] & REXMIT_BIT:
+            self._emit(conn, Hook.HK_RCV, SIDES[rcv],
+                       Rexmit(Hook.HK_RCV, st.rexmit_off, st.rexmit_len), snd)
+        old_rcv = state[rcv]
+        new_rcv = old_rcv
+        changes: list[tuple[TcpState, TcpState]] = []
+        if rst_ok:
+            for inp in self._receiver_inputs(conn, seg, rcv, old_rcv):
+                nxt_state = TRANSITIONS.get((new_rcv, inp), new_rcv)
+                if nxt_state != new_rcv:
+                    changes.append((new_rcv, nxt_state))
+                    new_rcv = nxt_state
+            state[rcv] = new_rcv
+        if flags & RST and rst_ok:
+            conn.rst_seen = True
+        if masks[Hook.HK_RCV]:
+            m = masks[Hook.HK_RCV]
+            side = SIDES[rcv]
+            if m & PKT_IN_BIT:
+                self._emit(conn, Hook.HK_RCV, side, PktIn(Hook.HK_RCV), snd)
+            if m & CONN_START_BIT and old_rcv == ST.LISTEN and new_rcv != ST.LISTEN \
+                    and flags & SYN:
+                self._emit(conn, Hook.HK_RCV, side, ConnStart(Hook.HK_RCV), snd)
+            if m & STATE_CHANGE_BIT:
+                for old, new in changes:
+                    self._emit(conn, Hook.HK_RCV, side, TcpStateChange(Hook.HK_RCV, old, new),
+                               snd)
+        if not rst_ok and masks[Hook.NULL] & ERROR_BIT:
+            self._emit(conn, Hook.NULL, SIDES[rcv], ErrorEvent(Hook.NULL, "bad_rst", 0, 0), snd)
+
+        # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
+        if sflags & (CONFLICT | LATE) or st.conflict_runs:
+            self._errors(conn, rcv, snd, sflags)
+        if st.new_runs:
+            self._new_data(conn, rcv, snd)
+        if new_data_snd:
+            self._new_data(conn, snd, snd)
+
+        # 6. the end
+        if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
+            if conn.rst_seen or self.config.time_wait == 0:
+                self._end(conn, "rst" if conn.rst_seen else "fin", snd)
+            elif conn.tw_deadline is None:
+                conn.tw_deadline = self.now + self.config.time_wait
+                heapq.heappush(self._timers, (conn.tw_deadline, next(self._timer_seq), 0,
+                                              conn))
+
+    def _sender_update(self, conn: Connection, seg: TcpSegment, snd: int,
+                       old: TcpState) -> TcpState:
+        flags = seg.flags
+        if flags & RST:
+            inp = I.SND_RST
+        elif flags & SYN:
+            inp = I.SND_SYNACK if flags & ACK else I.SND_SYN
+        elif flags & FIN:
+            inp = I.SND_FIN
+            if old == ST.SYN_SENT and flags & ACK:
+                old = TRANSITIONS.get((old, I.SND_ACK), old)
+        elif flags & ACK:
+            inp = I.SND_ACK
+            if old == ST.SYN_SENT and conn.isn[1 - snd] is None and seg.ack:
+                # the SYN/ACK was not captured: its ISN is what this ACK acknowledges, minus 1
+                peer_stream = conn.streams[snd]
+                if peer_stream.base is None:
+                    peer_stream.base = seg.ack
+                conn.isn[1 - snd] = (seg.ack - 1) & M32
+        else:
+            return old
+        return TRANSITIONS.get((old, inp), old)
+
+    def _syn_bookkeeping(self, conn: Connection, seg: TcpSegment, snd: int) -> None:
+        opts = parse_tcp_options(seg.options) if seg.options else None
+        if opts is not None and opts.wscale is not None:
+            conn.wscale[snd] = min(opts.wscale, 14)
+        st = conn.streams[1 - snd]
+        isn = conn.isn[snd]
+        if isn is None:
+            conn.isn[snd] = seg.seq
+            if st.base is None or (st.delivered == 0 and not st.ooo_starts):
+                st.base = (seg.seq + 1) & M32
+        elif isn == seg.seq:
+            conn.control_rexmit[1 - snd] += 1
+        elif st.delivered == 0 and not st.ooo_starts:
+            # a new ISN before any data: a fresh attempt (or a second SYN/ACK); keep both and
+            # let the peer's ACK decide which one counts
+            conn.alt_isn.append(isn)
+            conn.isn[snd] = seg.seq
+            st.base = (seg.seq + 1) & M32
+
+    def _payload(self, conn: Connection, seg: TcpSegment, snd: int, st: HalfStream) -> int:
+        seq = seg.seq
+        if seg.flags & SYN:
+            seq = (seq + 1) & M32
+        if st.base is None:
+            st.base = seq
+        off = st.offset(seq)
+        wire = seg.wire_len
+        if wire <= 1 and off == st.nxt - 1 and not seg.flags & (SYN | FIN):
+            conn.keepalives[snd] += 1           # keep-alive probe: not data, not a rexmit
+            self.counters["keepalives"] += 1
+            return 0
+        n = seg.payload_len
+        flags = 0
+        if n:
+            data = seg.buf[seg.payload_off:seg.payload_off + n] if st.keep_bytes else None
+            flags = st.receive(off, data, n)
+        if wire > n and st.nxt == off + n:
+            st.skip_to(off + wire)               # the snaplen cut the rest: a gap
+            flags |= NEW if st.new_runs else 0
+        if flags & LATE:
+            conn.late[1 - snd] += 1
+        return flags
+
+    def _ack_gives_up_holes(self, conn: Connection, seg: TcpSegment, snd: int) -> bool:
+        """The sender acknowledges bytes it received: holes below that the capture missed are
+        gaps now."""
+        st = conn.streams[snd]
+        if st.base is None or (not st.ooo_starts and st.nxt == st.offset(seg.ack)):
+            return False
+        target = st.offset(seg.ack)
+        if st.fin_off is not None and target > st.fin_off:
+            target = st.fin_off
+        if target <= st.nxt or target - st.nxt > 0x40000000:
+            return False
+        if conn.alt_isn and st.delivered == 0:
+            return False
+        st.skip_to(target)
+        return bool(st.new_runs)
+
+    def _receiver_inputs(self, conn: Connection, seg: TcpSegment, rcv: int,
+                         state: TcpState) -> list[TcpInput]:
+        flags = seg.flags
+        if flags & RST:
+            return [I.RCV_RST]
+        inputs: list[TcpInput] = []
+        if flags & SYN:
+            inputs.append(I.RCV_SYNACK if flags & ACK else I.RCV_SYN)
+            if flags & ACK and conn.alt_isn and conn.isn[rcv] is not None:
+                pass
+            return inputs
+        if flags & ACK:
+            my_isn = conn.isn[rcv]
+            if state in (ST.SYN_RCVD, ST.SYN_SENT) and (
+                    my_isn is None or ((seg.ack - my_isn - 1) & M32) < 0x80000000):
+                inputs.append(I.RCV_ACK_SYN)
+                self._settle_isn(conn, seg, rcv)
+            fin = conn.fin_seq[rcv]
+            if fin is not None and ((seg.ack - fin - 1) & M32) < 0x80000000:
+                inputs.append(I.RCV_ACK_FIN)
+        if flags & FIN:
+            inputs.append(I.RCV_FIN)
+        return inputs
+
+    def _settle_isn(self, conn: Connection, seg: TcpSegment, rcv: int) -> None:
+        """Of several ISNs this side used, the one its peer acknowledges counts."""
+        if not conn.alt_isn:
+            return
+        wanted = (seg.ack - 1) & M32
+        if wanted in conn.alt_isn and conn.isn[rcv] != wanted:
+            st = conn.streams[1 - rcv]
+            if st.delivered == 0 and not st.ooo_starts:
+                conn.alt_isn.append(conn.isn[rcv] or 0)
+                conn.isn[rcv] = wanted
+                st.base = seg.ack
+        conn.alt_isn = []
+
+    def _rst_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
+        """RFC 5961-ish, loosely: an RST must land near what the receiver expects."""
+        if self.config.mos_compat:
+            return True
+        state = conn.state[rcv]
+        if state == ST.SYN_SENT:
+            isn = conn.isn[rcv]
+            return not seg.flags & ACK or isn is None or seg.ack == (isn + 1) & M32
+        st = conn.streams[rcv]
+        if st.base is None:
+            return True
+        d = st.offset(seg.seq) - st.nxt
+        window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
+        return -window <= d <= window
+
+    # -- event emission -----------------------------------------------------------------------
+
+    def _emit(self, conn: Connection, hook: Hook, side: Side, value: Event, snd: int) -> None:
+        """Deliver to the flow's handles: registration order for client-sent packets, reverse
+        for server-sent ones."""
+        bit = value.TYPE.bit
+        sidebit = 3 if side == Side.BOTH else 1 << side
+        self._count(value.TYPE.name)
+        handles = conn.handles if snd == 0 else reversed(conn.handles)
+        dispatch = self.dispatcher.dispatch
+        for h in handles:
+            if h.mon & sidebit and h.subs.masks[hook] & bit and not h.closed:
+                dispatch(h.subs, hook, h, side, value)
+
+    def _emit_both(self, conn: Connection, snd: int, bit: int,
+                   make: Callable[[Hook], Event]) -> None:
+        if conn.masks[Hook.HK_SND] & bit:
+            self._emit(conn, Hook.HK_SND, SIDES[snd], make(Hook.HK_SND), snd)
+        if conn.masks[Hook.HK_RCV] & bit:
+            self._emit(conn, Hook.HK_RCV, SIDES[1 - snd], make(Hook.HK_RCV), snd)
+
+    def _count(self, name: str) -> None:
+        counts = self.event_counts
+        counts[name] = counts.get(name, 0) + 1
+
+    def _new_data(self, conn: Connection, side: int, snd: int) -> None:
+        st = conn.streams[side]
+        runs = st.new_runs
+        st.new_runs = []
+        if conn.masks[Hook.NULL] & NEW_DATA_BIT:
+            for off, n in runs:
+                self._emit(conn, Hook.NULL, SIDES[side], ConnNewData(Hook.NULL, off, n), snd)
+        self._check_overflow(conn, side, snd)
+
+    def _check_overflow(self, conn: Connection, side: int, snd: int) -> None:
+        st = conn.streams[side]
+        if not st.bufsize or not conn.masks[Hook.NULL] & ERROR_BIT:
+            return
+        head = st.head
+        for h in conn.handles:
+            cur = h.cursors[side]
+            if 0 < cur < head and not h.overflowed[side]:
+                h.overflowed[side] = True
+                if h.subs.masks[Hook.NULL] & ERROR_BIT and h.mon & (1 << side):
+                    self.dispatcher.dispatch(h.subs, Hook.NULL, h, SIDES[side],
+                                             ErrorEvent(Hook.NULL, "buffer_overflow", cur,
+                                                        head - cur))
+
+    def _errors(self, conn: Connection, side: int, snd: int, sflags: int) -> None:
+        st = conn.streams[side]
+        runs = st.conflict_runs
+        st.conflict_runs = []
+        if not conn.masks[Hook.NULL] & ERROR_BIT:
+            return
+        for off, n in runs:
+            self._emit(conn, Hook.NULL, SIDES[side],
+                       ErrorEvent(Hook.NULL, "overlap_conflict", off, n), snd)
+        if sflags & LATE:
+            self._emit(conn, Hook.NULL, SIDES[side], ErrorEvent(Hook.NULL, "late_data"), snd)
+
+    # -- ending flows -------------------------------------------------------------------------
+
+    def _timeout(self, conn: Connection) -> None:
+        self.counters["timeouts"] += 1
+        if conn.masks[Hook.NULL] & TIMEOUT_BIT:
+            self._emit(conn, Hook.NULL, Side.BOTH,
+                       Timeout(Hook.NULL, self.now - conn.last_ts), 0)
+        self._end(conn, "timeout", None)
+
+    def _end(self, conn: Connection, reason: str, snd: int | None) -> None:
+        if conn.ended:
+            return
+        conn.ended = True
+        conn.end_reason = reason
+        conn.end_ts = conn.last_ts
+        for key in (conn.key_c2s, conn.key_s2c):
+            if self.table.get(key) is conn:
+                del self.table[key]
+        self.active -= 1
+        if not conn.stopped:
+            for side in (0, 1):
+                st = conn.streams[side]
+                st.finish()
+                if st.new_runs:
+                    self._new_data(conn, side, snd if snd is not None else 0)
+            s = snd if snd is not None else 0
+            self._emit_both(conn, s, CONN_END_BIT, lambda hook: ConnEnd(hook, reason))
+        for h in conn.handles:
+            h.closed = True
+        conn.last = None
+        if self.on_flow_end is not None:
+            self.on_flow_end(conn)
+
+    def monitoring_changed(self, conn: Connection) -> None:
+        """A handle stopped monitoring a side; a flow nobody monitors stops being tracked."""
+        conn.refresh_masks()
+        if all(h.mon == 0 for h in conn.handles) and not conn.stopped:
+            for side in (0, 1):
+                st = conn.streams[side]
+                st.finish()
+                st.new_runs = []
+            self._emit_both(conn, 0, CONN_END_BIT, lambda hook: ConnEnd(hook, "stopped"))
+            conn.stopped = True             # stays in the table (cheap to skip) until it closes
+
+    def _track_stopped(self, conn: Connection, seg: TcpSegment) -> None:
+        snd = 0 if seg.key == conn.key_c2s else 1
+        if seg.flags & RST:
+            conn.rst_seen = True
+            self._end(conn, "stopped", snd)
+            return
+        conn.fin_seq[snd] = seg.seq
+        if conn.fin_seq[0] is not None and conn.fin_seq[1] is not None:
+            self._end(conn, "stopped", snd)
+
+    def finish(self, reason: str = "eof") -> None:
+        """The source ended (reason "eof") or was stopped ("stopped"): end every open flow,
+        in order of first packet."""
+        for conn in sorted({id(c): c for c in self.table.values()}.values(),
+                           key=lambda c: c.id):
+            self._end(conn, reason, None)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.counters)
+        out["flows"] = self.flows_total
+        out["active_flows"] = self.active
+        out["decoder"] = self.decoder.stats()
+        out["events"] = dict(self.event_counts)
+        out["callback_errors"] = self.dispatcher.callback_errors
+        return out
+
+
+class OrphanHandle:
+    """What ORPHAN callbacks and RAW listeners get in place of a flow: the frame at hand."""
+
+    __slots__ = ("engine", "frame", "seg", "uctx")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.frame: tuple[int, bytes] = (0, b"")
+        self.seg: TcpSegment | None = None
+        self.uctx: Any = None
+
+    def last_packet(self, side: Side = Side.BOTH) -> PacketInfo | tuple[int, bytes]:
+        """The TCP packet (as PacketInfo) or, for non-TCP frames, (linktype, frame bytes)."""
+        if self.seg is not None:
+            return PacketInfo(self.seg, self.engine.now, self.engine.packet_number,
+                              Side.BOTH)
+        return self.frame
+
+    @property
+    def id(self) -> int:
+        return 0
+
+
+def _ignore_error(where: str, flow: Any, event: Any, exc: BaseException) -> None:
+    return None

@@ -1,0 +1,488 @@
+"""Connections (the engine's per-flow state) and Flow handles (what callbacks receive).
+
+A ``Connection`` is one TCP flow as the engine tracks it: two emulated stacks and the two
+half-streams they receive. A ``Flow`` is one listener's handle on a connection (mOS's
+MONITOR_STREAM_ACTIVE socket): its own user context, its own peek cursors, its own
+subscription set and monitored sides. Two listeners on one flow share the bytes, not cursors.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Any
+
+from mostool.errors import BytesLost, MosError
+from mostool.events.dispatch import Registration, SubscriptionSet
+from mostool.events.types import Callback, EventType, Hook, Side, TcpState
+from mostool.stack.decode import TcpOptions, TcpSegment, format_addr, parse_tcp_options
+from mostool.stack.stream import HalfStream
+
+if TYPE_CHECKING:
+    from mostool.stack.engine import Engine, Listener
+
+__all__ = ["Connection", "Flow", "PacketInfo", "StreamView", "BufInfo",
+           "SOCKOPT_RCVBUF_CLI", "SOCKOPT_RCVBUF_SVR", "SOCKOPT_OVERLAP_CLI",
+           "SOCKOPT_OVERLAP_SVR", "SOCKOPT_STOP_MON"]
+
+SOCKOPT_RCVBUF_CLI = "rcvbuf_cli"
+SOCKOPT_RCVBUF_SVR = "rcvbuf_svr"
+SOCKOPT_OVERLAP_CLI = "overlap_cli"
+SOCKOPT_OVERLAP_SVR = "overlap_svr"
+SOCKOPT_STOP_MON = "stop_monitoring"
+
+_TCP_FLAG_NAMES = "FSRPAUEC"
+
+
+class PacketInfo:
+    """The packet that triggered the current callback (mOS ``mtcp_getlastpkt``), decoded lazily."""
+
+    __slots__ = ("seg", "ts", "number", "direction")
+
+    def __init__(self, seg: TcpSegment, ts: float, number: int, direction: Side) -> None:
+        self.seg = seg
+        self.ts = ts
+        self.number = number          # 1-based position in the capture
+        self.direction = direction    # the sender's side
+
+    @property
+    def src(self) -> str:
+        return format_addr(self.seg.src, self.seg.sport)
+
+    @property
+    def dst(self) -> str:
+        return format_addr(self.seg.dst, self.seg.dport)
+
+    @property
+    def seq(self) -> int:
+        return self.seg.seq
+
+    @property
+    def ack(self) -> int:
+        return self.seg.ack
+
+    @property
+    def flags(self) -> int:
+        return self.seg.flags
+
+    @property
+    def flag_names(self) -> str:
+        return "".join(c for i, c in enumerate(_TCP_FLAG_NAMES) if self.seg.flags >> i & 1)
+
+    @property
+    def window(self) -> int:
+        return self.seg.window
+
+    @property
+    def payload(self) -> bytes:
+        s = self.seg
+        return bytes(s.buf[s.payload_off:s.payload_off + s.payload_len])
+
+    @property
+    def wire_len(self) -> int:
+        """Payload length on the wire (the IP header's); ``len(payload)`` may be less."""
+        return self.seg.wire_len
+
+    @property
+    def ip_header(self) -> bytes:
+        return bytes(self.seg.buf[self.seg.ip_off:self.seg.tcp_off])
+
+    @property
+    def tcp_header(self) -> bytes:
+        return bytes(self.seg.buf[self.seg.tcp_off:self.seg.payload_off])
+
+    @property
+    def frame(self) -> bytes:
+        return bytes(self.seg.buf)
+
+    @property
+    def options(self) -> TcpOptions:
+        return parse_tcp_options(self.seg.options)
+
+    def __repr__(self) -> str:
+        return (f"<packet #{self.number} {self.src} > {self.dst} [{self.flag_names}] "
+                f"seq={self.seq} ack={self.ack} len={self.wire_len}>")
+
+
+class BufInfo:
+    """A side's buffer (mOS ``tcp_buf_info``), in stream offsets."""
+
+    __slots__ = ("init_seq", "head", "last_byte_read", "next_byte_expected",
+                 "last_byte_received")
+
+    def __init__(self, init_seq: int | None, head: int, last_read: int, nxt: int,
+                 last_received: int) -> None:
+        self.init_seq = init_seq
+        self.head = head
+        self.last_byte_read = last_read
+        self.next_byte_expected = nxt
+        self.last_byte_received = last_received
+
+    def __repr__(self) -> str:
+        return (f"BufInfo(init_seq={self.init_seq}, head={self.head}, "
+                f"last_byte_read={self.last_byte_read}, "
+                f"next_byte_expected={self.next_byte_expected}, "
+                f"last_byte_received={self.last_byte_received})")
+
+
+class Connection:
+    """Engine state of one TCP flow."""
+
+    __slots__ = (
+        "id", "key_c2s", "key_s2c", "client_addr", "server_addr", "client_port", "server_port",
+        "ip_version", "state", "isn", "fin_seq", "wscale", "window", "streams", "packets",
+        "payload_bytes", "bad_checksums", "valid_checksum", "dropped", "first_packet", "start",
+        "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
+        "last", "control_rexmit", "alt_isn", "keepalives", "tw_deadline", "stopped", "bad_rst",
+        "late", "rst_payload",
+    )
+
+    def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
+                 ts: float, streams: tuple[HalfStream, HalfStream]) -> None:
+        self.id = conn_id
+        if client_is_sender:
+            self.key_c2s = seg.key
+            self.client_addr, self.client_port = seg.src, seg.sport
+            self.server_addr, self.server_port = seg.dst, seg.dport
+        else:
+            self.client_addr, self.client_port = seg.dst, seg.dport
+            self.server_addr, self.server_port = seg.src, seg.sport
+            n = len(seg.src)
+            k = seg.key
+            self.key_c2s = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2]
+        n = len(seg.src)
+        k = self.key_c2s
+        self.key_s2c = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2]
+        self.ip_version = seg.ip_version
+        self.state = [TcpState.LISTEN, TcpState.LISTEN]       # indexed by Side
+        self.isn: list[int | None] = [None, None]             # each side's ISN (as sender)
+        self.fin_seq: list[int | None] = [None, None]         # seq of each side's FIN
+        self.wscale = [0, 0]
+        self.window = [65535, 65535]
+        self.streams = streams            # streams[side] = bytes that side's stack received
+        self.packets = [0, 0]             # indexed by the sender's side
+        self.payload_bytes = [0, 0]
+        self.bad_checksums = [0, 0]
+        self.valid_checksum = [False, False]
+        self.dropped = [0, 0]
+        self.control_rexmit = [0, 0]      # SYN/FIN retransmissions, by receiving side
+        self.keepalives = [0, 0]
+        self.bad_rst = 0
+        self.late = [0, 0]
+        self.rst_payload = [0, 0]
+        self.alt_isn: list[int] = []
+        self.first_packet = number
+        self.start = ts
+        self.last_ts = ts
+        self.end_ts = ts
+        self.end_reason = ""
+        self.rst_seen = False
+        self.midstream = False
+        self.handles: list[Flow] = []
+        self.masks = [0, 0, 0]            # union of the handles' masks, per hook
+        self.ended = False
+        self.stopped = False
+        self.last: PacketInfo | None = None
+        self.tw_deadline: float | None = None
+
+    @property
+    def client(self) -> str:
+        return format_addr(self.client_addr, self.client_port)
+
+    @property
+    def server(self) -> str:
+        return format_addr(self.server_addr, self.server_port)
+
+    def refresh_masks(self) -> None:
+        masks = [0, 0, 0]
+        for h in self.handles:
+            if h.mon:
+                for hook in range(3):
+                    masks[hook] |= h.subs.masks[hook]
+        self.masks = masks
+
+    def direction_record(self, sender: int) -> dict[str, Any]:
+        st = self.streams[1 - sender]
+        return {
+            "packets": self.packets[sender],
+            "payload_bytes": self.payload_bytes[sender],
+            "bytes": st.delivered,
+            "sha256": st.digest(),
+            "gaps": len(st.gaps),
+            "gap_bytes": st.gap_bytes,
+            "rexmit": st.rexmit + self.control_rexmit[1 - sender],
+            "overlap_conflicts": st.conflicts,
+            "bad_checksums": self.bad_checksums[sender],
+        }
+
+    def record(self) -> dict[str, Any]:
+        """The flow's summary, as `mostool flows` prints it."""
+        return {
+            "id": self.id,
+            "client": self.client,
+            "server": self.server,
+            "first_packet": self.first_packet,
+            "start": self.start,
+            "end": self.end_ts,
+            "end_reason": self.end_reason,
+            "client_state": self.state[0].name,
+            "server_state": self.state[1].name,
+            "midstream": self.midstream,
+            "c2s": self.direction_record(0),
+            "s2c": self.direction_record(1),
+        }
+
+
+class StreamView:
+    """One direction's bytes seen through a flow handle, named by direction, not by side."""
+
+    __slots__ = ("_flow", "_side")
+
+    def __init__(self, flow: Flow, side: Side) -> None:
+        self._flow = flow
+        self._side = side
+
+    @property
+    def side(self) -> Side:
+        """The receiving side that holds these bytes (SVR for client->server bytes)."""
+        return self._side
+
+    def peek(self, n: int | None = None) -> bytes:
+        return self._flow.peek(self._side, n)
+
+    def ppeek(self, offset: int, n: int) -> bytes:
+        return self._flow.ppeek(self._side, offset, n)
+
+    @property
+    def next_offset(self) -> int:
+        """The in-order point: bytes below it have been delivered or skipped."""
+        return self._flow._conn_for_read().streams[self._side].nxt
+
+    @property
+    def bytes_seen(self) -> int:
+        return self._flow._conn_for_read().streams[self._side].delivered
+
+    def buf_info(self) -> BufInfo:
+        return self._flow.buf_info(self._side)
+
+
+class Flow:
+    """A listener's handle on one TCP flow; the first argument of every flow callback."""
+
+    __slots__ = ("conn", "listener", "engine", "uctx", "cursors", "subs", "mon", "closed",
+                 "overflowed", "__weakref__")
+
+    def __init__(self, conn: Connection, listener: Listener, engine: Engine) -> None:
+        self.conn = conn
+        self.listener = listener
+        self.engine = engine
+        self.uctx: Any = None                   # the user's per-flow context
+        self.cursors = [0, 0]                   # this handle's peek offsets, per side
+        self.subs: SubscriptionSet = listener.subs
+        self.mon = 3                            # monitored sides: bit 0 CLI, bit 1 SVR
+        self.closed = False
+        self.overflowed = [False, False]
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @property
+    def id(self) -> int:
+        return self.conn.id
+
+    @property
+    def client(self) -> str:
+        return self.conn.client
+
+    @property
+    def server(self) -> str:
+        return self.conn.server
+
+    def peername(self, side: Side = Side.BOTH) -> tuple[str, int] | tuple[tuple[str, int], ...]:
+        """The (address, port) of a side's endpoint; with BOTH, (client, server)."""
+        conn = self.conn
+        cli = (format_addr(conn.client_addr, 0).rsplit(":", 1)[0].strip("[]"), conn.client_port)
+        svr = (format_addr(conn.server_addr, 0).rsplit(":", 1)[0].strip("[]"), conn.server_port)
+        if side == Side.BOTH:
+            return (cli, svr)
+        return cli if self._side(side) == Side.CLI else svr
+
+    @property
+    def to_server(self) -> StreamView:
+        """Client->server bytes (held by the server's stack, side SVR)."""
+        return StreamView(self, Side.SVR)
+
+    @property
+    def to_client(self) -> StreamView:
+        """Server->client bytes (held by the client's stack, side CLI)."""
+        return StreamView(self, Side.CLI)
+
+    @property
+    def ended(self) -> bool:
+        return self.conn.ended
+
+    @property
+    def midstream(self) -> bool:
+        return self.conn.midstream
+
+    def state(self, side: Side) -> TcpState:
+        return self.conn.state[self._side(side)]
+
+    def stats(self) -> dict[str, Any]:
+        return self.conn.record()
+
+    # -- bytes --------------------------------------------------------------------------------
+
+    def peek(self, side: Side, n: int | None = None) -> bytes:
+        """Read up to ``n`` in-order bytes (all available if None) from this handle's cursor on
+        ``side`` and advance the cursor. Stops at a gap. Raises BytesLost if unread bytes were
+        pushed out of the buffer (the cursor then jumps to the oldest byte still held)."""
+        conn = self._conn_for_read()
+        s = self._side(side)
+        st = conn.streams[s]
+        cur = self.cursors[s]
+        head = st.head
+        self.overflowed[s] = False
+        if cur < head:
+            self.cursors[s] = head
+            if st.bufsize and st.chunks:
+                raise BytesLost(head - cur, cur)
+            cur = head
+        if cur < st.nxt and st.gaps:
+            # a skipped gap behind the cursor: jump over it
+            for g_off, g_len in st.gaps:
+                if g_off <= cur < g_off + g_len:
+                    cur = g_off + g_len
+        want = st.nxt - cur if n is None else min(n, st.nxt - cur)
+        data = st.read(cur, want) if want > 0 else b""
+        self.cursors[s] = cur + len(data)
+        return data
+
+    def ppeek(self, side: Side, offset: int, n: int) -> bytes:
+        """Read up to ``n`` bytes at stream ``offset`` (0 = first byte after the SYN) without
+        moving any cursor; b"" when no buffered or waiting bytes are there."""
+        conn = self._conn_for_read()
+        if offset < 0 or n < 0:
+            raise MosError(errno.EINVAL, "offset and length must be >= 0")
+        return conn.streams[self._side(side)].read(offset, n)
+
+    def buf_info(self, side: Side) -> BufInfo:
+        conn = self._conn_for_read()
+        s = self._side(side)
+        st = conn.streams[s]
+        last = max([st.nxt] + [a + b for a, b in st.fragments()])
+        return BufInfo(conn.isn[1 - s], st.head, self.cursors[s], st.nxt, last)
+
+    def frag_info(self, side: Side) -> list[tuple[int, int]]:
+        """Received byte ranges still held: (offset, length) of the buffer and of each run
+        waiting behind a hole (mOS ``MOS_FRAGINFO_*BUF``)."""
+        conn = self._conn_for_read()
+        return conn.streams[self._side(side)].fragments()
+
+    def last_packet(self, side: Side = Side.BOTH) -> PacketInfo:
+        """The packet being processed (mOS ``mtcp_getlastpkt``)."""
+        conn = self._conn_for_read()
+        if side != Side.BOTH:
+            self._side(side)
+        if conn.last is None:
+            raise MosError(errno.ENODATA, "no packet is being processed for this flow")
+        return conn.last
+
+    # -- options ------------------------------------------------------------------------------
+
+    def setsockopt(self, name: str, value: Any) -> None:
+        conn = self._conn_for_read()
+        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+            if not isinstance(value, int) or value < 0:
+                raise MosError(errno.EINVAL, f"{name} takes a size >= 0, not {value!r}")
+            st = conn.streams[0 if name == SOCKOPT_RCVBUF_CLI else 1]
+            st.bufsize = value
+            if value == 0:
+                st.chunks.clear()
+                st.chunk_offs.clear()
+                st.chunk_head = 0
+                st.buffered = 0
+                st.keep_bytes = st.hasher is not None
+            else:
+                st.keep_bytes = True
+                if st.chunks:
+                    st._trim()
+        elif name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
+            if value not in ("first", "last"):
+                raise MosError(errno.EINVAL, f"{name} takes 'first' or 'last', not {value!r}")
+            conn.streams[0 if name == SOCKOPT_OVERLAP_CLI else 1].overlap_last = value == "last"
+        elif name == SOCKOPT_STOP_MON:
+            side = Side(value) if isinstance(value, int) and 0 <= value <= 2 else None
+            if side is None:
+                raise MosError(errno.EINVAL, f"{name} takes CLI, SVR or BOTH, not {value!r}")
+            self.mon &= ~(3 if side == Side.BOTH else 1 << side)
+            self.engine.monitoring_changed(conn)
+        else:
+            raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+
+    def getsockopt(self, name: str) -> Any:
+        conn = self._conn_for_read()
+        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+            return conn.streams[0 if name == SOCKOPT_RCVBUF_CLI else 1].bufsize
+        if name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
+            st = conn.streams[0 if name == SOCKOPT_OVERLAP_CLI else 1]
+            return "last" if st.overlap_last else "first"
+        if name == SOCKOPT_STOP_MON:
+            return self.mon
+        raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+
+    def stop_monitoring(self, side: Side = Side.BOTH) -> None:
+        """Stop this handle's callbacks for a side; a flow no handle monitors stops being
+        tracked (ON_CONN_END reason "stopped")."""
+        self.setsockopt(SOCKOPT_STOP_MON, side)
+
+    # -- per-flow registration ----------------------------------------------------------------
+
+    def on(self, event: EventType, hook: Hook | None = None,
+           callback: Callback | None = None) -> Any:
+        """Register a callback for this flow only (decorator when ``callback`` is omitted)."""
+        def register(cb: Callback) -> Callback:
+            self._check_open()
+            entry = self.listener.registration(event, hook, cb)
+            self.subs = self.engine.registry.with_added(self.subs, [entry])
+            self.conn.refresh_masks()
+            return cb
+        return register(callback) if callback is not None else register
+
+    def off(self, event: EventType, hook: Hook | None = None,
+            callback: Callback | None = None) -> None:
+        """Remove this flow's registration(s) of ``event`` at ``hook`` (all if no callback)."""
+        self._check_open()
+        entries = self._matching(event, hook, callback)
+        self.subs = self.engine.registry.with_removed(self.subs, entries)
+        self.conn.refresh_masks()
+
+    def _matching(self, event: EventType, hook: Hook | None,
+                  callback: Callback | None) -> list[Registration]:
+        hook_ = event.default_hook if hook is None else hook
+        return [e for e in self.subs.entries
+                if e[0] is event and e[1] == hook_ and (callback is None or e[2] == callback)]
+
+    def raise_event(self, child: EventType) -> None:
+        """Raise a floating event from inside a UDE filter (mOS ``mtcp_raise_event``)."""
+        self.engine.dispatcher.raise_event(child)
+
+    # -- misuse checks ------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise MosError(errno.EBADF, f"flow {self.conn.id} handle is closed")
+
+    def _conn_for_read(self) -> Connection:
+        if self.closed:
+            raise MosError(errno.EBADF, f"flow {self.conn.id} handle is closed")
+        return self.conn
+
+    @staticmethod
+    def _side(side: Side | int) -> Side:
+        if side not in (0, 1):
+            raise MosError(errno.EINVAL, f"side must be CLI or SVR here, not {side!r}")
+        return Side(side)
+
+    def __repr__(self) -> str:
+        c = self.conn
+        return (f"<Flow {c.id} {c.client} > {c.server} {c.state[0].name}/{c.state[1].name}"
+                f"{' ended' if c.ended else ''}>")

@@ -1,0 +1,385 @@
+"""One receiving side's byte stream: received ranges, out-of-order runs, a bounded buffer.
+
+Theory of operation. Offsets are 64-bit stream offsets: 0 is the first byte after the peer's
+SYN (or the first byte seen, for a flow picked up midstream). ``nxt`` is the in-order point
+(rcv_nxt): every byte below it has either been delivered or skipped as a gap.
+
+* A segment at ``nxt`` is delivered at once: appended to the buffer (if this side buffers) and
+  the hash (if hashing), and recorded as a new in-order run for ON_CONN_NEW_DATA.
+* A segment beyond ``nxt`` waits in the out-of-order store: coalesced, non-overlapping runs
+  keyed by start (bytes when anyone needs bytes, else only the run's end). When the hole before
+  the first run fills, runs are delivered in order.
+* A hole is given up (``skip_to``) when the peer acknowledges past it (the host has the bytes, the
+  capture missed them), when the store exceeds its limits, and when the flow ends; each skip is a
+  recorded gap. Bytes arriving later inside a skipped gap are "late" and dropped.
+* Overlaps: bytes already received (delivered, or waiting out of order) make the segment a
+  retransmission (ON_REXMIT). Where both copies are at hand, differing bytes are a conflict
+  (ON_ERROR "overlap_conflict"); the overlap policy says which copy the stream keeps. A byte
+  already delivered stays delivered: "last" can only rewrite bytes still buffered or waiting.
+* The buffer keeps at least ``bufsize`` of the newest in-order bytes as a list of chunks (the
+  segments' payloads, copied once from the frame); older chunks are dropped whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left, bisect_right
+from typing import Any
+
+__all__ = ["HalfStream", "NEW", "REXMIT", "CONFLICT", "LATE", "M32"]
+
+M32 = 0xFFFFFFFF
+NEW = 1          # in-order data grew
+REXMIT = 2       # the segment overlapped bytes already received
+CONFLICT = 4     # ... and some overlapping bytes differed
+LATE = 8         # bytes arrived inside a hole that had already been skipped
+
+
+class HalfStream:
+    """The bytes one emulated stack receives (sent by its peer)."""
+
+    __slots__ = (
+        "base", "nxt", "delivered", "gaps", "gap_bytes", "bufsize", "keep_bytes", "overlap_last",
+        "chunks", "chunk_offs", "chunk_head", "buffered", "ooo_starts", "ooo", "ooo_bytes",
+        "max_ooo_segments", "max_ooo_bytes", "hasher", "rexmit", "rexmit_bytes", "conflicts",
+        "conflict_bytes", "late_bytes", "new_runs", "conflict_runs", "rexmit_off", "rexmit_len",
+        "fin_off", "_gap_starts",
+    )
+
+    def __init__(self, *, bufsize: int, hashing: bool, overlap_last: bool,
+                 max_ooo_segments: int, max_ooo_bytes: int) -> None:
+        self.base: int | None = None        # sequence number of offset 0
+        self.nxt = 0                        # in-order point (stream offset)
+        self.delivered = 0                  # bytes of the reassembled stream, gaps skipped
+        self.gaps: list[tuple[int, int]] = []
+        self._gap_starts: list[int] = []
+        self.gap_bytes = 0
+        self.bufsize = bufsize
+        self.keep_bytes = bufsize > 0 or hashing
+        self.overlap_last = overlap_last
+        self.chunks: list[bytes] = []       # buffered in-order bytes, one chunk per delivery
+        self.chunk_offs: list[int] = []
+        self.chunk_head = 0                 # chunks before this index have been dropped
+        self.buffered = 0
+        self.ooo_starts: list[int] = []
+        self.ooo: dict[int, Any] = {}       # start -> bytearray run, or its end (ranges only)
+        self.ooo_bytes = 0
+        self.max_ooo_segments = max_ooo_segments
+        self.max_ooo_bytes = max_ooo_bytes
+        self.hasher = hashlib.sha256() if hashing else None
+        self.rexmit = 0
+        self.rexmit_bytes = 0
+        self.conflicts = 0
+        self.conflict_bytes = 0
+        self.late_bytes = 0
+        self.new_runs: list[tuple[int, int]] = []       # drained by the engine: NEW_DATA
+        self.conflict_runs: list[tuple[int, int]] = []  # drained by the engine: ON_ERROR
+        self.rexmit_off = 0
+        self.rexmit_len = 0
+        self.fin_off: int | None = None
+
+    # -- sequence numbers ---------------------------------------------------------------------
+
+    def offset(self, seq: int) -> int:
+        """The stream offset of ``seq``, unwrapped to the 2**31 window around ``nxt``."""
+        base = self.base
+        if base is None:
+            return 0
+        nxt = self.nxt
+        d = (seq - base - nxt) & M32
+        if d >= 0x80000000:
+            d -= 0x100000000
+        return nxt + d
+
+    def seq_of(self, offset: int) -> int:
+        return ((self.base or 0) + offset) & M32
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def receive(self, off: int, data: bytes | None, n: int) -> int:
+        """Take ``n`` payload bytes at stream offset ``off`` (``data`` None when no one needs the
+        bytes). Returns NEW/REXMIT/CONFLICT/LATE flags; details in new_runs, conflict_runs,
+        rexmit_off/rexmit_len."""
+        flags = 0
+        if off < 0:                       # bytes before the stream's first byte
+            if off + n <= 0:
+                return REXMIT
+            cut = -off
+            data = data[cut:] if data is not None else None
+            n -= cut
+            off = 0
+        end = off + n
+        nxt = self.nxt
+        if off < nxt:
+            old_end = end if end < nxt else nxt
+            if self._was_received(off, old_end):
+                flags |= REXMIT
+                self.rexmit += 1
+                self.rexmit_bytes += old_end - off
+                self.rexmit_off = off
+                self.rexmit_len = old_end - off
+                if data is not None and self.bufsize:
+                    flags |= self._against_buffer(off, data[:old_end - off])
+            else:
+                flags |= LATE
+                self.late_bytes += old_end - off
+            if end <= nxt:
+                return flags
+            if data is not None:
+                data = data[nxt - off:]
+            n = end - nxt
+            off = nxt
+        if off == nxt and not (self.ooo_starts and self.ooo_starts[0] < end):
+            self._deliver(off, data, n)
+            if self.ooo_starts and self.ooo_starts[0] <= self.nxt:
+                self._flush()
+            return flags | NEW
+        flags |= self._insert_ooo(off, data, n)
+        if self.ooo_starts[0] <= self.nxt:
+            self._flush()
+            flags |= NEW
+        elif len(self.ooo_starts) > self.max_ooo_segments or self.ooo_bytes > self.max_ooo_bytes:
+            self.skip_to(self.ooo_starts[0])
+            flags |= NEW
+        return flags
+
+    def skip_to(self, target: int) -> bool:
+        """Give up the holes below ``target``: record them as gaps and deliver what waits behind
+        them. True if anything was delivered."""
+        before = self.delivered
+        while self.nxt < target:
+            starts = self.ooo_starts
+            if starts and starts[0] < target:
+                if starts[0] > self.nxt:
+                    self._gap(starts[0] - self.nxt)
+                self._flush()
+            else:
+                self._gap(target - self.nxt)
+        return self.delivered != before
+
+    def finish(self) -> bool:
+        """The flow ended: skip every remaining hole so that all waiting bytes are delivered."""
+        delivered = False
+        while self.ooo_starts:
+            delivered |= self.skip_to(self.ooo_starts[0] + 1)
+        return delivered
+
+    def _gap(self, length: int) -> None:
+        self.gaps.append((self.nxt, length))
+        self._gap_starts.append(self.nxt)
+        self.gap_bytes += length
+        self.nxt += length
+
+    def _was_received(self, start: int, end: int) -> bool:
+        """Whether any of [start, end) below nxt was received rather than skipped."""
+        starts = self._gap_starts
+        if not starts:
+            return True
+        i = bisect_right(starts, start) - 1
+        if i < 0:
+            return True
+        g_off, g_len = self.gaps[i]
+        return not end <= g_off + g_len
+
+    def _deliver(self, off: int, data: bytes | None, n: int) -> None:
+        if data is not None:
+            if self.hasher is not None:
+                self.hasher.update(data)
+            if self.bufsize:
+                chunk = bytes(data)
+                self.chunks.append(chunk)
+                self.chunk_offs.append(off)
+                self.buffered += n
+                self._trim()
+        self.nxt = off + n
+        self.delivered += n
+        runs = self.new_runs
+        if runs and runs[-1][0] + runs[-1][1] == off:
+            runs[-1] = (runs[-1][0], runs[-1][1] + n)
+        else:
+            runs.append((off, n))
+
+    def _trim(self) -> None:
+        chunks = self.chunks
+        head = self.chunk_head
+        limit = self.bufsize
+        while self.buffered - len(chunks[head]) >= limit:
+            self.buffered -= len(chunks[head])
+            head += 1
+        if head > 64 and head * 2 > len(chunks):
+            del chunks[:head]
+            del self.chunk_offs[:head]
+            head = 0
+        self.chunk_head = head
+
+    def _flush(self) -> None:
+        starts = self.ooo_starts
+        while starts and starts[0] <= self.nxt:
+            start = starts.pop(0)
+            run = self.ooo.pop(start)
+            if isinstance(run, int):
+                length = run - start
+                self.ooo_bytes -= length
+                if run > self.nxt:
+                    self._deliver(self.nxt, None, run - self.nxt)
+            else:
+                length = len(run)
+                self.ooo_bytes -= length
+                if start + length > self.nxt:
+                    skip = self.nxt - start
+                    self._deliver(self.nxt, bytes(run[skip:]) if skip else bytes(run),
+                                  length - skip)
+
+    def _insert_ooo(self, off: int, data: bytes | None, n: int) -> int:
+        """Store [off, off+n) out of order, coalescing with the runs it overlaps or touches."""
+        starts = self.ooo_starts
+        ooo = self.ooo
+        end = off + n
+        i = bisect_left(starts, off)
+        lo = i
+        if i > 0:
+            prev = starts[i - 1]
+            prev_end = self._run_end(prev)
+            if prev_end >= off:
+                lo = i - 1
+                if data is not None and prev_end == off and (i == len(starts) or
+                                                             starts[i] > end):
+                    ooo[prev].extend(data)            # the common case: the run grows at its end
+                    self.ooo_bytes += n
+                    return 0
+                if data is None and prev_end == off and (i == len(starts) or starts[i] > end):
+                    ooo[prev] = end
+                    self.ooo_bytes += n
+                    return 0
+        hi = i
+        while hi < len(starts) and starts[hi] <= end:
+            hi += 1
+        affected = starts[lo:hi]
+        if not affected:
+            starts.insert(i, off)
+            ooo[off] = bytearray(data) if data is not None else end
+            self.ooo_bytes += n
+            return 0
+        flags = 0
+        new_start = min(off, affected[0])
+        new_end = end
+        old_bytes = 0
+        for s in affected:
+            e = self._run_end(s)
+            old_bytes += e - s
+            new_end = max(new_end, e)
+            lo_ov, hi_ov = max(off, s), min(end, e)
+            if lo_ov < hi_ov:
+                flags |= REXMIT
+                self.rexmit += 1
+                self.rexmit_bytes += hi_ov - lo_ov
+                self.rexmit_off, self.rexmit_len = lo_ov, hi_ov - lo_ov
+                if data is not None:
+                    run = ooo[s]
+                    mine = data[lo_ov - off:hi_ov - off]
+                    theirs = run[lo_ov - s:hi_ov - s]
+                    if mine != theirs:
+                        flags |= CONFLICT
+                        self._conflict(lo_ov, mine, theirs)
+        if data is not None:
+            merged = bytearray(new_end - new_start)
+            if not self.overlap_last:
+                merged[off - new_start:end - new_start] = data
+            for s in affected:
+                run = ooo[s]
+                merged[s - new_start:s - new_start + len(run)] = run
+            if self.overlap_last:
+                merged[off - new_start:end - new_start] = data
+            merged_run: Any = merged
+        else:
+            merged_run = new_end
+        for s in affected:
+            del ooo[s]
+        del starts[lo:hi]
+        starts.insert(lo, new_start)
+        ooo[new_start] = merged_run
+        self.ooo_bytes += (new_end - new_start) - old_bytes
+        return flags
+
+    def _run_end(self, start: int) -> int:
+        run = self.ooo[start]
+        return run if isinstance(run, int) else start + len(run)
+
+    def _conflict(self, off: int, mine: bytes | bytearray, theirs: bytes | bytearray) -> None:
+        first = next(i for i in range(len(mine)) if mine[i] != theirs[i])
+        last = next(i for i in range(len(mine) - 1, -1, -1) if mine[i] != theirs[i])
+        self.conflicts += 1
+        self.conflict_bytes += sum(1 for a, b in zip(mine, theirs, strict=True) if a != b)
+        self.conflict_runs.append((off + first, last - first + 1))
+
+    def _against_buffer(self, off: int, data: bytes) -> int:
+        """Compare a retransmission of delivered bytes with what the buffer still holds."""
+        flags = 0
+        end = off + len(data)
+        offs = self.chunk_offs
+        i = max(bisect_right(offs, off) - 1, self.chunk_head)
+        while i < len(offs) and offs[i] < end:
+            c_off = offs[i]
+            chunk = self.chunks[i]
+            lo, hi = max(off, c_off), min(end, c_off + len(chunk))
+            if lo < hi:
+                mine = data[lo - off:hi - off]
+                theirs = chunk[lo - c_off:hi - c_off]
+                if mine != theirs:
+                    flags |= CONFLICT
+                    self._conflict(lo, mine, theirs)
+                    if self.overlap_last:
+                        self.chunks[i] = chunk[:lo - c_off] + bytes(mine) + chunk[hi - c_off:]
+            i += 1
+        return flags
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def head(self) -> int:
+        """Offset of the oldest byte still buffered (== nxt when nothing is)."""
+        if self.chunk_head < len(self.chunks):
+            return self.chunk_offs[self.chunk_head]
+        return self.nxt
+
+    def read(self, off: int, n: int) -> bytes:
+        """Up to ``n`` bytes from ``off`` within one contiguous buffered (or waiting) run."""
+        if n <= 0:
+            return b""
+        offs = self.chunk_offs
+        head = self.chunk_head
+        if head < len(offs) and off >= offs[head] and off < self.nxt:
+            i = bisect_right(offs, off, head) - 1
+            parts: list[bytes] = []
+            want = n
+            pos = off
+            while want > 0 and i < len(offs):
+                c_off = offs[i]
+                chunk = self.chunks[i]
+                if not c_off <= pos < c_off + len(chunk):
+                    break
+                piece = chunk[pos - c_off:pos - c_off + want]
+                parts.append(piece)
+                want -= len(piece)
+                pos += len(piece)
+                i += 1
+            return b"".join(parts)
+        starts = self.ooo_starts
+        j = bisect_right(starts, off) - 1
+        if j >= 0:
+            run = self.ooo[starts[j]]
+            if not isinstance(run, int) and off < starts[j] + len(run):
+                return bytes(run[off - starts[j]:off - starts[j] + n])
+        return b""
+
+    def fragments(self) -> list[tuple[int, int]]:
+        """Received, not yet given-up byte ranges: the in-order buffer and each waiting run."""
+        frags: list[tuple[int, int]] = []
+        if self.chunk_head < len(self.chunks):
+            frags.append((self.head, self.nxt - self.head))
+        for s in self.ooo_starts:
+            frags.append((s, self._run_end(s) - s))
+        return frags
+
+    def digest(self) -> str | None:
+        return self.hasher.hexdigest() if self.hasher is not None else None
