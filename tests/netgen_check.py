@@ -12,7 +12,9 @@ from mostool.replay import ReplaySource
 
 
 def flows_of(pcap: Path, **config: Any) -> list[dict[str, Any]]:
-    mon = Monitor(MonitorConfig(hash_streams=True, rcvbuf=0, **config))
+    settings: dict[str, Any] = {"hash_streams": True, "rcvbuf": 0}
+    settings.update(config)
+    mon = Monitor(MonitorConfig(**settings))
     mon.socket(MONITOR_STREAM)
     records: list[dict[str, Any]] = []
     mon.on_flow_end(lambda conn: records.append(conn.record()))

@@ -1,0 +1,159 @@
+"""The command-line contract of `mostool flows` and `mostool events`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from builders import CLI, SVR, Scenario
+
+from mostool.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_pcaps" / "http_small.pcap"
+MIXED = ROOT / "sample_pcaps" / "mixed_small.pcap"
+FLOW_KEYS = {"client", "server", "first_packet", "start", "end", "end_reason", "client_state",
+             "server_state", "c2s", "s2c"}
+DIRECTION_KEYS = {"packets", "payload_bytes", "bytes", "sha256", "gaps", "gap_bytes", "rexmit",
+                  "overlap_conflicts", "bad_checksums"}
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_flows_jsonl_contract() -> None:
+    code, out, err = run("flows", "-r", str(SAMPLE), "--hash")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records
+    for r in records:
+        assert set(r) >= FLOW_KEYS
+        assert r["end_reason"] in {"fin", "rst", "timeout", "eof", "evicted", "stopped"}
+        for d in ("c2s", "s2c"):
+            assert set(r[d]) >= DIRECTION_KEYS
+            assert len(r[d]["sha256"]) == 64
+    firsts = [r["first_packet"] for r in records]
+    assert firsts == sorted(firsts), "records come in order of each flow's first packet"
+
+
+def test_flows_without_hash_has_no_digest() -> None:
+    code, out, _ = run("flows", "-r", str(SAMPLE))
+    assert code == 0
+    assert all(json.loads(line)["c2s"]["sha256"] is None for line in out.splitlines())
+
+
+def test_ipv6_addresses_are_bracketed_and_canonical(tmp_path: Path) -> None:
+    sc = Scenario("[2001:db8:0:0::1]:40000", "[2001:0db8::0002]:443")
+    sc.handshake()
+    sc.send(CLI, b"hello")
+    sc.close()
+    pcap = tmp_path / "v6.pcap"
+    sc.write_pcap(pcap)
+    code, out, _ = run("flows", "-r", str(pcap))
+    assert code == 0
+    (rec,) = [json.loads(line) for line in out.splitlines()]
+    assert rec["client"] == "[2001:db8::1]:40000"
+    assert rec["server"] == "[2001:db8::2]:443"
+    assert rec["c2s"]["bytes"] == 5 and rec["end_reason"] == "fin"
+
+
+def test_flows_csv_has_a_header_and_one_row_per_flow() -> None:
+    code, out, _ = run("flows", "-r", str(SAMPLE), "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    _, jsonl, _ = run("flows", "-r", str(SAMPLE))
+    assert len(rows) == len(jsonl.splitlines())
+    assert rows[0]["c2s_bytes"].isdigit()
+
+
+def test_flows_table_renders() -> None:
+    code, out, _ = run("flows", "-r", str(SAMPLE), "--format", "table")
+    assert code == 0 and "TCP flows" in out
+
+
+def test_trailing_bpf_words_filter_frames() -> None:
+    _, all_flows, _ = run("flows", "-r", str(SAMPLE))
+    code, port80, _ = run("flows", "-r", str(SAMPLE), "tcp", "port", "80")
+    assert code == 0
+    servers = {json.loads(line)["server"] for line in port80.splitlines()}
+    assert servers and all(s.endswith(":80") for s in servers)
+    assert len(port80.splitlines()) < len(all_flows.splitlines())
+
+
+def test_bad_bpf_is_one_line_exit_2() -> None:
+    code, _, err = run("flows", "-r", str(SAMPLE), "tcp", "and", "(")
+    assert code == 2 and err.count("\n") == 1 and "error" in err
+
+
+def test_not_a_capture_exits_2_with_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.pcap"
+    junk.write_text("this is not a capture\n")
+    code, out, err = run("flows", "-r", str(junk))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "notes.pcap" in err and "Traceback" not in err
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    code, _, err = run("flows", "-r", str(tmp_path / "nope.pcap"))
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_cut_short_capture_gives_flows_and_one_warning(tmp_path: Path) -> None:
+    data = SAMPLE.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    code, out, err = run("flows", "-r", str(cut))
+    assert code == 0
+    assert out.strip()
+    assert err.count("warning") == 1 and "cut.pcap" in err and "offset" in err
+
+
+def test_several_files_are_merged_by_time(tmp_path: Path) -> None:
+    a = Scenario("10.0.0.1:1000", "10.0.0.2:80", t0=100.0)
+    b = Scenario("10.0.0.3:1000", "10.0.0.2:80", t0=100.0005)
+    for sc in (a, b):
+        sc.handshake()
+        sc.send(CLI, b"x" * 10)
+        sc.send(SVR, b"y" * 20)
+        sc.close()
+    a.write_pcap(tmp_path / "a.pcap")
+    b.write_pcap(tmp_path / "b.pcap")
+    code, out, _ = run("flows", "-r", str(tmp_path / "a.pcap"), "-r", str(tmp_path / "b.pcap"))
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["client"] for r in recs] == ["10.0.0.1:1000", "10.0.0.3:1000"]
+    assert recs[1]["first_packet"] == 2          # interleaved by timestamp
+
+
+def test_events_are_json_lines_and_deterministic() -> None:
+    code1, out1, _ = run("events", "-r", str(MIXED))
+    code2, out2, _ = run("events", "-r", str(MIXED))
+    assert code1 == code2 == 0 and out1 == out2
+    lines = [json.loads(line) for line in out1.splitlines()]
+    assert {"packet", "ts", "flow", "side", "hook", "event"} <= set(lines[0])
+    names = {e["event"] for e in lines}
+    assert {"ON_PKT_IN", "ON_CONN_START", "ON_CONN_NEW_DATA", "ON_TCP_STATE_CHANGE",
+            "ON_CONN_END"} <= names
+    ends = [e for e in lines if e["event"] == "ON_CONN_END"]
+    flows = {e["flow"] for e in lines if e["flow"]}
+    # one ON_CONN_END per flow per subscription; the trace listener subscribes at both hooks
+    assert len(ends) == 2 * len(flows)
+
+
+def test_help_shows_examples() -> None:
+    for argv in (["--help"], ["flows", "--help"], ["events", "--help"]):
+        proc = subprocess.run([sys.executable, "-m", "mostool", *argv], capture_output=True,
+                              text=True, cwd=ROOT)
+        assert proc.returncode == 0 and "example" in proc.stdout.lower()
+
+
+def test_module_entry_point_runs() -> None:
+    proc = subprocess.run([sys.executable, "-m", "mostool", "flows", "-r", str(SAMPLE)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.count("\n") >= 3
