@@ -685,7 +685,10 @@ def test_tcp_data_offset_too_small() -> None:
 def test_tcp_options_beyond_captured_and_beyond_ip() -> None:
     ip = ipv4(tcp(b"", opts=b"\x01" * 12))
     r, dec = decode1(1, ether(ip, 0x0800)[:60])  # header says 32 bytes, 26 captured
-    assert r == MALFORMED and "captured" in dec.last_error
+    # a snaplen cut inside the options still gives a segment (as tshark reads it)
+    assert isinstance(r, TcpSegment)
+    assert r.options == b"\x01" * 6 and r.payload_len == 0 and r.wire_len == 0
+    assert tcp_checksum_ok(r) is None
     raw = bytearray(ip)
     raw[32] = 15 << 4  # 60-byte header inside a 52-byte IP packet
     r, dec = decode1(1, ether(bytes(raw), 0x0800) + bytes(40))
@@ -1374,3 +1377,28 @@ def test_netgen_checksums_and_dpkt_agree(path: Path) -> None:
             assert tcp_checksum_ok(s) is True
             count += 1
     assert count > 0
+
+
+def test_pppoe_length_bounds_the_ip_packet() -> None:
+    # an IP length that overstates the PPPoE payload: the extra bytes are not TCP payload
+    ip = bytearray(ipv4(tcp(b"")))
+    struct.pack_into("!H", ip, 2, len(ip) + 6)          # the IP header claims 6 more bytes
+    frame = ether(struct.pack("!BBHHH", 0x11, 0, 0x1234, len(ip) + 2, 0x0021)
+                  + bytes(ip) + bytes(6), 0x8864)
+    r, _ = decode1(1, frame)
+    seg = seg_of(r)
+    assert seg.payload_len == 0 and seg.wire_len == 0
+
+
+def test_offloaded_checksum_is_unverifiable_not_bad() -> None:
+    raw = bytearray(ipv4(tcp(b"hello offload")))
+    seg = seg_of(decode1(228, bytes(raw))[0])
+    assert tcp_checksum_ok(seg) is True
+    tcp_len = len(raw) - 20
+    pseudo = int.from_bytes(seg.src + seg.dst, "big") + 6 + tcp_len
+    partial = pseudo % 0xFFFF or 0xFFFF
+    for field in (partial, partial ^ 0xFFFF):
+        struct.pack_into("!H", raw, 20 + 16, field)
+        assert tcp_checksum_ok(seg_of(decode1(228, bytes(raw))[0])) is None
+    struct.pack_into("!H", raw, 20 + 16, partial ^ 0x0101)
+    assert tcp_checksum_ok(seg_of(decode1(228, bytes(raw))[0])) is False

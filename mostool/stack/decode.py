@@ -580,7 +580,15 @@ class Decoder:
             if et == _ETH_PPPOE_SESSION:
                 if off + 6 > n:
                     return self._fail(MALFORMED, "pppoe: header truncated")
-                return self._ppp(buf, off + 6, lt, ts)
+                bound = off + 6 + _U16(buf, off + 4)[0]
+                if bound >= n:
+                    return self._ppp(buf, off + 6, lt, ts)
+                # The PPPoE length bounds the packet: bytes beyond it (an IP length that
+                # overstates, link padding) are not payload, and not a snaplen cut either.
+                r = self._ppp(buf[:bound], off + 6, lt, ts)
+                if not isinstance(r, int) and r.wire_len > r.payload_len:
+                    r = r._replace(wire_len=max(r.payload_len, 0))
+                return r
             if et in _ETH_MPLS:
                 while True:
                     if off + 4 > n:
@@ -766,7 +774,19 @@ class Decoder:
         if pay > end:
             return self._fail(MALFORMED, f"tcp: data offset {offb >> 4} beyond the IP packet")
         if pay > cap:
-            return self._fail(MALFORMED, f"tcp: data offset {offb >> 4} beyond the captured data")
+            # the snaplen cut the options: the segment is still a segment (as tshark reads
+            # it), with what options were captured and no captured payload
+            return _tuple_new(  # type: ignore[no-any-return]
+                TcpSegment,
+                (
+                    buf[addr_off : addr_off + addr_len] + buf[tcp_off : tcp_off + 4],
+                    buf[addr_off : addr_off + (addr_len >> 1)],
+                    buf[addr_off + (addr_len >> 1) : addr_off + addr_len],
+                    sport, dport, seq, ack, flags, win, urg,
+                    buf[tcp_off + 20 : cap],
+                    buf, ip_off, tcp_off, cap, 0, end - pay, version, lt,
+                ),
+            )
         half = addr_len >> 1
         a_end = addr_off + addr_len
         return _tuple_new(  # type: ignore[no-any-return]
@@ -931,20 +951,30 @@ def tcp_checksum_ok(seg: TcpSegment) -> bool | None:
     so a segment is valid iff pseudo-header + segment is 0 modulo 0xFFFF.
     (IPv6 with a routing header is checked against the IPv6 destination field.)
     """
+    buf = seg.buf
     if seg.payload_len < seg.wire_len:
         return None
-    buf = seg.buf
     ip_off = seg.ip_off
     length_field = ip_off + 2 if seg.ip_version == 4 else ip_off + 4
     if buf[length_field] == 0 and buf[length_field + 1] == 0:
         return None
     start = seg.tcp_off
-    tcp_len = seg.payload_off - start + seg.wire_len
+    tcp_len = ((buf[start + 12] >> 4) << 2) + seg.wire_len
+    if start + tcp_len > len(buf):          # the snaplen cut the options
+        return None
     x = int.from_bytes(buf[start : start + tcp_len], "big")
     if tcp_len & 1:
         x <<= 8
     pseudo = int.from_bytes(seg.src + seg.dst, "big") + _IPPROTO_TCP + tcp_len
-    return (_mod_ffff(x) + pseudo) % 0xFFFF == 0
+    if (_mod_ffff(x) + pseudo) % 0xFFFF == 0:
+        return True
+    # Checksum offload seen from the sending host: the field still holds the NIC's starting
+    # value, the pseudo-header sum (or its complement). Not verifiable, not bad.
+    field = (buf[start + 16] << 8) | buf[start + 17]
+    partial = pseudo % 0xFFFF or 0xFFFF
+    if field in (partial, partial ^ 0xFFFF):
+        return None
+    return False
 
 
 # --------------------------------------------------------------------------- options
