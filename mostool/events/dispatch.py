@@ -158,7 +158,7 @@ class Dispatcher:
         raised: list[EventType] = []
         self._raising.append(raised)
         try:
-            passed = bool(etype.filter(flow, side, event))  # type: ignore[arg-type]
+            passed = bool(etype.filter(flow, side, event))
         except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
             self._failed("filter", flow, event, exc)
             passed = False
@@ -179,7 +179,7 @@ class Dispatcher:
     def _call(self, callback: Callback, flow: Flow | None, side: Side,
               event: Event | UserEvent) -> None:
         try:
-            callback(flow, side, event)  # type: ignore[arg-type]
+            callback(flow, side, event)
         except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
             self._failed("callback", flow, event, exc)
 

@@ -46,6 +46,8 @@ ON_CONN_END (10)         once per flow per subscription, with ``reason``: "fin" 
                          "evicted" (max_flows), "stopped" (monitoring stopped). At HK_SND with the
                          side of the last packet's sender and at HK_RCV with the receiver's; with
                          no packet (timeout, eof, evicted, stopped) HK_SND gets CLI, HK_RCV SVR.
+                         It reaches a handle even if it stopped monitoring its sides (it is
+                         where user contexts are released).
 """
 
 from __future__ import annotations
@@ -54,10 +56,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, ClassVar
-
-if TYPE_CHECKING:
-    from mostool.stack.flow import Flow
+from typing import Any, ClassVar
 
 __all__ = [
     "Hook", "Side", "TcpState", "EventType", "Filter", "Callback",
@@ -100,8 +99,11 @@ class TcpState(IntEnum):
     TIME_WAIT = 10
 
 
-Filter = Callable[["Flow", Side, "Event"], bool]
-Callback = Callable[["Flow", Side, "Event"], Any]
+# ``(flow, side, event)``: flow is a Flow (for ON_ORPHAN and MONITOR_RAW listeners, a handle on
+# the frame at hand), event an Event (for a UDE, and in every filter, a UserEvent whose ``base``
+# is the built-in Event). Typed loosely so a callback may annotate the event it registers for.
+Filter = Callable[[Any, Side, Any], bool]
+Callback = Callable[[Any, Side, Any], Any]
 
 # UDE ids continue above mOS's 12 built-in bits, in definition order (as mOS's g_evid).
 _ude_ids = itertools.count(12)

@@ -4,7 +4,8 @@ Theory of operation. ``Engine.process(ts, linktype, frame)`` is called once per 
 in capture order; the packet timestamp is the only clock. Before a frame is handled every timer
 that falls due before its timestamp fires (idle timeouts, TIME_WAIT expiry, user timers), in
 time order, with the clock set to the timer's deadline, so a replay gives the same events at any
-pace. Per frame:
+pace. The clock starts at the first frame (or tick): a timer set before that counts from it.
+``finish`` ends every open flow and drops the timers still pending. Per frame:
 
 1. RAW listeners whose raw filter accepts the frame get ON_PKT_IN.
 2. The decoder turns the frame into a TCP segment (or a non-TCP / malformed status: an orphan).
@@ -136,6 +137,7 @@ class Engine:
         self.flows_total = 0
         self.packet_number = 0
         self.now = 0.0
+        self._clock_started = False
         self.counters: dict[str, int] = {
             "packets": 0, "tcp_packets": 0, "orphans": 0, "non_tcp": 0, "non_ip": 0,
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
@@ -194,8 +196,18 @@ class Engine:
             best = d if best is None or d < best else best
         return best
 
+    def _start_clock(self, ts: float) -> None:
+        """The first frame or tick: timers set before it count from its timestamp."""
+        self._clock_started = True
+        if ts > self.now:
+            self._timers = [(when - self.now + ts, seq, timer_id, target)
+                            for when, seq, timer_id, target in self._timers]
+            heapq.heapify(self._timers)
+
     def advance(self, ts: float) -> None:
         """Move the clock to ``ts`` (no packet), firing what falls due before it."""
+        if not self._clock_started:
+            self._start_clock(ts)
         self._fire_due(ts)
         if ts > self.now:
             self.now = ts
@@ -242,6 +254,8 @@ class Engine:
         """Handle one captured frame."""
         self.packet_number += 1
         self.counters["packets"] += 1
+        if not self._clock_started:
+            self._start_clock(ts)
         if (self._timers or self._idle) and ts > self.now:
             self._fire_due(ts)
         if ts > self.now:
@@ -258,16 +272,23 @@ class Engine:
                 and not self._same_connection(conn, seg)):
             conn = None
         if conn is None:
+            if self._check_mode == "on" and tcp_checksum_ok(seg) is False:
+                self.counters["bad_checksums"] += 1      # dropped before it makes a flow
+                self.counters["dropped_bad_checksum"] += 1
+                return
             conn = self._new_flow(seg)
             if conn is None:
                 return
+            fresh = conn.midstream              # its first packet raises ON_CONN_START
+        else:
+            fresh = False
         if conn.stopped:
             conn.last_ts = self.now
             if seg.flags & RST or (seg.flags & FIN and conn.fin_seq[seg.key != conn.key_c2s]
                                    is None):
                 self._track_stopped(conn, seg)
             return
-        self._packet(conn, seg)
+        self._packet(conn, seg, fresh)
 
     def _raw(self, linktype: int, frame: bytes) -> None:
         for lst in self._raw_listeners:
@@ -367,10 +388,6 @@ class Engine:
         self.active += 1
         self.flows_total += 1
         heapq.heappush(self._idle, (self.now, conn.id, conn))
-        if conn.midstream:
-            conn.last = PacketInfo(seg, self.now, self.packet_number,
-                                   SIDES[0 if client_is_sender else 1])
-            self._emit_both(conn, 0 if client_is_sender else 1, CONN_START_BIT, ConnStart)
         return conn
 
     def _evict_one(self) -> None:
@@ -389,7 +406,7 @@ class Engine:
 
     # -- one packet of a tracked flow ---------------------------------------------------------
 
-    def _packet(self, conn: Connection, seg: TcpSegment) -> None:
+    def _packet(self, conn: Connection, seg: TcpSegment, fresh: bool = False) -> None:
         snd = 0 if seg.key == conn.key_c2s else 1
         rcv = 1 - snd
         flags = seg.flags
@@ -397,17 +414,17 @@ class Engine:
         conn.packets[snd] += 1
         conn.payload_bytes[snd] += seg.wire_len
         conn.last = PacketInfo(seg, self.now, self.packet_number, SIDES[snd])
-        if self._check_mode != "off":
-            ok = tcp_checksum_ok(seg)
-            if ok:
-                conn.valid_checksum[snd] = True
-            elif ok is False:
-                conn.bad_checksums[snd] += 1
-                self.counters["bad_checksums"] += 1
-                if self._check_mode == "on" or conn.valid_checksum[snd]:
-                    conn.dropped[snd] += 1
-                    self.counters["dropped_bad_checksum"] += 1
-                    return
+        ok = tcp_checksum_ok(seg)           # verified and counted in every mode
+        if ok:
+            conn.valid_checksum[snd] = True
+        elif ok is False:
+            conn.bad_checksums[snd] += 1
+            self.counters["bad_checksums"] += 1
+            mode = self._check_mode
+            if mode == "on" or (mode == "auto" and conn.valid_checksum[snd]):
+                conn.dropped[snd] += 1
+                self.counters["dropped_bad_checksum"] += 1
+                return
         masks = conn.masks
         state = conn.state
         rst_ok = True
@@ -429,8 +446,8 @@ class Engine:
             side = SIDES[snd]
             if m & PKT_IN_BIT:
                 self._emit(conn, Hook.HK_SND, side, PktIn(Hook.HK_SND), snd)
-            if m & CONN_START_BIT and old_snd == ST.LISTEN and new_snd != ST.LISTEN \
-                    and flags & SYN:
+            if m & CONN_START_BIT and (fresh or old_snd == ST.LISTEN and new_snd != ST.LISTEN
+                                       and flags & SYN):
                 self._emit(conn, Hook.HK_SND, side, ConnStart(Hook.HK_SND), snd)
             if m & STATE_CHANGE_BIT and new_snd != old_snd:
                 self._emit(conn, Hook.HK_SND, side,
@@ -440,10 +457,11 @@ class Engine:
         st = conn.streams[rcv]
         sflags = 0
         if rst_ok:
-            if flags & SYN:
-                self._syn_bookkeeping(conn, seg, snd)
+            if flags & SYN and self._syn_bookkeeping(conn, seg, snd):
+                sflags = REXMIT                  # a SYN or SYN/ACK seen before
+                st.rexmit_off, st.rexmit_len = 0, 0
             if seg.wire_len and not flags & RST:
-                sflags = self._payload(conn, seg, snd, st)
+                sflags |= self._payload(conn, seg, snd, st)
             elif flags & RST and seg.wire_len:
                 conn.rst_payload[snd] += seg.wire_len
             if flags & FIN:
@@ -476,8 +494,8 @@ class Engine:
             side = SIDES[rcv]
             if m & PKT_IN_BIT:
                 self._emit(conn, Hook.HK_RCV, side, PktIn(Hook.HK_RCV), snd)
-            if m & CONN_START_BIT and old_rcv == ST.LISTEN and new_rcv != ST.LISTEN \
-                    and flags & SYN:
+            if m & CONN_START_BIT and (fresh or old_rcv == ST.LISTEN and new_rcv != ST.LISTEN
+                                       and flags & SYN):
                 self._emit(conn, Hook.HK_RCV, side, ConnStart(Hook.HK_RCV), snd)
             if m & STATE_CHANGE_BIT:
                 for old, new in changes:
@@ -487,10 +505,12 @@ class Engine:
             self._emit(conn, Hook.NULL, SIDES[rcv], ErrorEvent(Hook.NULL, "bad_rst", 0, 0), snd)
 
         # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
-        if sflags & (CONFLICT | LATE) or st.conflict_runs:
+        if sflags & (CONFLICT | LATE) or st.conflict_runs or st.gap_runs:
             self._errors(conn, rcv, snd, sflags)
         if st.new_runs:
             self._new_data(conn, rcv, snd)
+        if conn.streams[snd].gap_runs:                # holes its ACK gave up
+            self._errors(conn, snd, snd, 0)
         if new_data_snd:
             self._new_data(conn, snd, snd)
 
@@ -526,7 +546,8 @@ class Engine:
             return old
         return TRANSITIONS.get((old, inp), old)
 
-    def _syn_bookkeeping(self, conn: Connection, seg: TcpSegment, snd: int) -> None:
+    def _syn_bookkeeping(self, conn: Connection, seg: TcpSegment, snd: int) -> bool:
+        """ISN and option bookkeeping of a SYN or SYN/ACK; True for a retransmission."""
         opts = parse_tcp_options(seg.options) if seg.options else None
         if opts is not None and opts.wscale is not None:
             conn.wscale[snd] = min(opts.wscale, 14)
@@ -538,12 +559,14 @@ class Engine:
                 st.base = (seg.seq + 1) & M32
         elif isn == seg.seq:
             conn.control_rexmit[1 - snd] += 1
+            return True
         elif st.delivered == 0 and not st.ooo_starts:
             # a new ISN before any data: a fresh attempt (or a second SYN/ACK); keep both and
             # let the peer's ACK decide which one counts
             conn.alt_isn.append(isn)
             conn.isn[snd] = seg.seq
             st.base = (seg.seq + 1) & M32
+        return False
 
     def _payload(self, conn: Connection, seg: TcpSegment, snd: int, st: HalfStream) -> int:
         seq = seg.seq
@@ -651,13 +674,6 @@ class Engine:
             if h.mon & sidebit and h.subs.masks[hook] & bit and not h.closed:
                 dispatch(h.subs, hook, h, side, value)
 
-    def _emit_both(self, conn: Connection, snd: int, bit: int,
-                   make: Callable[[Hook], Event]) -> None:
-        if conn.masks[Hook.HK_SND] & bit:
-            self._emit(conn, Hook.HK_SND, SIDES[snd], make(Hook.HK_SND), snd)
-        if conn.masks[Hook.HK_RCV] & bit:
-            self._emit(conn, Hook.HK_RCV, SIDES[1 - snd], make(Hook.HK_RCV), snd)
-
     def _count(self, name: str) -> None:
         counts = self.event_counts
         counts[name] = counts.get(name, 0) + 1
@@ -666,10 +682,10 @@ class Engine:
         st = conn.streams[side]
         runs = st.new_runs
         st.new_runs = []
+        self._check_overflow(conn, side, snd)       # ON_ERROR comes before the new data
         if conn.masks[Hook.NULL] & NEW_DATA_BIT:
             for off, n in runs:
                 self._emit(conn, Hook.NULL, SIDES[side], ConnNewData(Hook.NULL, off, n), snd)
-        self._check_overflow(conn, side, snd)
 
     def _check_overflow(self, conn: Connection, side: int, snd: int) -> None:
         st = conn.streams[side]
@@ -678,7 +694,10 @@ class Engine:
         head = st.head
         for h in conn.handles:
             cur = h.cursors[side]
-            if 0 < cur < head and not h.overflowed[side]:
+            if cur < head and not h.overflowed[side]:
+                if not head - cur - st.skipped(cur, head):
+                    h.cursors[side] = head      # only gaps behind it: nothing was lost
+                    continue
                 h.overflowed[side] = True
                 if h.subs.masks[Hook.NULL] & ERROR_BIT and h.mon & (1 << side):
                     self.dispatcher.dispatch(h.subs, Hook.NULL, h, SIDES[side],
@@ -688,12 +707,16 @@ class Engine:
     def _errors(self, conn: Connection, side: int, snd: int, sflags: int) -> None:
         st = conn.streams[side]
         runs = st.conflict_runs
+        gaps = st.gap_runs
         st.conflict_runs = []
+        st.gap_runs = []
         if not conn.masks[Hook.NULL] & ERROR_BIT:
             return
         for off, n in runs:
             self._emit(conn, Hook.NULL, SIDES[side],
                        ErrorEvent(Hook.NULL, "overlap_conflict", off, n), snd)
+        for off, n in gaps:
+            self._emit(conn, Hook.NULL, SIDES[side], ErrorEvent(Hook.NULL, "gap", off, n), snd)
         if sflags & LATE:
             self._emit(conn, Hook.NULL, SIDES[side], ErrorEvent(Hook.NULL, "late_data"), snd)
 
@@ -710,7 +733,7 @@ class Engine:
         if conn.ended:
             return
         conn.ended = True
-        conn.end_reason = reason
+        conn.end_reason = "stopped" if conn.stopped else reason
         conn.end_ts = conn.last_ts
         for key in (conn.key_c2s, conn.key_s2c):
             if self.table.get(key) is conn:
@@ -720,15 +743,31 @@ class Engine:
             for side in (0, 1):
                 st = conn.streams[side]
                 st.finish()
+                if st.gap_runs or st.conflict_runs:
+                    self._errors(conn, side, snd if snd is not None else 0, 0)
                 if st.new_runs:
                     self._new_data(conn, side, snd if snd is not None else 0)
-            s = snd if snd is not None else 0
-            self._emit_both(conn, s, CONN_END_BIT, lambda hook: ConnEnd(hook, reason))
+            self._emit_end(conn, reason, snd)
         for h in conn.handles:
             h.closed = True
         conn.last = None
         if self.on_flow_end is not None:
             self.on_flow_end(conn)
+
+    def _emit_end(self, conn: Connection, reason: str, snd: int | None) -> None:
+        """ON_CONN_END, the flow's last event, reaches every open handle subscribed to it,
+        whatever sides it still monitors: once per flow per subscription."""
+        s = 0 if snd is None else snd
+        dispatch = self.dispatcher.dispatch
+        for hook, side in ((Hook.HK_SND, SIDES[s]), (Hook.HK_RCV, SIDES[1 - s])):
+            handles = [h for h in conn.handles
+                       if h.subs.masks[hook] & CONN_END_BIT and not h.closed]
+            if not handles:
+                continue
+            value = ConnEnd(hook, reason)
+            self._count(value.TYPE.name)
+            for h in (handles if s == 0 else reversed(handles)):
+                dispatch(h.subs, hook, h, side, value)
 
     def monitoring_changed(self, conn: Connection) -> None:
         """A handle stopped monitoring a side; a flow nobody monitors stops being tracked."""
@@ -738,7 +777,9 @@ class Engine:
                 st = conn.streams[side]
                 st.finish()
                 st.new_runs = []
-            self._emit_both(conn, 0, CONN_END_BIT, lambda hook: ConnEnd(hook, "stopped"))
+                st.gap_runs = []
+                st.conflict_runs = []
+            self._emit_end(conn, "stopped", None)
             conn.stopped = True             # stays in the table (cheap to skip) until it closes
 
     def _track_stopped(self, conn: Connection, seg: TcpSegment) -> None:
@@ -753,10 +794,15 @@ class Engine:
 
     def finish(self, reason: str = "eof") -> None:
         """The source ended (reason "eof") or was stopped ("stopped"): end every open flow,
-        in order of first packet."""
+        in order of first packet, and drop pending timers. A flow already lingering in
+        TIME_WAIT did close: it ends with the reason its TIME_WAIT expiry would have given."""
         for conn in sorted({id(c): c for c in self.table.values()}.values(),
                            key=lambda c: c.id):
-            self._end(conn, reason, None)
+            closed = "rst" if conn.rst_seen else "fin"
+            self._end(conn, closed if conn.tw_deadline is not None else reason, None)
+        self._timers.clear()                # what was due after the end never fires
+        self._cancelled.clear()
+        self._idle.clear()
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.counters)

@@ -343,8 +343,9 @@ class Flow:
         self.overflowed[s] = False
         if cur < head:
             self.cursors[s] = head
-            if st.bufsize and st.chunks:
-                raise BytesLost(head - cur, cur)
+            lost = head - cur - st.skipped(cur, head)       # gaps were never there to lose
+            if lost and st.bufsize and st.chunks:
+                raise BytesLost(lost, cur)
             cur = head
         if cur < st.nxt and st.gaps:
             # a skipped gap behind the cursor: jump over it

@@ -42,8 +42,8 @@ class HalfStream:
         "base", "nxt", "delivered", "gaps", "gap_bytes", "bufsize", "keep_bytes", "overlap_last",
         "chunks", "chunk_offs", "chunk_head", "buffered", "ooo_starts", "ooo", "ooo_bytes",
         "max_ooo_segments", "max_ooo_bytes", "hasher", "rexmit", "rexmit_bytes", "conflicts",
-        "conflict_bytes", "late_bytes", "new_runs", "conflict_runs", "rexmit_off", "rexmit_len",
-        "fin_off", "_gap_starts",
+        "conflict_bytes", "late_bytes", "new_runs", "conflict_runs", "gap_runs", "rexmit_off",
+        "rexmit_len", "fin_off", "_gap_starts",
     )
 
     def __init__(self, *, bufsize: int, hashing: bool, overlap_last: bool,
@@ -74,6 +74,7 @@ class HalfStream:
         self.late_bytes = 0
         self.new_runs: list[tuple[int, int]] = []       # drained by the engine: NEW_DATA
         self.conflict_runs: list[tuple[int, int]] = []  # drained by the engine: ON_ERROR
+        self.gap_runs: list[tuple[int, int]] = []       # drained by the engine: ON_ERROR "gap"
         self.rexmit_off = 0
         self.rexmit_len = 0
         self.fin_off: int | None = None
@@ -155,6 +156,8 @@ class HalfStream:
                 self._flush()
             else:
                 self._gap(target - self.nxt)
+        if self.ooo_starts and self.ooo_starts[0] <= self.nxt:
+            self._flush()                   # a run that starts right at the new nxt
         return self.delivered != before
 
     def finish(self) -> bool:
@@ -166,9 +169,22 @@ class HalfStream:
 
     def _gap(self, length: int) -> None:
         self.gaps.append((self.nxt, length))
+        self.gap_runs.append((self.nxt, length))
         self._gap_starts.append(self.nxt)
         self.gap_bytes += length
         self.nxt += length
+
+    def skipped(self, start: int, end: int) -> int:
+        """How many bytes of [start, end) were given up as gaps (never received)."""
+        total = 0
+        i = max(bisect_right(self._gap_starts, start) - 1, 0)
+        for g_off, g_len in self.gaps[i:]:
+            if g_off >= end:
+                break
+            lo, hi = max(start, g_off), min(end, g_off + g_len)
+            if hi > lo:
+                total += hi - lo
+        return total
 
     def _was_received(self, start: int, end: int) -> bool:
         """Whether any of [start, end) below nxt was received rather than skipped."""
