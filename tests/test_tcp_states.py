@@ -533,3 +533,29 @@ def test_states_are_readable_after_the_end() -> None:
     assert _states(flow) == ("TIME_WAIT", "CLOSED")
     with pytest.raises(mos.MosError):
         flow.peek(mos.SVR)
+
+
+def test_stray_ack_during_the_handshake_gives_up_no_hole() -> None:
+    """A stale ACK answering a SYN (not acking it) and the client's RST to it must not skip the
+    client's stream forward, end the flow, or split the SYN retry into a second flow
+    (suricata-verify base64-decode-5885 stream 11)."""
+    sc = Scenario(client_isn=255601861, server_isn=9000)
+    sc.syn()
+    sc.raw(SVR, flags="A", seq=77, ack=1116180385)          # stale: does not ack the SYN
+    sc.raw(CLI, flags="R", seq=1116180385)                  # the client's answer to it
+    sc.syn()                                                # retry, same ISN
+    sc.synack()
+    sc.ack(CLI)
+    sc.send(CLI, b"GET / HTTP/1.1\r\n\r\n")
+    sc.send(SVR, b"HTTP/1.1 200 OK\r\n\r\n")
+    sc.close()
+    mon = mos.Monitor(mos.MonitorConfig(hash_streams=True))
+    mon.socket(mos.MONITOR_STREAM)
+    records: list[dict[str, object]] = []
+    mon.on_flow_end(lambda conn: records.append(conn.record()))
+    mon.run(sc.frames)
+    assert len(records) == 1
+    (rec,) = records
+    assert rec["end_reason"] == "fin"
+    c2s = rec["c2s"]
+    assert isinstance(c2s, dict) and c2s["bytes"] == 18 and c2s["gap_bytes"] == 0

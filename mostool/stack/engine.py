@@ -75,6 +75,7 @@ FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SIDES = (Side.CLI, Side.SVR)
 ST = TcpState
 I = TcpInput
+_HANDSHAKE = frozenset({ST.LISTEN, ST.SYN_SENT, ST.SYN_RCVD})
 _ORPHAN_REASONS = {
     decode.NOT_IP: "non_ip",
     decode.NOT_TCP: "non_tcp",
@@ -598,6 +599,10 @@ class Engine:
         st = conn.streams[snd]
         if st.base is None or (not st.ooo_starts and st.nxt == st.offset(seg.ack)):
             return False
+        peer_isn = conn.isn[1 - snd]
+        if conn.state[snd] in _HANDSHAKE and peer_isn is not None and \
+                seg.ack != (peer_isn + 1) & M32:
+            return False        # not acceptable during the handshake (RFC 793): a stray ACK
         target = st.offset(seg.ack)
         if st.fin_off is not None and target > st.fin_off:
             target = st.fin_off
