@@ -21,6 +21,7 @@ query DNS.
 
 from __future__ import annotations
 
+import re
 from typing import Final, Protocol
 
 import pcapy
@@ -118,3 +119,22 @@ def compile_filter(expression: str | None, *, snaplen: int = DEFAULT_SNAPLEN) ->
     if expression is None or not expression.strip():
         return None
     return BpfFilter(expression, snaplen=snaplen)
+
+
+# mOS 0.3 accepts only these words in a stream SYN or orphan filter (IsValidFlowRule)
+MOS_FLOW_RULE_WORDS = frozenset({"tcp", "host", "src", "dst", "net", "mask", "port",
+                                 "portrange", "and", "or", "not"})
+_TOKEN = re.compile(r"\s*(&&|\|\||!|\(|\)|[^\s()!&|]+)")
+_VALUE = re.compile(r"^[0-9A-Fa-f:./-]+$")
+
+
+def check_mos_flow_rule(expression: str) -> None:
+    """Refuse what mOS's restricted SYN/orphan filter grammar refuses (raises BpfError)."""
+    tokens = _TOKEN.findall(expression)
+    words = [t.lower() for t in tokens if t not in ("(", ")", "&&", "||", "!")]
+    for word in words:
+        if word not in MOS_FLOW_RULE_WORDS and not _VALUE.match(word):
+            raise BpfError(f"bad filter {expression!r}: mOS flow filters do not take {word!r}")
+    for a, b in zip(tokens, tokens[1:], strict=False):
+        if a.lower() in ("not", "!") and b.lower() == "tcp":
+            raise BpfError(f"bad filter {expression!r}: mOS flow filters refuse 'not tcp'")

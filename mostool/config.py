@@ -52,6 +52,16 @@ class MonitorConfig:
     frag_timeout: float = 30.0
 
     def __post_init__(self) -> None:
+        if self.mos_compat:
+            # mOS 0.3's defaults where the caller left ours: 8 KB buffers (rmem_size), bad
+            # checksums skipped (VERIFY_RX_CHECKSUM), 30 s idle timeout (tcp_timeout), no
+            # midstream pickup
+            for name, ours, theirs in (("rcvbuf", 1 << 20, 8192), ("checksums", "auto", "on"),
+                                       ("idle_timeout", 600.0, 30.0)):
+                if getattr(self, name) == ours:
+                    object.__setattr__(self, name, theirs)
+            if self.midstream:
+                raise ValueError("mos_compat: mOS never picks up midstream flows")
         if self.rcvbuf < 0:
             raise ValueError(f"rcvbuf must be >= 0, not {self.rcvbuf}")
         if self.overlap not in ("first", "last"):

@@ -157,6 +157,7 @@ class Engine:
         self._idle_timeout = cfg.idle_timeout
         self._check_mode = cfg.checksums
         self._midstream = cfg.midstream
+        self._mos_compat = cfg.mos_compat
 
     # -- listeners ----------------------------------------------------------------------------
 
@@ -370,10 +371,12 @@ class Engine:
                           for x in listeners)
             overlap = next((x.overlap[side] for x in listeners if x.overlap[side]),
                            cfg.overlap)
-            streams.append(HalfStream(bufsize=bufsize or 0, hashing=cfg.hash_streams,
-                                      overlap_last=overlap == "last",
-                                      max_ooo_segments=cfg.max_ooo_segments,
-                                      max_ooo_bytes=cfg.max_ooo_bytes))
+            stream = HalfStream(bufsize=bufsize or 0, hashing=cfg.hash_streams,
+                                overlap_last=overlap == "last",
+                                max_ooo_segments=cfg.max_ooo_segments,
+                                max_ooo_bytes=cfg.max_ooo_bytes)
+            stream.rexmit_needs_buffer = cfg.mos_compat
+            streams.append(stream)
         conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
                           self.now, (streams[0], streams[1]))
         if not is_syn:
@@ -688,6 +691,8 @@ class Engine:
         runs = st.new_runs
         st.new_runs = []
         self._check_overflow(conn, side, snd)       # ON_ERROR comes before the new data
+        if self._mos_compat and conn.state[side] != ST.ESTABLISHED:
+            return                  # mOS signals new data only while the receiver is ESTABLISHED
         if conn.masks[Hook.NULL] & NEW_DATA_BIT:
             for off, n in runs:
                 self._emit(conn, Hook.NULL, SIDES[side], ConnNewData(Hook.NULL, off, n), snd)
@@ -729,7 +734,7 @@ class Engine:
 
     def _timeout(self, conn: Connection) -> None:
         self.counters["timeouts"] += 1
-        if conn.masks[Hook.NULL] & TIMEOUT_BIT:
+        if conn.masks[Hook.NULL] & TIMEOUT_BIT and not self._mos_compat:   # mOS never raises it
             self._emit(conn, Hook.NULL, Side.BOTH,
                        Timeout(Hook.NULL, self.now - conn.last_ts), 0)
         self._end(conn, "timeout", None)
@@ -764,7 +769,13 @@ class Engine:
         whatever sides it still monitors: once per flow per subscription."""
         s = 0 if snd is None else snd
         dispatch = self.dispatcher.dispatch
-        for hook, side in ((Hook.HK_SND, SIDES[s]), (Hook.HK_RCV, SIDES[1 - s])):
+        pairs: tuple[tuple[Hook, Side], ...] = ((Hook.HK_SND, SIDES[s]),
+                                                (Hook.HK_RCV, SIDES[1 - s]))
+        if self._mos_compat:
+            # mOS destroys each stream on its own and raises CONN_END per side at both hooks,
+            # so a handler registered at one hook runs twice (CLI, then SVR)
+            pairs = tuple((hook, side) for side in SIDES for hook in (Hook.HK_SND, Hook.HK_RCV))
+        for hook, side in pairs:
             handles = [h for h in conn.handles
                        if h.subs.masks[hook] & CONN_END_BIT and not h.closed]
             if not handles:

@@ -43,7 +43,7 @@ class HalfStream:
         "chunks", "chunk_offs", "chunk_head", "buffered", "ooo_starts", "ooo", "ooo_bytes",
         "max_ooo_segments", "max_ooo_bytes", "hasher", "rexmit", "rexmit_bytes", "conflicts",
         "conflict_bytes", "late_bytes", "new_runs", "conflict_runs", "gap_runs", "rexmit_off",
-        "rexmit_len", "fin_off", "_gap_starts",
+        "rexmit_len", "fin_off", "_gap_starts", "rexmit_needs_buffer",
     )
 
     def __init__(self, *, bufsize: int, hashing: bool, overlap_last: bool,
@@ -78,6 +78,8 @@ class HalfStream:
         self.rexmit_off = 0
         self.rexmit_len = 0
         self.fin_off: int | None = None
+        # mOS compatibility: a retransmission is seen only against bytes still buffered
+        self.rexmit_needs_buffer = False
 
     # -- sequence numbers ---------------------------------------------------------------------
 
@@ -113,7 +115,8 @@ class HalfStream:
         nxt = self.nxt
         if off < nxt:
             old_end = end if end < nxt else nxt
-            if self._was_received(off, old_end):
+            if self._was_received(off, old_end) and (
+                    not self.rexmit_needs_buffer or (self.bufsize and old_end > self.head)):
                 flags |= REXMIT
                 self.rexmit += 1
                 self.rexmit_bytes += old_end - off
