@@ -62,10 +62,13 @@ SVR = Side.SVR
 BOTH = Side.BOTH
 
 
-def replay(*paths: str, **pacing: object) -> Source:
-    """A source replaying capture files (pcap/pcapng), merged by timestamp."""
-    from mostool.replay import ReplaySource
-    return ReplaySource(list(paths), **pacing)  # type: ignore[arg-type]
+def __getattr__(name: str) -> object:
+    # mos.replay("x.pcap") and mos.live("eth0"): callable modules, imported on first use so
+    # that importing the engine loads no capture or I/O module
+    if name in ("replay", "live"):
+        import importlib
+        return importlib.import_module(f"mostool.{name}")
+    raise AttributeError(f"module 'mostool' has no attribute {name!r}")
 
 
 def raise_event(flow: Flow, child: EventType) -> None:
@@ -82,5 +85,5 @@ __all__ = [
     "ON_TCP_STATE_CHANGE", "ON_ORPHAN", "ON_REXMIT", "ON_CONN_END",
     "define_event", "alloc_event", "raise_event", "MosError", "BytesLost", "CallbackError",
     "SOCKOPT_RCVBUF_CLI", "SOCKOPT_RCVBUF_SVR", "SOCKOPT_OVERLAP_CLI", "SOCKOPT_OVERLAP_SVR",
-    "SOCKOPT_STOP_MON", "replay", "MemorySource", "Source",
+    "SOCKOPT_STOP_MON", "replay", "live", "MemorySource", "Source",
 ]

@@ -7,9 +7,13 @@ capture still gives 0, with a warning on stderr), 2 on unusable input with a one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import IO, Any
 
 from mostool.config import MonitorConfig
@@ -18,15 +22,23 @@ from mostool.events.trace import trace_record
 from mostool.events.types import BUILTIN_EVENTS, Event, Side, UserEvent
 from mostool.monitor import MONITOR_STREAM, Monitor
 from mostool.sinks.flowlog import FlowLog
+from mostool.sources import FilteredSource, is_live, source_attr
 
 EXAMPLES_FLOWS = """examples:
   mostool flows -r capture.pcap
   mostool flows -r a.pcap -r b.pcapng --hash --format csv
   mostool flows -r capture.pcap --midstream tcp port 80
+  mostool flows -i eth0 -w session.pcap --hash tcp port 443     (Ctrl-C ends it)
+  mostool flows -r capture.pcap --speed 2 -c 1000
 """
 EXAMPLES_EVENTS = """examples:
   mostool events -r capture.pcap
   mostool events -r capture.pcap --only ON_CONN_START,ON_CONN_END host 10.0.0.1
+  mostool events -i eth0 --duration 60 tcp port 80
+"""
+EXAMPLES_INTERFACES = """examples:
+  mostool interfaces
+  mostool interfaces --format jsonl
 """
 
 
@@ -35,8 +47,7 @@ class UsageError(Exception):
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-r", "--read", dest="files", action="append", metavar="FILE",
-                   help="capture file (pcap or pcapng); repeat to merge several by time")
+    _add_source_options(p)
     p.add_argument("--midstream", action="store_true",
                    help="pick up flows whose handshake was not captured")
     p.add_argument("--idle-timeout", type=float, default=600.0, metavar="SECONDS",
@@ -54,6 +65,45 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="libpcap filter expression applied to every frame, as tcpdump")
 
 
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    """Where the frames come from and when the run stops (every command that reads frames)."""
+    src = p.add_argument_group("input (one of -r or -i)")
+    src.add_argument("-r", "--read", dest="files", action="append", metavar="FILE",
+                     help="capture file (pcap or pcapng); repeat to merge several by time")
+    src.add_argument("-i", "--interface", dest="interface", metavar="IFACE",
+                     help="capture live on this interface (`mostool interfaces` lists them)")
+    stop = p.add_argument_group("stopping (Ctrl-C or SIGTERM also stops cleanly)")
+    stop.add_argument("-c", "--count", dest="count", type=int, metavar="COUNT",
+                      help="stop after COUNT packets (after the filter)")
+    stop.add_argument("--duration", type=float, metavar="SECONDS",
+                      help="stop after SECONDS: wall time for -i, capture time for -r")
+    pace = p.add_argument_group("replay pacing (-r; default: as fast as possible)")
+    pace.add_argument("--speed", type=float, metavar="X",
+                      help="recorded timing, X times faster (0.5 = half speed)")
+    pace.add_argument("--realtime", action="store_true", help="recorded timing (--speed 1)")
+    pace.add_argument("--pps", type=float, metavar="N", help="N packets per second")
+    pace.add_argument("--mbps", type=float, metavar="N",
+                      help="N megabits per second (by wire length)")
+    pace.add_argument("--max-gap", dest="max_gap", type=float, metavar="SECONDS",
+                      help="never wait longer than SECONDS between two packets")
+    cap = p.add_argument_group("live capture (-i)")
+    cap.add_argument("-s", "--snaplen", type=int, default=None, metavar="SNAPLEN",
+                     help="bytes kept of each packet (default 262144: all)")
+    cap.add_argument("--no-promisc", dest="promisc", action="store_false",
+                     help="do not put the interface in promiscuous mode")
+    cap.add_argument("--buffer-size", dest="buffer_size", type=int, metavar="BYTES",
+                     help="kernel capture buffer size (default libpcap's, 2 MiB)")
+    cap.add_argument("--immediate", action=argparse.BooleanOptionalAction, default=True,
+                     help="hand over each packet as it arrives (default) or a buffer at a time")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print what is read and a summary of the run on stderr")
+
+
+def _add_write(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-w", "--write", dest="write", metavar="OUT.pcap",
+                   help="with -i: also write the captured packets to a pcap, to replay later")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mostool",
@@ -66,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog=EXAMPLES_FLOWS,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(flows)
+    _add_write(flows)
     flows.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")
     flows.add_argument("--hash", action="store_true",
                        help="SHA-256 of each direction's reassembled bytes")
@@ -73,9 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog=EXAMPLES_EVENTS,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(events)
+    _add_write(events)
     events.add_argument("--format", choices=("jsonl",), default="jsonl")
     events.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated event names to print (default all)")
+    ifaces = sub.add_parser("interfaces", help="list the interfaces that -i can capture on",
+                            epilog=EXAMPLES_INTERFACES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    ifaces.add_argument("--format", choices=("table", "jsonl"), default="table")
     return parser
 
 
@@ -98,43 +154,160 @@ def _config(args: argparse.Namespace, **extra: Any) -> MonitorConfig:
         raise UsageError(str(exc)) from exc
 
 
-def _source(args: argparse.Namespace) -> Any:
+def _source(args: argparse.Namespace, write: str | None = None) -> Any:
+    """The source the options ask for: a replay of -r FILE... (paced, BPF-filtered in user
+    space) or a live capture on -i IFACE (BPF in the kernel; ``write`` records it)."""
+    files: list[str] = getattr(args, "files", None) or []
+    iface = getattr(args, "interface", None)
+    if files and iface:
+        raise UsageError("give either -r FILE or -i IFACE, not both")
+    if not files and not iface:
+        raise UsageError("no input: give -r FILE or -i IFACE")
+    bpf = " ".join(args.bpf) if getattr(args, "bpf", None) else None
+    pacing = _pacing(args)
+    if iface:
+        if pacing or getattr(args, "max_gap", None) is not None:
+            raise UsageError("--speed, --realtime, --pps, --mbps and --max-gap pace a replay "
+                             "(-r), not a live capture")
+        return _live_source(args, iface, bpf, write)
     from mostool.replay import CaptureError, ReplaySource
-    if not args.files:
-        raise UsageError("no input: give -r FILE")
+    if write:
+        raise UsageError("-w records a live capture: use it with -i IFACE")
+    if getattr(args, "max_gap", None) is not None and not pacing:
+        raise UsageError("--max-gap limits the waits of a paced replay: add --speed, "
+                         "--realtime, --pps or --mbps")
     try:
-        src: Any = ReplaySource(args.files)
+        src: Any = ReplaySource(files, speed=pacing.get("speed"), pps=pacing.get("pps"),
+                                mbps=pacing.get("mbps"), max_gap=getattr(args, "max_gap", None))
     except CaptureError as exc:
         raise UsageError(str(exc)) from exc
-    if args.bpf:
-        src = _Filtered(src, " ".join(args.bpf))
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("max_gap", "--max-gap")) from exc
+    if bpf:
+        src = _Filtered(src, bpf)
     return src
 
 
-class _Filtered:
-    """A source whose frames pass a BPF filter first (tcpdump's trailing filter words)."""
+def _pacing(args: argparse.Namespace) -> dict[str, float]:
+    speed = getattr(args, "speed", None)
+    if getattr(args, "realtime", False):
+        if speed is not None:
+            raise UsageError("give --realtime or --speed, not both")
+        speed = 1.0
+    given = {k: v for k, v in (("speed", speed), ("pps", getattr(args, "pps", None)),
+                               ("mbps", getattr(args, "mbps", None))) if v is not None}
+    if len(given) > 1:
+        raise UsageError("give one pace: --speed/--realtime, --pps or --mbps")
+    for key, value in given.items():
+        if not value > 0 or value == float("inf"):
+            raise UsageError(f"--{key} must be a positive number, not {value}")
+    return given
+
+
+def _live_source(args: argparse.Namespace, iface: str, bpf: str | None,
+                 write: str | None) -> Any:
+    from mostool.live import DEFAULT_SNAPLEN, LiveError, LiveSource
+    snaplen = getattr(args, "snaplen", None)
+    buffer_size = getattr(args, "buffer_size", None)
+    if snaplen is not None and snaplen <= 0:
+        raise UsageError(f"-s must be a positive number of bytes, not {snaplen}")
+    if buffer_size is not None and buffer_size <= 0:
+        raise UsageError(f"--buffer-size must be a positive number of bytes, not {buffer_size}")
+    try:
+        return LiveSource(iface, bpf, snaplen=snaplen or DEFAULT_SNAPLEN,
+                          promisc=getattr(args, "promisc", True), buffer_size=buffer_size,
+                          immediate=getattr(args, "immediate", True), write_to=write)
+    except LiveError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+class _Filtered(FilteredSource):
+    """A source whose frames pass a BPF filter first; a bad expression is a UsageError."""
 
     def __init__(self, inner: Any, expression: str) -> None:
-        from mostool.bpf import BpfError, BpfFilter
+        from mostool.bpf import BpfError
         try:
-            self.filter = BpfFilter(expression)
+            super().__init__(inner, expression)
         except BpfError as exc:
             raise UsageError(str(exc)) from exc
-        self.inner = inner
-        self.name = inner.name
-        self.warnings = inner.warnings
 
-    def frames(self) -> Iterator[tuple[float, int, bytes, int]]:
-        matches = self.filter.matches
-        for frame in self.inner.frames():
-            if frame[1] < 0 or matches(frame[1], frame[2]):
-                yield frame
 
-    def stop(self) -> None:
-        self.inner.stop()
+def _check_stop_options(args: argparse.Namespace) -> tuple[int | None, float | None]:
+    count = getattr(args, "count", None)
+    duration = getattr(args, "duration", None)
+    if count is not None and count <= 0:
+        raise UsageError(f"-c must be a positive number of packets, not {count}")
+    if duration is not None and not (0 < duration < float("inf")):
+        raise UsageError(f"--duration must be a positive number of seconds, not {duration}")
+    return count, duration
 
-    def stats(self) -> dict[str, Any]:
-        return dict(self.inner.stats())
+
+@contextlib.contextmanager
+def _stop_on_signals(mon: Monitor) -> Iterator[None]:
+    """SIGINT/SIGTERM stop the run cleanly (open flows end, outputs are completed); a second
+    one aborts (KeyboardInterrupt). The previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hits = 0
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal hits
+        hits += 1
+        if hits > 1:
+            raise KeyboardInterrupt
+        mon.stop(f"signal {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _run(mon: Monitor, source: Any, args: argparse.Namespace, err: IO[str]) -> dict[str, Any]:
+    """``mon.run(source)`` with the command's stopping options, the signal handlers, and the
+    start and end lines on stderr (live capture, paced replay, --verbose)."""
+    count, duration = _check_stop_options(args)
+    verbose = getattr(args, "verbose", False)
+    with _stop_on_signals(mon):
+        if is_live(source):
+            snaplen = source_attr(source, "snaplen")
+            err.write(f"mostool: listening on {source.name}, link-type "
+                      f"{_linktype_name(source_attr(source, 'linktype'))}, snapshot length "
+                      f"{snaplen} bytes\n")
+            err.flush()
+        elif verbose:
+            err.write(f"mostool: reading from {source.name}\n")
+            err.flush()
+        stats = mon.run(source, count=count, duration=duration)
+    _summary(mon, source, stats, verbose, err)
+    return stats
+
+
+def _linktype_name(linktype: Any) -> str:
+    names = {0: "NULL", 1: "EN10MB (Ethernet)", 101: "RAW (raw IP)", 108: "LOOP",
+             113: "LINUX_SLL (Linux cooked v1)", 276: "LINUX_SLL2 (Linux cooked v2)"}
+    return names.get(linktype, str(linktype))
+
+
+def _summary(mon: Monitor, source: Any, stats: dict[str, Any], verbose: bool,
+             err: IO[str]) -> None:
+    src = stats.get("source", {})
+    if is_live(source):
+        err.write(f"mostool: {src.get('packets', 0)} packets captured on {source.name}, "
+                  f"{src.get('received', 0)} received by filter, "
+                  f"{src.get('kernel_drops', 0)} dropped by kernel, "
+                  f"{src.get('ifdrops', 0)} dropped by interface\n")
+    elif source_attr(source, "paced", False):
+        err.write(f"mostool: replay lag behind schedule: max {src.get('lag_max', 0.0):.3f} s, "
+                  f"at the end {src.get('lag_last', 0.0):.3f} s\n")
+    if verbose:
+        why = mon.stopped_by
+        ended = f"stopped by {why}" if why else "to the end"
+        err.write(f"mostool: {stats.get('packets', 0)} packets, {stats.get('flows', 0)} flows, "
+                  f"{ended}\n")
 
 
 def _warn(mon: Monitor, err: IO[str]) -> None:
@@ -156,10 +329,11 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     else:
         log = FlowLog(rows.append)
     mon.on_flow_end(log.flow_ended)
-    mon.run(_source(args))
+    _run(mon, _source(args, getattr(args, "write", None)), args, err)
     log.close()
     if args.format == "table":
         _print_table(rows, out)
+    out.flush()
     _warn(mon, err)
     return 0
 
@@ -202,8 +376,32 @@ def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             continue
         for hook in etype.hooks:
             sock.on(etype, hook, record)
-    mon.run(_source(args))
+    _run(mon, _source(args, getattr(args, "write", None)), args, err)
+    out.flush()
     _warn(mon, err)
+    return 0
+
+
+def cmd_interfaces(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from mostool.live import LiveError, interfaces
+    try:
+        found = interfaces()
+    except LiveError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.format == "jsonl":
+        for info in found:
+            out.write(json.dumps(info) + "\n")
+        return 0
+    width = max([len(i["name"]) for i in found] + [4])
+    for n, info in enumerate(found, 1):
+        if info["up"] is None:
+            state = ""
+        else:
+            state = ("up" if info["up"] else "down") + (", running" if info["running"] else "")
+        extra = f"  {info['address']}" if info.get("address") else ""
+        out.write(f"{n:>2}. {info['name']:<{width}}  {state:<13}  {info['kind']}{extra}\n")
+    if not found:
+        err.write("mostool: no interface to capture on (libpcap found none; try as root)\n")
     return 0
 
 
@@ -221,6 +419,8 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None,
             return cmd_flows(args, out, err)
         if args.command == "events":
             return cmd_events(args, out, err)
+        if args.command == "interfaces":
+            return cmd_interfaces(args, out, err)
     except UsageError as exc:
         err.write(f"mostool: error: {exc}\n")
         return 2

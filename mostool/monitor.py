@@ -9,6 +9,8 @@ stopped.
 from __future__ import annotations
 
 import errno
+import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -16,7 +18,7 @@ from mostool.config import MonitorConfig
 from mostool.errors import MosError
 from mostool.events.dispatch import SubscriptionRegistry
 from mostool.events.types import Callback, Event, EventType, Hook, UserEvent
-from mostool.sources import TICK, MemorySource, Source
+from mostool.sources import MemorySource, Source, is_live, source_attr
 from mostool.stack.engine import RAW, STREAM, Engine, Listener
 from mostool.stack.flow import (
     SOCKOPT_OVERLAP_CLI,
@@ -75,8 +77,12 @@ class MonitorSocket(Listener):
             raise MosError(errno.EINVAL, "raw= is for MONITOR_RAW sockets")
         if (syn is not None or orphan is not None) and self.kind != STREAM:
             raise MosError(errno.EINVAL, "syn= and orphan= are for MONITOR_STREAM sockets")
-        from mostool.bpf import BpfError, compile_filter
+        from mostool.bpf import BpfError, check_mos_flow_rule, compile_filter
         try:
+            if self.monitor.config.mos_compat:
+                for expression in (syn, orphan):
+                    if expression:
+                        check_mos_flow_rule(expression)
             if syn is not None:
                 f = compile_filter(syn)
                 self.syn_match = f.matches if f else None
@@ -175,6 +181,7 @@ class Monitor:
         self._stopping = False
         self._source: Source | None = None
         self.warnings: list[str] = []
+        self.stopped_by: str | None = None
 
     # -- listeners and timers -----------------------------------------------------------------
 
@@ -201,26 +208,83 @@ class Monitor:
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, source: Source | Iterable[tuple[Any, ...]]) -> dict[str, Any]:
-        """Feed every frame of ``source`` to the engine; end the open flows when it ends (reason
-        "eof") or when ``stop()`` was called ("stopped"). Returns the run's statistics."""
+    def run(self, source: Source | Iterable[tuple[Any, ...]], *, count: int | None = None,
+            duration: float | None = None) -> dict[str, Any]:
+        """Feed every frame of ``source`` to the engine, firing due timers on the source's
+        clock, until the source ends (open flows end with reason "eof") or the run is stopped
+        (reason "stopped"): by ``stop()`` (from a callback or a signal handler), after
+        ``count`` packets, or after ``duration`` seconds (wall time for a live source, packet
+        time from the first packet otherwise). Returns the run's statistics.
+
+        An exception that is not an ``Exception`` (a second Ctrl-C's KeyboardInterrupt)
+        aborts: the source is closed, but open flows are left as they are.
+        """
+        if count is not None and (not isinstance(count, int) or count <= 0):
+            raise MosError(errno.EINVAL, f"count must be a positive integer, not {count!r}")
+        if duration is not None and not (isinstance(duration, int | float)
+                                         and math.isfinite(duration) and duration > 0):
+            raise MosError(errno.EINVAL, f"duration must be positive seconds, not {duration!r}")
         if not isinstance(source, Source):
             source = MemorySource(source)
         self._source = source
-        self._stopping = False
-        process = self.engine.process
-        advance = self.engine.advance
+        if self._stopping:  # stop() came before the run (a signal during set-up)
+            source.stop()
+        else:
+            self.stopped_by = None
+        engine = self.engine
+        process = engine.process
+        advance = engine.advance
+        attach = source_attr(source, "set_deadline")
+        if callable(attach):
+            attach(engine.next_deadline)
+        live = is_live(source)
+        wall_end = time.monotonic() + duration if duration is not None and live else None
+        packet_span = duration if duration is not None and not live else None
+        packet_end: float | None = None
+        left = count if count is not None else -1
+        frames = source.frames()
+        aborted = False
         try:
-            for ts, linktype, data, wire_len in source.frames():
-                if linktype == TICK:
-                    advance(ts)
-                else:
-                    process(ts, linktype, data, wire_len)
-                if self._stopping:
-                    break
+            if count is None and duration is None:  # the hot loop: nothing to count
+                for ts, linktype, data, wire_len in frames:
+                    if linktype < 0:  # TICK: the source's clock moved, no packet
+                        advance(ts)
+                    else:
+                        process(ts, linktype, data, wire_len)
+                    if self._stopping:
+                        break
+            else:
+                for ts, linktype, data, wire_len in frames:
+                    if linktype < 0:
+                        advance(ts)
+                    else:
+                        if packet_span is not None:
+                            if packet_end is None:
+                                packet_end = ts + packet_span
+                            elif ts > packet_end:
+                                advance(packet_end)
+                                self.stop("duration")
+                                break
+                        process(ts, linktype, data, wire_len)
+                        left -= 1
+                        if not left:
+                            self.stop("count")
+                    if self._stopping:
+                        break
+                    if wall_end is not None and time.monotonic() >= wall_end:
+                        self.stop("duration")
+                        break
+        except BaseException as exc:
+            aborted = not isinstance(exc, Exception)
+            raise
         finally:
-            self.engine.finish("stopped" if self._stopping else "eof")
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
             self.warnings.extend(getattr(source, "warnings", []))
+            stopping, self._stopping = self._stopping, False
+            if not aborted:
+                engine.finish("stopped" if stopping else "eof")
         return self.stats()
 
     def feed(self, ts: float, linktype: int, frame: bytes) -> None:
@@ -231,8 +295,11 @@ class Monitor:
         """End every open flow (reason "eof"), as at the end of a capture."""
         self.engine.finish("eof")
 
-    def stop(self) -> None:
-        """Stop the run after the current packet (from a callback or a signal handler)."""
+    def stop(self, why: str = "stop()") -> None:
+        """Stop the run after the current packet (from a callback, another thread or a signal
+        handler); open flows end with reason "stopped". ``why`` is kept in ``stopped_by``."""
+        if not self._stopping:
+            self.stopped_by = why
         self._stopping = True
         src = self._source
         if src is not None and hasattr(src, "stop"):

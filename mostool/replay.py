@@ -55,6 +55,8 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
+from mostool._callable import make_callable
+
 __all__ = [
     "CaptureError",
     "CaptureWarning",
@@ -672,3 +674,6 @@ class ReplaySource:
 def replay(*paths: str | os.PathLike[str], **pacing: Any) -> ReplaySource:
     """``ReplaySource(paths, **pacing)``: e.g. ``replay("a.pcap", "b.pcapng", speed=2)``."""
     return ReplaySource(list(paths), **pacing)
+
+
+make_callable(__name__, replay)

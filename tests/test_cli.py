@@ -157,3 +157,12 @@ def test_module_entry_point_runs() -> None:
     proc = subprocess.run([sys.executable, "-m", "mostool", "flows", "-r", str(SAMPLE)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.count("\n") >= 3
+
+
+def test_replay_and_live_are_callable_as_often_as_needed() -> None:
+    import mostool as mos
+    import mostool.replay  # noqa: F401 - the submodule import must not shadow the function
+    first = mos.replay(str(SAMPLE))
+    second = mos.replay(str(SAMPLE))
+    assert first is not second and first.name == second.name
+    assert callable(mos.live)
