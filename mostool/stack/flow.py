@@ -132,8 +132,8 @@ class Connection:
         "ip_version", "state", "isn", "fin_seq", "wscale", "window", "streams", "packets",
         "payload_bytes", "bad_checksums", "valid_checksum", "dropped", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
-        "last", "control_rexmit", "alt_isn", "keepalives", "tw_deadline", "stopped", "bad_rst",
-        "late", "rst_payload",
+        "last_seg", "last_number", "quiet", "control_rexmit", "alt_isn", "keepalives",
+        "tw_deadline", "stopped", "bad_rst", "late", "rst_payload",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -181,7 +181,9 @@ class Connection:
         self.masks = [0, 0, 0]            # union of the handles' masks, per hook
         self.ended = False
         self.stopped = False
-        self.last: PacketInfo | None = None
+        self.last_seg: TcpSegment | None = None     # the packet being (or last) processed
+        self.last_number = 0
+        self.quiet = True                 # no handle subscribes to anything
         self.tw_deadline: float | None = None
 
     @property
@@ -199,6 +201,7 @@ class Connection:
                 for hook in range(3):
                     masks[hook] |= h.subs.masks[hook]
         self.masks = masks
+        self.quiet = not (masks[0] or masks[1] or masks[2])
 
     def direction_record(self, sender: int) -> dict[str, Any]:
         st = self.streams[1 - sender]
@@ -383,9 +386,11 @@ class Flow:
         conn = self._conn_for_read()
         if side != Side.BOTH:
             self._side(side)
-        if conn.last is None:
+        seg = conn.last_seg
+        if seg is None:
             raise MosError(errno.ENODATA, "no packet is being processed for this flow")
-        return conn.last
+        return PacketInfo(seg, conn.last_ts, conn.last_number,
+                          Side.CLI if seg.key == conn.key_c2s else Side.SVR)
 
     # -- options ------------------------------------------------------------------------------
 

@@ -218,6 +218,21 @@ class HalfStream:
         else:
             runs.append((off, n))
 
+    def take(self, buf: bytes, start: int, n: int) -> None:
+        """In-order bytes nobody is told about (the engine's fast path): ``buf[start:start+n]``
+        at ``nxt``, into the hash and the buffer, without recording a NEW_DATA run."""
+        if self.keep_bytes:
+            data = buf[start:start + n]
+            if self.hasher is not None:
+                self.hasher.update(data)
+            if self.bufsize:
+                self.chunks.append(data)
+                self.chunk_offs.append(self.nxt)
+                self.buffered += n
+                self._trim()
+        self.nxt += n
+        self.delivered += n
+
     def _trim(self) -> None:
         chunks = self.chunks
         head = self.chunk_head
