@@ -629,3 +629,37 @@ def test_midstream_client_is_the_synack_receiver() -> None:
     assert states[0] == ("ESTABLISHED", "SYN_RCVD")
     assert states[1] == ("ESTABLISHED", "ESTABLISHED")
     assert (rec["c2s"]["bytes"], rec["s2c"]["bytes"]) == (1, 4)
+
+
+def test_a_bad_checksum_segment_the_receiver_acknowledges_is_kept() -> None:
+    """checksums="auto" drops a bad segment in a direction that carried valid checksums; if the
+    receiver then acknowledges its bytes and no good copy was captured, the host accepted them
+    (a rewrite or the capture path damaged the checksum): they fill the hole, no gap."""
+    sc = Scenario()
+    sc.handshake()
+    sc.send(CLI, b"hello ")
+    sc.send(CLI, b"damaged", bad_checksum=True)
+    sc.send(CLI, b" world")
+    sc.ack(SVR)
+    sc.close()
+    mon = mos.Monitor(mos.MonitorConfig(hash_streams=True))
+    mon.socket(mos.MONITOR_STREAM)
+    recs: list[dict[str, Any]] = []
+    mon.on_flow_end(lambda c: recs.append(c.record()))
+    mon.run(sc.frames)
+    (rec,) = recs
+    assert rec["c2s"]["bytes"] == 19 and rec["c2s"]["gaps"] == 0
+    assert rec["c2s"]["bad_checksums"] == 1
+    assert mon.engine.counters["bad_checksum_acked"] == 1
+    # never acknowledged: it stays dropped and its bytes are a gap at the end
+    sc2 = Scenario()
+    sc2.handshake()
+    sc2.send(CLI, b"hello ")
+    sc2.send(CLI, b"damaged", bad_checksum=True)
+    sc2.send(CLI, b" world")
+    mon2 = mos.Monitor(mos.MonitorConfig(hash_streams=True))
+    mon2.socket(mos.MONITOR_STREAM)
+    recs2: list[dict[str, Any]] = []
+    mon2.on_flow_end(lambda c: recs2.append(c.record()))
+    mon2.run(sc2.frames)
+    assert recs2[0]["c2s"]["bytes"] == 12 and recs2[0]["c2s"]["gap_bytes"] == 7

@@ -77,6 +77,7 @@ SIDES = (Side.CLI, Side.SVR)
 ST = TcpState
 I = TcpInput
 _HANDSHAKE = frozenset({ST.LISTEN, ST.SYN_SENT, ST.SYN_RCVD})
+_MAX_SET_ASIDE = 64         # bad-checksum segments kept per side in case they get acknowledged
 _ORPHAN_REASONS = {
     decode.NOT_IP: "non_ip",
     decode.NOT_TCP: "non_tcp",
@@ -144,8 +145,8 @@ class Engine:
         self._counts: dict[str, int] = {
             "orphans": 0, "non_tcp": 0, "non_ip": 0,
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
-            "dropped_bad_checksum": 0, "evicted": 0, "timeouts": 0, "bad_rst": 0,
-            "syn_in_flow": 0, "keepalives": 0,
+            "dropped_bad_checksum": 0, "bad_checksum_acked": 0, "evicted": 0, "timeouts": 0,
+            "bad_rst": 0, "syn_in_flow": 0, "keepalives": 0,
         }
         self.event_counts: dict[str, int] = {}
         self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
@@ -438,6 +439,8 @@ class Engine:
             if mode == "on" or (mode == "auto" and conn.valid_checksum[snd]):
                 conn.dropped[snd] += 1
                 self._counts["dropped_bad_checksum"] += 1
+                if seg.payload_len and not flags & (SYN | RST):
+                    self._set_aside(conn, seg, 1 - snd)
                 return
         # The fast path: an ACK with no SYN/FIN/RST on an established flow nobody listens to,
         # acknowledging nothing beyond the in-order point and carrying in-order bytes (if any)
@@ -644,8 +647,38 @@ class Engine:
             return False
         if conn.alt_isn and st.delivered == 0:
             return False
+        if conn.set_aside is not None and conn.set_aside[snd]:
+            self._take_back(conn, snd, target)
         st.skip_to(target)
         return bool(st.new_runs)
+
+    def _set_aside(self, conn: Connection, seg: TcpSegment, rcv: int) -> None:
+        """Keep a segment dropped for its checksum: if the receiver acknowledges its bytes and
+        no good copy was captured, the host accepted them after all (the corruption happened
+        on the way to the capture, or in a rewrite of it), and they fill the hole."""
+        if conn.set_aside is None:
+            conn.set_aside = ([], [])
+        kept = conn.set_aside[rcv]
+        st = conn.streams[rcv]
+        data = seg.buf[seg.payload_off:seg.payload_off + seg.payload_len] if st.keep_bytes \
+            else None
+        kept.append((seg.seq, data, seg.payload_len))
+        if len(kept) > _MAX_SET_ASIDE:
+            del kept[0]
+
+    def _take_back(self, conn: Connection, side: int, target: int) -> None:
+        assert conn.set_aside is not None
+        st = conn.streams[side]
+        kept = conn.set_aside[side]
+        left = []
+        for seq, data, n in kept:
+            off = st.offset(seq)
+            if off < target and off + n > st.nxt:
+                st.receive(off, data, n)
+                self._counts["bad_checksum_acked"] += 1
+            elif off >= target:
+                left.append((seq, data, n))
+        conn.set_aside[side][:] = left
 
     def _receiver_inputs(self, conn: Connection, seg: TcpSegment, rcv: int,
                          state: TcpState) -> list[TcpInput]:
