@@ -31,6 +31,9 @@ class MonitorConfig:
                       (ON_CONN_END reason="evicted")
     max_ooo_segments  out-of-order byte runs held per side before the oldest hole is skipped
     max_ooo_bytes     out-of-order bytes held per side before the oldest hole is skipped
+    max_buffered_bytes bytes held (buffers and out-of-order runs) by all flows together; past
+                      it, the flow that grew gives up its buffer and its holes (gaps), with
+                      ON_ERROR "memory_limit"
     hash_streams      keep a SHA-256 of each direction's reassembled bytes (flows --hash)
     mos_compat        reproduce mOS 0.3's observable quirks (see DESIGN.md §3)
     strict            a user callback or filter that raises stops the run (CallbackError)
@@ -46,6 +49,7 @@ class MonitorConfig:
     max_flows: int = 1_000_000
     max_ooo_segments: int = 4096
     max_ooo_bytes: int = 32 << 20
+    max_buffered_bytes: int = 1 << 30
     hash_streams: bool = False
     mos_compat: bool = False
     strict: bool = False
@@ -72,7 +76,7 @@ class MonitorConfig:
             raise ValueError(f"idle_timeout must be positive or None, not {self.idle_timeout}")
         if self.time_wait < 0:
             raise ValueError(f"time_wait must be >= 0, not {self.time_wait}")
-        for name in ("max_flows", "max_ooo_segments", "max_ooo_bytes"):
+        for name in ("max_flows", "max_ooo_segments", "max_ooo_bytes", "max_buffered_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
         if self.frag_timeout <= 0:

@@ -663,3 +663,35 @@ def test_a_bad_checksum_segment_the_receiver_acknowledges_is_kept() -> None:
     mon2.on_flow_end(lambda c: recs2.append(c.record()))
     mon2.run(sc2.frames)
     assert recs2[0]["c2s"]["bytes"] == 12 and recs2[0]["c2s"]["gap_bytes"] == 7
+
+
+def test_total_buffered_bytes_stay_within_max_buffered_bytes() -> None:
+    """Bytes held by all flows together are bounded: past the limit the flow that grew gives up
+    its buffer and its holes (ON_ERROR memory_limit); the streams stay complete where nothing
+    was given up, and the engine holds nothing once the flows ended."""
+    scs = [Scenario(f"10.0.0.{i}:4000{i}", "10.0.0.99:80") for i in range(1, 5)]
+    for sc in scs:
+        sc.handshake()
+    frames: list[Frame] = []
+    for sc in scs:
+        frames += sc.frames
+    for k in range(20):                       # interleave 20 x 1000 bytes on 4 flows
+        for sc in scs:
+            frames += sc.send(CLI, bytes([k]) * 1000)
+    mon = mos.Monitor(mos.MonitorConfig(rcvbuf=50_000, max_buffered_bytes=30_000))
+    sock = mon.socket(mos.MONITOR_STREAM)
+    errors: list[str] = []
+    sock.on(mos.ON_ERROR, callback=lambda f, side, e: errors.append(e.kind))
+    peak = [0]
+
+    def watch(flow: mos.Flow, side: mos.Side, event: mos.Event) -> None:
+        peak[0] = max(peak[0], mon.engine.stats()["held_bytes"])
+    sock.on(mos.ON_PKT_IN, mos.HK_RCV, watch)
+    recs: list[dict[str, Any]] = []
+    mon.on_flow_end(lambda c: recs.append(c.record()))
+    frames.sort(key=lambda f: f[0])
+    mon.run(frames)
+    assert "memory_limit" in errors
+    assert peak[0] <= 30_000 + 1000
+    assert mon.engine.stats()["held_bytes"] == 0
+    assert all(r["c2s"]["bytes"] == 20_000 for r in recs)    # in-order bytes all counted

@@ -142,11 +142,13 @@ class Engine:
         self.now = 0.0
         self._clock_started = False
         self._due = math.inf                # no timer can fall due before this time
+        self._held = 0                      # bytes held by every flow's buffers and runs
+        self._max_held = self.config.max_buffered_bytes
         self._counts: dict[str, int] = {
             "orphans": 0, "non_tcp": 0, "non_ip": 0,
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
             "dropped_bad_checksum": 0, "bad_checksum_acked": 0, "evicted": 0, "timeouts": 0,
-            "bad_rst": 0, "syn_in_flow": 0, "keepalives": 0,
+            "bad_rst": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
         }
         self.event_counts: dict[str, int] = {}
         self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
@@ -439,7 +441,7 @@ class Engine:
             if mode == "on" or (mode == "auto" and conn.valid_checksum[snd]):
                 conn.dropped[snd] += 1
                 self._counts["dropped_bad_checksum"] += 1
-                if seg.payload_len and not flags & (SYN | RST):
+                if mode == "auto" and seg.payload_len and not flags & (SYN | RST):
                     self._set_aside(conn, seg, 1 - snd)
                 return
         # The fast path: an ACK with no SYN/FIN/RST on an established flow nobody listens to,
@@ -460,6 +462,8 @@ class Engine:
                     if (base is not None and not st.ooo_starts and seg.payload_len == wire
                             and not (seg.seq - base - st.nxt) & M32):
                         st.take(seg.buf, seg.payload_off, wire)
+                        if st.keep_bytes:
+                            self._account(conn)
                         return
         rcv = 1 - snd
         masks = conn.masks
@@ -550,6 +554,8 @@ class Engine:
             self._errors(conn, snd, snd, 0)
         if new_data_snd:
             self._new_data(conn, snd, snd)
+
+        self._account(conn)
 
         # 6. the end
         if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
@@ -813,6 +819,8 @@ class Engine:
             if self.table.get(key) is conn:
                 del self.table[key]
         self.active -= 1
+        self._held -= conn.held
+        conn.held = 0
         if not conn.stopped:
             for side in (0, 1):
                 st = conn.streams[side]
@@ -827,6 +835,41 @@ class Engine:
         conn.last_seg = None
         if self.on_flow_end is not None:
             self.on_flow_end(conn)
+
+    def _account(self, conn: Connection) -> None:
+        """Keep the total of bytes held by all flows; past the limit, this flow gives up."""
+        s0, s1 = conn.streams
+        held = s0.buffered + s1.buffered
+        if s0.keep_bytes:
+            held += s0.ooo_bytes
+        if s1.keep_bytes:
+            held += s1.ooo_bytes
+        self._held += held - conn.held
+        conn.held = held
+        if self._held > self._max_held and held:
+            self._shed(conn)
+
+    def _shed(self, conn: Connection) -> None:
+        """Over the memory limit: drop this flow's buffered bytes and give up its holes."""
+        self._counts["memory_limit"] += 1
+        for side in (0, 1):
+            st = conn.streams[side]
+            if not (st.buffered or st.ooo_starts):
+                continue
+            st.chunks.clear()
+            st.chunk_offs.clear()
+            st.chunk_head = 0
+            st.buffered = 0
+            st.finish()
+            if conn.masks[Hook.NULL] & ERROR_BIT:
+                self._emit(conn, Hook.NULL, SIDES[side],
+                           ErrorEvent(Hook.NULL, "memory_limit", st.nxt, 0), 0)
+            if st.gap_runs or st.conflict_runs:
+                self._errors(conn, side, 0, 0)
+            if st.new_runs:
+                self._new_data(conn, side, 0)
+        self._held -= conn.held
+        conn.held = 0
 
     def _emit_end(self, conn: Connection, reason: str, snd: int | None) -> None:
         """ON_CONN_END, the flow's last event, reaches every open handle subscribed to it,
@@ -893,6 +936,7 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self.counters
+        out["held_bytes"] = self._held
         out["flows"] = self.flows_total
         out["active_flows"] = self.active
         out["decoder"] = self.decoder.stats()

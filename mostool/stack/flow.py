@@ -133,7 +133,7 @@ class Connection:
         "payload_bytes", "bad_checksums", "valid_checksum", "dropped", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "quiet", "control_rexmit", "alt_isn", "keepalives",
-        "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside",
+        "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -184,6 +184,7 @@ class Connection:
         self.last_seg: TcpSegment | None = None     # the packet being (or last) processed
         self.last_number = 0
         self.quiet = True                 # no handle subscribes to anything
+        self.held = 0                     # bytes its buffers and out-of-order runs hold
         # bad-checksum segments dropped, per receiving side: (seq, bytes or None, length)
         self.set_aside: tuple[list[tuple[int, bytes | None, int]],
                               list[tuple[int, bytes | None, int]]] | None = None
