@@ -101,7 +101,9 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 
 def _add_write(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--write", dest="write", metavar="OUT.pcap",
-                   help="with -i: also write the captured packets to a pcap, to replay later")
+                   help="write packets to a pcap while monitoring: with -i every captured "
+                        "packet (to replay later), with -r the packets of the --flow selection "
+                        "(default all)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mostool",
         description="mOS-style TCP flow monitoring over pcap replay and live capture.",
         epilog="examples:\n  mostool flows -r capture.pcap --hash\n"
+               "  mostool watch -r capture.pcap --app http\n"
+               "  mostool streams -r capture.pcap -o out/\n"
                "  mostool events -r capture.pcap --format jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -132,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog=EXAMPLES_INTERFACES,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     ifaces.add_argument("--format", choices=("table", "jsonl"), default="table")
+    from mostool import commands  # here: commands imports this module
+    commands.add_output_options(flows)
+    commands.add_output_options(events)
+    commands.register(sub)
     return parser
 
 
@@ -171,8 +179,6 @@ def _source(args: argparse.Namespace, write: str | None = None) -> Any:
                              "(-r), not a live capture")
         return _live_source(args, iface, bpf, write)
     from mostool.replay import CaptureError, ReplaySource
-    if write:
-        raise UsageError("-w records a live capture: use it with -i IFACE")
     if getattr(args, "max_gap", None) is not None and not pacing:
         raise UsageError("--max-gap limits the waits of a paced replay: add --speed, "
                          "--realtime, --pps or --mbps")
@@ -318,6 +324,20 @@ def _warn(mon: Monitor, err: IO[str]) -> None:
                   f"error(s); first: {mon.failures[0]}\n")
 
 
+def _run_with_outputs(mon: Monitor, args: argparse.Namespace, err: IO[str]) -> None:
+    """Run the source with --events-out/--flows-out/-w attached. A live capture records every
+    captured packet itself (-w); a replay writes the packets of the chosen flows (--flow)."""
+    from mostool.commands import Outputs
+    live = bool(getattr(args, "interface", None))
+    write = getattr(args, "write", None)
+    source = _source(args, write if live else None)
+    outs = Outputs(args, mon, write_pcap=not live)
+    try:
+        _run(mon, outs.wrap(source), args, err)
+    finally:
+        outs.close()
+
+
 def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     mon = Monitor(_config(args, hash_streams=args.hash, rcvbuf=args.rcvbuf or 0))
     mon.socket(MONITOR_STREAM)
@@ -329,7 +349,7 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     else:
         log = FlowLog(rows.append)
     mon.on_flow_end(log.flow_ended)
-    _run(mon, _source(args, getattr(args, "write", None)), args, err)
+    _run_with_outputs(mon, args, err)
     log.close()
     if args.format == "table":
         _print_table(rows, out)
@@ -376,7 +396,7 @@ def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             continue
         for hook in etype.hooks:
             sock.on(etype, hook, record)
-    _run(mon, _source(args, getattr(args, "write", None)), args, err)
+    _run_with_outputs(mon, args, err)
     out.flush()
     _warn(mon, err)
     return 0
@@ -421,6 +441,9 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None,
             return cmd_events(args, out, err)
         if args.command == "interfaces":
             return cmd_interfaces(args, out, err)
+        func = getattr(args, "func", None)
+        if func is not None:
+            return int(func(args, out, err))
     except UsageError as exc:
         err.write(f"mostool: error: {exc}\n")
         return 2

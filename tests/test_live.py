@@ -318,13 +318,14 @@ def test_cli_live_errors_are_one_line(fake_pcap: Plan) -> None:
     assert code == 2 and err.count("\n") == 1 and "bad filter" in err
 
 
-def test_cli_live_rejects_pacing_and_both_inputs(fake_pcap: Plan, samples: Path) -> None:
+def test_cli_live_rejects_pacing_and_both_inputs(fake_pcap: Plan, samples: Path,
+                                                 tmp_path: Path) -> None:
     code, _, err = run_cli("flows", "-i", "fake0", "--speed", "2")
     assert code == 2 and "pace a replay" in err
     code, _, err = run_cli("flows", "-i", "fake0", "-r", str(samples / "http_small.pcap"))
     assert code == 2 and "not both" in err
-    code, _, err = run_cli("flows", "-r", str(samples / "http_small.pcap"), "-w", "x.pcap")
-    assert code == 2 and "-w records a live capture" in err
+    code, _, err = run_cli("flows", "-i", "fake0", "--flow", "1", "-w", str(tmp_path / "x.pcap"))
+    assert code == 2 and "--flow with -w is for replays" in err
 
 
 def test_interfaces_listing() -> None:
