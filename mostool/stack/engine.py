@@ -444,7 +444,8 @@ class Engine:
                 if mode == "auto" and seg.payload_len and not flags & (SYN | RST):
                     self._set_aside(conn, seg, 1 - snd)
                 return
-        # The fast path: an ACK with no SYN/FIN/RST on an established flow nobody listens to,
+        # The fast path: an ACK with no SYN/FIN/RST on an established flow where no handle
+        # wants ON_PKT_IN, ON_CONN_NEW_DATA or ON_ERROR (``conn.quiet``),
         # acknowledging nothing beyond the in-order point and carrying in-order bytes (if any)
         # changes no state and raises nothing: only the in-order point and the bytes move. It
         # gives exactly what the general path below gives for such a packet.

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from mostool.errors import BytesLost, MosError
 from mostool.events.dispatch import Registration, SubscriptionSet
-from mostool.events.types import Callback, EventType, Hook, Side, TcpState
+from mostool.events.types import (
+    ERROR_BIT,
+    NEW_DATA_BIT,
+    PKT_IN_BIT,
+    Callback,
+    EventType,
+    Hook,
+    Side,
+    TcpState,
+)
 from mostool.stack.decode import TcpOptions, TcpSegment, format_addr, parse_tcp_options
 from mostool.stack.stream import HalfStream
 
@@ -31,6 +40,7 @@ SOCKOPT_OVERLAP_SVR = "overlap_svr"
 SOCKOPT_STOP_MON = "stop_monitoring"
 
 _TCP_FLAG_NAMES = "FSRPAUEC"
+_FAST_PATH_EVENTS = PKT_IN_BIT | NEW_DATA_BIT | ERROR_BIT
 
 
 class PacketInfo:
@@ -183,7 +193,7 @@ class Connection:
         self.stopped = False
         self.last_seg: TcpSegment | None = None     # the packet being (or last) processed
         self.last_number = 0
-        self.quiet = True                 # no handle subscribes to anything
+        self.quiet = True                 # no handle wants what the fast path could raise
         self.held = 0                     # bytes its buffers and out-of-order runs hold
         # bad-checksum segments dropped, per receiving side: (seq, bytes or None, length)
         self.set_aside: tuple[list[tuple[int, bytes | None, int]],
@@ -205,7 +215,8 @@ class Connection:
                 for hook in range(3):
                     masks[hook] |= h.subs.masks[hook]
         self.masks = masks
-        self.quiet = not (masks[0] or masks[1] or masks[2])
+        # the engine's fast path can raise only these (see Engine._packet)
+        self.quiet = not (masks[0] | masks[1] | masks[2]) & _FAST_PATH_EVENTS
 
     def direction_record(self, sender: int) -> dict[str, Any]:
         st = self.streams[1 - sender]
