@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(flows)
     _add_write(flows)
     flows.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")
+    flows.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="share the capture out by flow between N processes (default 1)")
     flows.add_argument("--hash", action="store_true",
                        help="SHA-256 of each direction's reassembled bytes")
     events = sub.add_parser("events", help="every built-in event as one JSON line",
@@ -339,8 +341,7 @@ def _run_with_outputs(mon: Monitor, args: argparse.Namespace, err: IO[str]) -> N
 
 
 def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    mon = Monitor(_config(args, hash_streams=args.hash, rcvbuf=args.rcvbuf or 0))
-    mon.socket(MONITOR_STREAM)
+    config = _config(args, hash_streams=args.hash, rcvbuf=args.rcvbuf or 0)
     rows: list[dict[str, Any]] = []
     if args.format == "jsonl":
         log = FlowLog(FlowLog.jsonl_writer(out))
@@ -348,6 +349,12 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         log = FlowLog(FlowLog.csv_writer(out))
     else:
         log = FlowLog(rows.append)
+    if args.workers < 1:
+        raise UsageError(f"--workers takes a number >= 1, not {args.workers}")
+    if args.workers > 1:
+        return _flows_in_workers(args, config, log, rows, out, err)
+    mon = Monitor(config)
+    mon.socket(MONITOR_STREAM)
     mon.on_flow_end(log.flow_ended)
     _run_with_outputs(mon, args, err)
     log.close()
@@ -355,6 +362,44 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         _print_table(rows, out)
     out.flush()
     _warn(mon, err)
+    return 0
+
+
+def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: FlowLog,
+                      rows: list[dict[str, Any]], out: IO[str], err: IO[str]) -> int:
+    """--workers N: the capture shared out by flow between N processes (mostool.parallel)."""
+    from mostool.parallel import run_flows
+    from mostool.replay import CaptureError, ReplaySource
+    if getattr(args, "interface", None):
+        raise UsageError("--workers shares out a capture file (-r), not a live capture")
+    others = [opt for opt, on in (("-w", getattr(args, "write", None)),
+                                  ("--events-out", getattr(args, "events_out", None)),
+                                  ("--flows-out", getattr(args, "flows_out", None)),
+                                  ("-c", getattr(args, "count", None)),
+                                  ("--duration", getattr(args, "duration", None))) if on]
+    if others:
+        raise UsageError(f"--workers does not combine with {', '.join(others)} yet")
+    if not args.files:
+        raise UsageError("no input: give -r FILE (or -i IFACE)")
+    try:
+        ReplaySource(args.files).close()            # unusable input: one line, exit 2
+    except CaptureError as exc:
+        raise UsageError(str(exc)) from exc
+    bpf = " ".join(args.bpf) if args.bpf else None
+    if bpf:
+        from mostool.bpf import BpfError, BpfFilter
+        try:
+            BpfFilter(bpf)
+        except BpfError as exc:
+            raise UsageError(str(exc)) from exc
+    records, _stats, warnings = run_flows(args.files, config, args.workers, bpf)
+    for record in records:
+        log.write(record)
+    if args.format == "table":
+        _print_table(rows, out)
+    out.flush()
+    for warning in warnings:
+        err.write(f"mostool: warning: {warning}\n")
     return 0
 
 

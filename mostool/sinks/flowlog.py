@@ -45,6 +45,11 @@ class FlowLog:
             self._next += 1
             self.count += 1
 
+    def write(self, record: dict[str, Any]) -> None:
+        """Write a record now (records that come already in order, e.g. merged from workers)."""
+        self._emit(record)
+        self.count += 1
+
     def close(self) -> None:
         for key in sorted(self._pending):
             self._emit(self._pending.pop(key))

@@ -29,6 +29,7 @@ import errno
 import heapq
 import itertools
 import math
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +86,14 @@ _ORPHAN_REASONS = {
     decode.UNKNOWN_LINKTYPE: "unknown_linktype",
 }
 Matcher = Callable[[int, bytes], bool]
+
+
+def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
+    """Which of ``count`` shards a packet belongs to: a symmetric hash of both endpoints (as
+    mOS's symmetric RSS), so both directions of a flow meet in one shard."""
+    a = src + sport.to_bytes(2, "big")
+    b = dst + dport.to_bytes(2, "big")
+    return zlib.crc32(a + b if a < b else b + a) % count
 
 
 class Listener:
@@ -160,6 +169,9 @@ class Engine:
         self._orphan_handle = OrphanHandle(self)
         cfg = self.config
         self._idle_timeout = cfg.idle_timeout
+        # (index, count) when this engine is one of several sharing a capture by flow: it
+        # tracks only the TCP packets whose shard_of is its index; non-TCP frames go to shard 0
+        self.shard: tuple[int, int] | None = None
         self._check_mode = cfg.checksums
         self._midstream = cfg.midstream
         self._mos_compat = cfg.mos_compat
@@ -276,7 +288,11 @@ class Engine:
             self._raw(linktype, frame)
         seg = self.decoder.decode(linktype, frame, ts)
         if isinstance(seg, int):
-            self._not_tcp(seg, linktype, frame)
+            if self.shard is None or self.shard[0] == 0:
+                self._not_tcp(seg, linktype, frame)
+            return
+        if self.shard is not None and shard_of(seg.src, seg.sport, seg.dst, seg.dport,
+                                               self.shard[1]) != self.shard[0]:
             return
         conn = self.table.get(seg.key)
         if (conn is not None and seg.flags & SYN and not seg.flags & ACK
@@ -300,6 +316,16 @@ class Engine:
                 self._track_stopped(conn, seg)
             return
         self._packet(conn, seg, fresh)
+
+    def skip(self, ts: float) -> None:
+        """A frame another shard handles: it still moves the clock and the packet count."""
+        self.packet_number += 1
+        if ts > self.now:
+            if not self._clock_started:
+                self._start_clock(ts)
+            if self._due < ts:
+                self._fire_due(ts)
+            self.now = ts
 
     def _raw(self, linktype: int, frame: bytes) -> None:
         for lst in self._raw_listeners:
