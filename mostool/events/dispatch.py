@@ -61,35 +61,31 @@ class SubscriptionSet:
                     node = self.floating[hook][etype] = _Node(etype)
                 node.callbacks.append(callback)
                 continue
-            parent: _Node | None = None
-            for step in etype.path():
-                node = nodes.get((hook, step))
-                if node is None:
-                    node = nodes[(hook, step)] = _Node(step)
-                    if parent is None:
-                        self.trees[hook][step.id] = node
-                    else:
-                        parent.children.append(node)
-                parent = node
-            assert parent is not None
-            parent.callbacks.append(callback)
+            self._node(nodes, hook, etype).callbacks.append(callback)
             self.masks[hook] |= etype.bit
-        # A floating event's callbacks are reachable only through its parent's filter: mark the
-        # root so that filter gets evaluated.
+        # A floating event's callbacks are reachable only through its parent's filter: the
+        # path to the parent must exist so that filter gets evaluated.
         for hook in Hook:
             for etype in self.floating[hook]:
-                parent = None
                 assert etype.base is not None
-                for step in etype.base.path():
-                    node = nodes.get((hook, step))
-                    if node is None:
-                        node = nodes[(hook, step)] = _Node(step)
-                        if parent is None:
-                            self.trees[hook][step.id] = node
-                        else:
-                            parent.children.append(node)
-                    parent = node
+                self._node(nodes, hook, etype.base)
                 self.masks[hook] |= etype.bit
+
+    def _node(self, nodes: dict[tuple[Hook, EventType], _Node], hook: Hook,
+              etype: EventType) -> _Node:
+        """The tree node for ``etype`` at ``hook``, creating the path from its root."""
+        parent: _Node | None = None
+        for step in etype.path():
+            node = nodes.get((hook, step))
+            if node is None:
+                node = nodes[(hook, step)] = _Node(step)
+                if parent is None:
+                    self.trees[hook][step.id] = node
+                else:
+                    parent.children.append(node)
+            parent = node
+        assert parent is not None
+        return parent
 
     def __len__(self) -> int:
         return len(self.entries)

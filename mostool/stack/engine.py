@@ -510,16 +510,8 @@ class Engine:
             state[snd] = new_snd
         new_data_snd = self._ack_gives_up_holes(conn, seg, snd) if flags & ACK else False
         if masks[Hook.HK_SND]:
-            m = masks[Hook.HK_SND]
-            side = SIDES[snd]
-            if m & PKT_IN_BIT:
-                self._emit(conn, Hook.HK_SND, side, PktIn(Hook.HK_SND), snd)
-            if m & CONN_START_BIT and (fresh or old_snd == ST.LISTEN and new_snd != ST.LISTEN
-                                       and flags & SYN):
-                self._emit(conn, Hook.HK_SND, side, ConnStart(Hook.HK_SND), snd)
-            if m & STATE_CHANGE_BIT and new_snd != old_snd:
-                self._emit(conn, Hook.HK_SND, side,
-                           TcpStateChange(Hook.HK_SND, old_snd, new_snd), snd)
+            self._emit_stack(conn, Hook.HK_SND, snd, old_snd,
+                             [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
 
         # 5. the receiver's half-stream, then its stack
         st = conn.streams[rcv]
@@ -558,17 +550,7 @@ class Engine:
         if flags & RST and rst_ok:
             conn.rst_seen = True
         if masks[Hook.HK_RCV]:
-            m = masks[Hook.HK_RCV]
-            side = SIDES[rcv]
-            if m & PKT_IN_BIT:
-                self._emit(conn, Hook.HK_RCV, side, PktIn(Hook.HK_RCV), snd)
-            if m & CONN_START_BIT and (fresh or old_rcv == ST.LISTEN and new_rcv != ST.LISTEN
-                                       and flags & SYN):
-                self._emit(conn, Hook.HK_RCV, side, ConnStart(Hook.HK_RCV), snd)
-            if m & STATE_CHANGE_BIT:
-                for old, new in changes:
-                    self._emit(conn, Hook.HK_RCV, side, TcpStateChange(Hook.HK_RCV, old, new),
-                               snd)
+            self._emit_stack(conn, Hook.HK_RCV, rcv, old_rcv, changes, fresh, snd)
         if not rst_ok and masks[Hook.NULL] & ERROR_BIT:
             self._emit(conn, Hook.NULL, SIDES[rcv], ErrorEvent(Hook.NULL, "bad_rst", 0, 0), snd)
 
@@ -593,6 +575,23 @@ class Engine:
                 self._due = min(self._due, conn.tw_deadline)
                 heapq.heappush(self._timers, (conn.tw_deadline, next(self._timer_seq), 0,
                                               conn))
+
+    def _emit_stack(self, conn: Connection, hook: Hook, side: int, old: TcpState,
+                    changes: list[tuple[TcpState, TcpState]], fresh: bool, snd: int) -> None:
+        """One stack's update at its hook: ON_PKT_IN, ON_CONN_START (the stack left LISTEN on
+        a SYN, or the flow was just picked up midstream), one ON_TCP_STATE_CHANGE per step."""
+        m = conn.masks[hook]
+        s = SIDES[side]
+        if m & PKT_IN_BIT:
+            self._emit(conn, hook, s, PktIn(hook), snd)
+        new = changes[-1][1] if changes else old
+        if m & CONN_START_BIT and (fresh or old == ST.LISTEN and new != ST.LISTEN
+                                   and conn.last_seg is not None
+                                   and conn.last_seg.flags & SYN):
+            self._emit(conn, hook, s, ConnStart(hook), snd)
+        if m & STATE_CHANGE_BIT:
+            for before, after in changes:
+                self._emit(conn, hook, s, TcpStateChange(hook, before, after), snd)
 
     def _sender_update(self, conn: Connection, seg: TcpSegment, snd: int,
                        old: TcpState) -> TcpState:
