@@ -274,6 +274,9 @@ def _no_frames(cap: _Capture) -> Iterator[Frame]:
     yield from ()
 
 
+_RELEASE_STEP = 32 << 20
+
+
 def _pcap_frames(cap: _Capture, warnings: list[str] | None) -> Iterator[Frame]:
     buf = cap.buf
     end = len(buf)
@@ -289,9 +292,19 @@ def _pcap_frames(cap: _Capture, warnings: list[str] | None) -> Iterator[Frame]:
     unpack = _PCAP_REC_HDR[bo].unpack_from
     off = _PCAP_HDR_LEN
     n = 0
+    # Pages already read are handed back to the kernel as the reader moves on, so a multi-GB
+    # capture does not stay resident (they are file-backed: reading them again just faults).
+    release = isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
+    released = 0
+    next_release = _RELEASE_STEP if release else math.inf
     try:
         last = end - hlen
         while off <= last:
+            if off >= next_release:
+                upto = off - off % mmap.PAGESIZE
+                buf.madvise(mmap.MADV_DONTNEED, released, upto - released)  # type: ignore[union-attr]
+                released = upto
+                next_release = off + _RELEASE_STEP
             sec, frac, incl, orig = unpack(buf, off)
             if swap and (always_swap or incl > orig):
                 incl, orig = orig, incl

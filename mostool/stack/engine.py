@@ -861,6 +861,11 @@ class Engine:
         conn.last_seg = None
         if self.on_flow_end is not None:
             self.on_flow_end(conn)
+        # An ended flow keeps its counts and digests, not its bytes; and no reference cycle
+        # with its handles, so it is freed without waiting for the garbage collector.
+        for st in conn.streams:
+            st.release()
+        conn.handles = []
 
     def _account(self, conn: Connection) -> None:
         """Keep the total of bytes held by all flows; past the limit, this flow gives up."""

@@ -218,6 +218,16 @@ class HalfStream:
         else:
             runs.append((off, n))
 
+    def release(self) -> None:
+        """Drop the bytes held (the flow ended); counts, gaps and the digest stay."""
+        self.chunks = []
+        self.chunk_offs = []
+        self.chunk_head = 0
+        self.buffered = 0
+        self.ooo_starts = []
+        self.ooo = {}
+        self.ooo_bytes = 0
+
     def take(self, buf: bytes, start: int, n: int) -> None:
         """In-order bytes nobody is told about (the engine's fast path): ``buf[start:start+n]``
         at ``nxt``, into the hash and the buffer, without recording a NEW_DATA run."""
