@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mostool.config import MonitorConfig
-from mostool.errors import MosError
+from mostool.errors import CallbackError, MosError
 from mostool.events.dispatch import SubscriptionRegistry
-from mostool.events.types import Callback, Event, EventType, Hook, UserEvent
+from mostool.events.types import Callback, ConnEnd, Event, EventType, Hook, UserEvent
 from mostool.sources import MemorySource, Source, is_live, source_attr
 from mostool.stack.engine import RAW, STREAM, Engine, Listener
 from mostool.stack.flow import (
@@ -244,6 +244,7 @@ class Monitor:
         left = count if count is not None else -1
         frames = source.frames()
         aborted = False
+        failed = False
         try:
             if count is None and duration is None:  # the hot loop: nothing to count
                 for ts, linktype, data, wire_len in frames:
@@ -276,6 +277,7 @@ class Monitor:
                         break
         except BaseException as exc:
             aborted = not isinstance(exc, Exception)
+            failed = isinstance(exc, CallbackError)
             raise
         finally:
             close = getattr(frames, "close", None)
@@ -283,7 +285,16 @@ class Monitor:
                 close()
             self.warnings.extend(getattr(source, "warnings", []))
             stopping, self._stopping = self._stopping, False
-            if not aborted:
+            if failed:
+                # strict mode stopped on a user error: end the flows without letting a second
+                # error replace the first (later failures are recorded, not raised)
+                dispatcher = engine.dispatcher
+                dispatcher.strict = False
+                try:
+                    engine.finish("stopped")
+                finally:
+                    dispatcher.strict = True
+            elif not aborted:
                 engine.finish("stopped" if stopping else "eof")
         return self.stats()
 
@@ -316,7 +327,12 @@ class Monitor:
 
     def _flow_ended(self, conn: Connection) -> None:
         for hook in self._flow_end_hooks:
-            hook(conn)
+            try:
+                hook(conn)
+            except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+                flow = conn.handles[0] if conn.handles else None
+                self.engine.dispatcher._failed("flow_end_hook", flow,
+                                               ConnEnd(Hook.HK_RCV, conn.end_reason), exc)
 
     def _failed(self, where: str, flow: Flow | None, event: Event | UserEvent,
                 exc: BaseException) -> None:

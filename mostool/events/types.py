@@ -28,10 +28,10 @@ ON_CONN_NEW_DATA (4)     a stack's in-order (contiguous) received bytes grew: at
                          the new bytes. Half-closed flows included (mOS: only while ESTABLISHED).
 ON_ERROR (5)             an anomaly on a side: overlapping copies that differ ("overlap_conflict"),
                          unread bytes pushed out of the buffer ("buffer_overflow"), an
-                         out-of-window RST ("bad_rst"), a hole given up ("gap"), data after a
-                         hole was skipped ("late_data"), bytes given up over the
-                         max_buffered_bytes limit ("memory_limit"); at NULL, side = receiving
-                         stack.
+                         out-of-window RST ("bad_rst") or FIN ("bad_fin"), a hole given up
+                         ("gap"), data after a hole was skipped ("late_data"), bytes given
+                         up over the max_buffered_bytes limit ("memory_limit"); at NULL,
+                         side = receiving stack.
 ON_TIMEOUT (6)           the flow saw no packet for ``idle_timeout`` seconds of packet time; at
                          NULL, side BOTH, right before its ON_CONN_END(reason="timeout").
                          (mOS never raises it.)

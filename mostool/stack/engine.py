@@ -78,6 +78,7 @@ SIDES = (Side.CLI, Side.SVR)
 ST = TcpState
 I = TcpInput
 _HANDSHAKE = frozenset({ST.LISTEN, ST.SYN_SENT, ST.SYN_RCVD})
+_AFTER_CLOSE = 120.0        # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
 _MAX_SET_ASIDE = 64         # bad-checksum segments kept per side in case they get acknowledged
 _ORPHAN_REASONS = {
     decode.NOT_IP: "non_ip",
@@ -157,7 +158,8 @@ class Engine:
             "orphans": 0, "non_tcp": 0, "non_ip": 0,
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
             "dropped_bad_checksum": 0, "bad_checksum_acked": 0, "evicted": 0, "timeouts": 0,
-            "bad_rst": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
+            "bad_rst": 0, "bad_fin": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
+            "after_close": 0,
         }
         self.event_counts: dict[str, int] = {}
         self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
@@ -172,6 +174,8 @@ class Engine:
         # (index, count) when this engine is one of several sharing a capture by flow: it
         # tracks only the TCP packets whose shard_of is its index; non-TCP frames go to shard 0
         self.shard: tuple[int, int] | None = None
+        self._recently_closed: dict[bytes, float] = {}   # midstream: key -> when it closed
+        self._idle_dead = 0                 # ended flows still in the idle heap
         self._check_mode = cfg.checksums
         self._midstream = cfg.midstream
         self._mos_compat = cfg.mos_compat
@@ -378,6 +382,13 @@ class Engine:
     def _new_flow(self, seg: TcpSegment) -> Connection | None:
         flags = seg.flags
         is_syn = flags & SYN and not flags & (ACK | RST)
+        if not is_syn and self._midstream and not seg.wire_len and not flags & SYN:
+            closed_at = self._recently_closed.get(seg.key)
+            if closed_at is not None and self.now - closed_at <= _AFTER_CLOSE:
+                # the last ACK of a closed flow, or ACKs after its RST: not a new flow
+                self._counts["after_close"] += 1
+                self._orphan("after_close", seg.linktype, seg.buf, seg)
+                return None
         if not is_syn and not self._midstream:
             self._orphan("no_flow", seg.linktype, seg.buf, seg)
             return None
@@ -493,6 +504,17 @@ class Engine:
                             self._account(conn)
                         return
         rcv = 1 - snd
+        if flags & FIN and not self._fin_acceptable(conn, seg, rcv):
+            # a FIN far outside what the receiver expects (before the stream's first byte, or
+            # past its window) ends nothing: counted, ON_ERROR "bad_fin", taken as a plain
+            # segment
+            conn.bad_fin += 1
+            self._counts["bad_fin"] += 1
+            seg = seg._replace(flags=flags & ~FIN)
+            flags = seg.flags
+            if conn.masks[Hook.NULL] & ERROR_BIT:
+                self._emit(conn, Hook.NULL, SIDES[rcv],
+                           ErrorEvent(Hook.NULL, "bad_fin", 0, 0), snd)
         masks = conn.masks
         state = conn.state
         rst_ok = True
@@ -749,6 +771,16 @@ class Engine:
                 st.base = seg.ack
         conn.alt_isn = []
 
+    def _fin_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
+        if self.config.mos_compat:
+            return True
+        st = conn.streams[rcv]
+        if st.base is None:
+            return True
+        off = st.offset((seg.seq + seg.wire_len + (1 if seg.flags & SYN else 0)) & M32)
+        window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
+        return off >= 0 and -window <= off - st.nxt <= window
+
     def _rst_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
         """RFC 5961-ish, loosely: an RST must land near what the receiver expects."""
         if self.config.mos_compat:
@@ -845,6 +877,11 @@ class Engine:
             if self.table.get(key) is conn:
                 del self.table[key]
         self.active -= 1
+        if self._midstream and reason in ("fin", "rst"):
+            recent = self._recently_closed
+            recent[conn.key_c2s] = recent[conn.key_s2c] = self.now
+            while len(recent) > 2 * self.config.max_flows:
+                del recent[next(iter(recent))]
         self._held -= conn.held
         conn.held = 0
         if not conn.stopped:
@@ -866,6 +903,12 @@ class Engine:
         for st in conn.streams:
             st.release()
         conn.handles = []
+        self._idle_dead += 1
+        idle = self._idle
+        if self._idle_dead > 64 and 2 * self._idle_dead > len(idle):
+            idle[:] = [entry for entry in idle if not entry[2].ended]   # in place: loops hold it
+            heapq.heapify(idle)
+            self._idle_dead = 0
 
     def _account(self, conn: Connection) -> None:
         """Keep the total of bytes held by all flows; past the limit, this flow gives up."""

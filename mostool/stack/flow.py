@@ -144,6 +144,7 @@ class Connection:
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "quiet", "control_rexmit", "alt_isn", "keepalives",
         "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
+        "bad_fin",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -177,6 +178,7 @@ class Connection:
         self.control_rexmit = [0, 0]      # SYN/FIN retransmissions, by receiving side
         self.keepalives = [0, 0]
         self.bad_rst = 0
+        self.bad_fin = 0
         self.late = [0, 0]
         self.rst_payload = [0, 0]
         self.alt_isn: list[int] = []

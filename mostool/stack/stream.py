@@ -142,9 +142,12 @@ class HalfStream:
         if self.ooo_starts[0] <= self.nxt:
             self._flush()
             flags |= NEW
-        elif len(self.ooo_starts) > self.max_ooo_segments or self.ooo_bytes > self.max_ooo_bytes:
-            self.skip_to(self.ooo_starts[0])
-            flags |= NEW
+        else:
+            # over a limit: give up holes, oldest first, until the store is within both
+            while self.ooo_starts and (len(self.ooo_starts) > self.max_ooo_segments
+                                       or self.ooo_bytes > self.max_ooo_bytes):
+                self.skip_to(self.ooo_starts[0])
+                flags |= NEW
         return flags
 
     def skip_to(self, target: int) -> bool:
