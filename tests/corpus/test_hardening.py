@@ -518,7 +518,8 @@ MIDSTREAM_MISSES: dict[tuple[str, int, str], tuple[str, dict[str, Any]]] = {
 MIDSTREAM_SPLITS = {
     "rst": "an acceptable RST ends a flow (as mOS); what follows is picked up as a new flow",
     "timeout": "the flow was idle past idle_timeout (pkt-dns-over-tcp: 70 days)",
-    "fin": "both sides closed; stray segments after the close are picked up as a new flow",
+    "fin": "both sides closed; data after the close is picked up as a new flow (payload-less "
+           "stray segments are orphans, 'after_close')",
 }
 
 

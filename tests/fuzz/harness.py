@@ -49,6 +49,8 @@ LINKTYPES = (0, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 239, 276, 2,
 ERROR_KINDS = frozenset({"overlap_conflict", "buffer_overflow", "bad_rst", "gap", "late_data",
                          "bad_fin", "memory_limit"})
 END_REASONS = frozenset({"fin", "rst", "timeout", "eof", "evicted", "stopped"})
+ORPHAN_REASONS = frozenset({"non_ip", "non_tcp", "malformed", "unknown_linktype", "no_flow",
+                            "filtered", "no_listener", "after_close"})
 
 #: Monitor configurations the engine target cycles through (the fuzzer picks one by index).
 CONFIGS: tuple[dict[str, Any], ...] = (
@@ -259,8 +261,7 @@ class _Probe:
         name = event.name
         if name == "ON_ORPHAN":
             self._packet(flow)
-            if event.reason not in ("non_ip", "non_tcp", "malformed", "unknown_linktype",
-                                    "no_flow", "filtered", "no_listener"):
+            if event.reason not in ORPHAN_REASONS:
                 raise HarnessError(f"orphan reason {event.reason!r}")
             return
         fid = flow.id
