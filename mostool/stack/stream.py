@@ -29,6 +29,8 @@ from typing import Any
 __all__ = ["HalfStream", "NEW", "REXMIT", "CONFLICT", "LATE", "M32"]
 
 M32 = 0xFFFFFFFF
+_SMALL = 512     # segments shorter than this are coalesced in the buffer ...
+_TAIL = 4096     # ... into a tail chunk of up to this many bytes (and 1/8 of the buffer)
 NEW = 1          # in-order data grew
 REXMIT = 2       # the segment overlapped bytes already received
 CONFLICT = 4     # ... and some overlapping bytes differed
@@ -57,7 +59,7 @@ class HalfStream:
         self.bufsize = bufsize
         self.keep_bytes = bufsize > 0 or hashing
         self.overlap_last = overlap_last
-        self.chunks: list[bytes] = []       # buffered in-order bytes, one chunk per delivery
+        self.chunks: list[bytes | bytearray] = []   # buffered in-order bytes (see _buffer)
         self.chunk_offs: list[int] = []
         self.chunk_head = 0                 # chunks before this index have been dropped
         self.buffered = 0
@@ -208,11 +210,7 @@ class HalfStream:
             if self.hasher is not None:
                 self.hasher.update(data)
             if self.bufsize:
-                chunk = bytes(data)
-                self.chunks.append(chunk)
-                self.chunk_offs.append(off)
-                self.buffered += n
-                self._trim()
+                self._buffer(off, data, n)
         self.nxt = off + n
         self.delivered += n
         runs = self.new_runs
@@ -239,12 +237,28 @@ class HalfStream:
             if self.hasher is not None:
                 self.hasher.update(data)
             if self.bufsize:
-                self.chunks.append(data)
-                self.chunk_offs.append(self.nxt)
-                self.buffered += n
-                self._trim()
+                self._buffer(self.nxt, data, n)
         self.nxt += n
         self.delivered += n
+
+    def _buffer(self, off: int, data: bytes, n: int) -> None:
+        """Append in-order bytes at ``off``. Small segments are coalesced into a tail chunk of
+        up to _TAIL bytes, so the buffer's memory follows its bytes, not its segment count."""
+        chunks = self.chunks
+        if n < _SMALL and len(chunks) > self.chunk_head:
+            last = chunks[-1]
+            if (len(last) + n <= min(_TAIL, self.bufsize >> 3)
+                    and self.chunk_offs[-1] + len(last) == off):
+                if last.__class__ is not bytearray:
+                    last = chunks[-1] = bytearray(last)
+                last += data
+                self.buffered += n
+                self._trim()
+                return
+        chunks.append(data if data.__class__ is bytes else bytes(data))
+        self.chunk_offs.append(off)
+        self.buffered += n
+        self._trim()
 
     def _trim(self) -> None:
         chunks = self.chunks
@@ -397,7 +411,7 @@ class HalfStream:
         head = self.chunk_head
         if head < len(offs) and off >= offs[head] and off < self.nxt:
             i = bisect_right(offs, off, head) - 1
-            parts: list[bytes] = []
+            parts: list[bytes | bytearray] = []
             want = n
             pos = off
             while want > 0 and i < len(offs):

@@ -942,14 +942,9 @@ def test_buffered_payload_is_bounded_by_rcvbuf() -> None:
     assert held[mos.SVR][-1] >= 16 << 10 and held[mos.CLI][-1] >= 16 << 10
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs: rcvbuf to bound memory, not only payload bytes: each buffered segment costs a "
-    "bytes object, a list slot and an int offset (~100 B), and chunks dropped from the head stay "
-    "referenced until head > 64 and head * 2 > len(chunks); coalesce small deliveries into the "
-    "last chunk (e.g. a bytearray tail up to 4 KB) and compact the chunk list as soon as the "
-    "dropped part is larger than a few chunks (mostool/stack/stream.py _deliver/_trim)"))
 def test_buffer_memory_is_bounded_with_tiny_segments() -> None:
-    """16 KB of rcvbuf filled with 1-byte segments costs ~1.5 MB today (~90x)."""
+    """16 KB of rcvbuf filled with 1-byte segments: memory follows the bytes (it cost ~1.5 MB,
+    ~90x, before small segments were coalesced)."""
     sc = Scenario()
     sc.handshake()
     for _ in range(40_000):
