@@ -1384,6 +1384,26 @@ def _writable(buf: Any, length: int | None) -> tuple[memoryview, int] | None:
     return mv, n
 
 
+def _peek_target(mctx: mctx_t, sock: int, side: Any, buf: Any, length: int | None,
+                 listener_errno: int, name: str) -> int | tuple[Flow, Side, memoryview, int]:
+    """What mtcp_peek and mtcp_ppeek check first: a running context, a flow socket (a listener
+    fails with ``listener_errno``), a side, and a writable buffer of ``length`` bytes. Returns
+    -1 (errno set) or (flow, side, buffer view, bytes wanted)."""
+    ctx = _running_ctx(mctx)
+    if isinstance(ctx, int):
+        return ctx
+    flow = _flow_rec(ctx, sock, listener_errno)
+    if isinstance(flow, int):
+        return flow
+    s = _side(side)
+    if s is None:
+        return _fail(_errno.EINVAL, f"side must be MOS_SIDE_CLI or MOS_SIDE_SVR, not {side!r}")
+    target = _writable(buf, length)
+    if target is None:
+        return _fail(_errno.EINVAL, f"buf must be a writable buffer of at least {name} bytes")
+    return flow, s, target[0], target[1]
+
+
 def mtcp_peek(mctx: mctx_t, sock: int, side: int, buf: Any, length: int | None = None
               ) -> int:
     """Copy up to ``length`` (default ``len(buf)``) in-order bytes of ``side``'s receive buffer
@@ -1398,19 +1418,10 @@ def mtcp_peek(mctx: mctx_t, sock: int, side: int, buf: Any, length: int | None =
     CLI/SVR, where mOS exits the process, or ``buf`` not a writable buffer of ``length``
     bytes).
     """
-    ctx = _running_ctx(mctx)
-    if isinstance(ctx, int):
-        return ctx
-    flow = _flow_rec(ctx, sock, _errno.EBADF)
-    if isinstance(flow, int):
-        return flow
-    s = _side(side)
-    if s is None:
-        return _fail(_errno.EINVAL, f"side must be MOS_SIDE_CLI or MOS_SIDE_SVR, not {side!r}")
-    target = _writable(buf, length)
-    if target is None:
-        return _fail(_errno.EINVAL, "buf must be a writable buffer of at least length bytes")
-    mv, n = target
+    target = _peek_target(mctx, sock, side, buf, length, _errno.EBADF, "length")
+    if isinstance(target, int):
+        return target
+    flow, s, mv, n = target
     try:
         if not _buffering(flow, s):
             return _fail(_errno.EINVAL, "buffering is disabled for this side")
@@ -1435,19 +1446,10 @@ def mtcp_ppeek(mctx: mctx_t, sock: int, side: int, buf: Any, count: int | None =
     flow that ended), ESOCKTNOSUPPORT (a listener), EINVAL (bad side, offset or buffer),
     ENODATA (no received byte at ``off``; mOS's code returns -1 there without setting errno).
     """
-    ctx = _running_ctx(mctx)
-    if isinstance(ctx, int):
-        return ctx
-    flow = _flow_rec(ctx, sock, _errno.ESOCKTNOSUPPORT)
-    if isinstance(flow, int):
-        return flow
-    s = _side(side)
-    if s is None:
-        return _fail(_errno.EINVAL, f"side must be MOS_SIDE_CLI or MOS_SIDE_SVR, not {side!r}")
-    target = _writable(buf, count)
-    if target is None:
-        return _fail(_errno.EINVAL, "buf must be a writable buffer of at least count bytes")
-    mv, n = target
+    target = _peek_target(mctx, sock, side, buf, count, _errno.ESOCKTNOSUPPORT, "count")
+    if isinstance(target, int):
+        return target
+    flow, s, mv, n = target
     if not isinstance(off, int) or off < 0:
         return _fail(_errno.EINVAL, f"offset must be >= 0, not {off!r}")
     try:
