@@ -21,6 +21,7 @@ from typing import Any
 
 from mostool.config import MonitorConfig
 from mostool.monitor import MONITOR_STREAM, Monitor
+from mostool.sources import FilteredSource
 
 __all__ = ["run_flows"]
 
@@ -35,15 +36,11 @@ def _worker(index: int, count: int, paths: Sequence[str], config: MonitorConfig,
         mon.on_flow_end(lambda conn: records.append(conn.record()))
         engine = mon.engine
         engine.shard = (index, count)
-        source = ReplaySource(list(paths))
-        match = None
+        source: Any = ReplaySource(list(paths))
         if bpf:
-            from mostool.bpf import BpfFilter
-            match = BpfFilter(bpf).matches
+            source = FilteredSource(source, bpf)
         process, skip, crc32 = engine.process, engine.skip, zlib.crc32
         for ts, linktype, data, wire_len in source.frames():
-            if match is not None and not match(linktype, data):
-                continue
             # plain Ethernet/IPv4 (IHL 5, not a fragment)/TCP: the share from the raw bytes
             if (linktype == 1 and len(data) >= 38 and data[12] == 8 and data[13] == 0
                     and data[14] == 0x45 and data[23] == 6 and not data[20] & 0x3F
