@@ -56,8 +56,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="bytes buffered per receiving side for peek (default 1 MiB)")
     p.add_argument("--overlap", choices=("first", "last"), default="first",
                    help="which copy of overlapping bytes wins (default first)")
-    p.add_argument("--checksums", choices=("auto", "on", "off"), default="auto",
-                   help="drop bad-checksum segments: auto (default), on, off")
+    p.add_argument("--checksums", choices=("auto", "on", "off", "skip"), default="auto",
+                   help="drop bad-checksum segments: auto (default), on, off; skip: do not "
+                        "verify (fastest; bad_checksums null)")
     p.add_argument("--time-wait", type=float, default=0.0, metavar="SECONDS",
                    help="how long a closed flow lingers in TIME_WAIT (default 0)")
     p.add_argument("--mos-compat", action="store_true", help="reproduce mOS 0.3's quirks")

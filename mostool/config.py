@@ -8,7 +8,7 @@ from typing import Literal
 __all__ = ["MonitorConfig"]
 
 OverlapPolicy = Literal["first", "last"]
-ChecksumMode = Literal["auto", "on", "off"]
+ChecksumMode = Literal["auto", "on", "off", "skip"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,7 +21,9 @@ class MonitorConfig:
     checksums         "auto": a direction that has carried a valid TCP checksum has its
                       bad-checksum segments dropped (as the host would), a direction that never
                       did (checksum offload at the capture host) is trusted; "on": drop every bad
-                      one; "off": drop none. Bad checksums are counted in every mode.
+                      one; "off": drop none. Bad checksums are counted in those three modes.
+                      "skip": not computed at all (the fastest: verifying costs ~2 us per
+                      full-size segment in CPython); bad_checksums is then reported as null
     midstream         pick up flows whose handshake was not captured (default: orphans, as mOS)
     idle_timeout      seconds of packet time without a packet before a flow ends with
                       ON_TIMEOUT then ON_CONN_END(reason="timeout"); None = never
@@ -70,8 +72,9 @@ class MonitorConfig:
             raise ValueError(f"rcvbuf must be >= 0, not {self.rcvbuf}")
         if self.overlap not in ("first", "last"):
             raise ValueError(f"overlap must be 'first' or 'last', not {self.overlap!r}")
-        if self.checksums not in ("auto", "on", "off"):
-            raise ValueError(f"checksums must be 'auto', 'on' or 'off', not {self.checksums!r}")
+        if self.checksums not in ("auto", "on", "off", "skip"):
+            raise ValueError(
+                f"checksums must be 'auto', 'on', 'off' or 'skip', not {self.checksums!r}")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive or None, not {self.idle_timeout}")
         if self.time_wait < 0:

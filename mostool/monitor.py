@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import math
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from mostool.config import MonitorConfig
 from mostool.errors import CallbackError, MosError
@@ -30,11 +30,15 @@ from mostool.stack.flow import (
     Flow,
 )
 
+if TYPE_CHECKING:
+    from mostool.replay import PcapRecords
+
 __all__ = ["Monitor", "MonitorSocket", "MONITOR_STREAM", "MONITOR_RAW", "CallbackFailure"]
 
 MONITOR_STREAM = STREAM
 MONITOR_RAW = RAW
 _MAX_KEPT_FAILURES = 1000
+_RECORDS_STEP = 8 << 20     # bytes of capture per process_records call
 
 
 class CallbackFailure:
@@ -242,10 +246,22 @@ class Monitor:
         packet_span = duration if duration is not None and not live else None
         packet_end: float | None = None
         left = count if count is not None else -1
-        frames = source.frames()
+        # a classic pcap at top speed is read in place by the engine (records.py), then
+        # whatever is left (a damaged record, trailing bytes) by the frame loops below
+        records = None
+        get_records = getattr(source, "pcap_records", None)  # not through wrappers: a filter
+        if duration is None and callable(get_records):
+            records = get_records()
+        frames: Iterator[tuple[Any, ...]] = iter(()) if records is not None else source.frames()
+        engine.stop_requested = False
         aborted = False
         failed = False
         try:
+            if records is not None:
+                left = self._pump(records, left)
+                if not self._stopping and left:
+                    engine.detach_records()
+                    frames = records.rest()
             if count is None and duration is None:  # the hot loop: nothing to count
                 for ts, linktype, data, wire_len in frames:
                     if linktype < 0:  # TICK: the source's clock moved, no packet
@@ -280,6 +296,9 @@ class Monitor:
             failed = isinstance(exc, CallbackError)
             raise
         finally:
+            if records is not None:
+                engine.detach_records()
+                records.close()
             close = getattr(frames, "close", None)
             if close is not None:
                 close()
@@ -298,6 +317,25 @@ class Monitor:
                 engine.finish("stopped" if stopping else "eof")
         return self.stats()
 
+    def _pump(self, records: PcapRecords, left: int) -> int:
+        """Hand the engine the records in steps (so a stop or the page release behind the
+        reader comes between steps); returns the packets still to take (-1: no count)."""
+        engine = self.engine
+        while not self._stopping and records.off < records.end:
+            off = records.off
+            stop = min(off + _RECORDS_STEP, records.end)
+            reached, n, nbytes, nwire = engine.process_records(
+                records.buf, off, stop, records.end, records.layout, left)
+            records.advance(reached, n, nbytes, nwire)
+            if left > 0:
+                left -= n
+                if not left:
+                    self.stop("count")
+                    break
+            if reached < stop and not engine.stop_requested:
+                break                       # a record the frame reader must report
+        return left
+
     def feed(self, ts: float, linktype: int, frame: bytes) -> None:
         """Hand one frame to the engine (notebooks, tests); call ``close()`` at the end."""
         self.engine.process(ts, linktype, frame, len(frame))
@@ -312,6 +350,7 @@ class Monitor:
         if not self._stopping:
             self.stopped_by = why
         self._stopping = True
+        self.engine.stop_requested = True
         src = self._source
         if src is not None and hasattr(src, "stop"):
             src.stop()

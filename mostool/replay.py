@@ -53,9 +53,10 @@ import time
 import warnings as _pywarnings
 from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from mostool._callable import make_callable
+from mostool.stack.records import RecordLayout, record_layout
 
 __all__ = [
     "CaptureError",
@@ -143,7 +144,7 @@ _NG = {_BOM_LE: _NgStructs("<"), _BOM_BE: _NgStructs(">")}
 class _Capture:
     """One opened, validated capture file and the generator reading it."""
 
-    __slots__ = ("name", "size", "buf", "kind", "frames", "_final_pos")
+    __slots__ = ("name", "size", "buf", "kind", "frames", "_final_pos", "reading_at")
 
     def __init__(self, name: str, size: int, buf: bytes | mmap.mmap, kind: str) -> None:
         self.name = name
@@ -152,11 +153,14 @@ class _Capture:
         self.kind = kind  # "pcap", "pcapng" or "empty"
         self.frames: Iterator[Frame] = iter(())
         self._final_pos: int | None = None
+        self.reading_at: int | None = None  # set while PcapRecords reads it in place
 
     def position(self) -> int:
         """Bytes of the file consumed so far (for a progress display)."""
         if self._final_pos is not None:
             return self._final_pos
+        if self.reading_at is not None:
+            return self.reading_at
         # The reading loop keeps its offset in a local; reading it from the suspended generator
         # (a documented introspection API) costs nothing per record.
         local = inspect.getgeneratorlocals(self.frames) if inspect.isgenerator(self.frames) else {}
@@ -277,7 +281,65 @@ def _no_frames(cap: _Capture) -> Iterator[Frame]:
 _RELEASE_STEP = 32 << 20
 
 
-def _pcap_frames(cap: _Capture, warnings: list[str] | None) -> Iterator[Frame]:
+def _can_release(buf: bytes | mmap.mmap) -> bool:
+    return isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
+
+
+class PcapRecords:
+    """A classic pcap file handed to ``Engine.process_records`` in place (ReplaySource at top
+    speed over one file; see ``ReplaySource.pcap_records``).
+
+    The consumer walks ``buf`` from ``off`` and reports each step with ``advance``; ``rest()``
+    then reads what is left frame by frame (the record that stopped the engine, with its damage
+    warning, and trailing bytes); ``close()`` if the run stops before.
+    """
+
+    def __init__(self, source: ReplaySource, cap: _Capture, layout: RecordLayout) -> None:
+        # an mmap reads like bytes: that is all the engine does with it
+        self.buf = cast(bytes, cap.buf)
+        self.off = _PCAP_HDR_LEN
+        self.end = len(cap.buf)
+        self.layout = layout
+        self.count = 0
+        self._source = source
+        self._cap = cap
+        self._released = 0
+        self._next_release = _RELEASE_STEP if _can_release(cap.buf) else math.inf
+        cap.reading_at = self.off
+
+    def advance(self, off: int, records: int, nbytes: int, nwire: int) -> None:
+        """The records up to byte ``off`` were consumed."""
+        self.off = off
+        self.count += records
+        src = self._source
+        src._packets += records
+        src._bytes += nbytes
+        src._wire_bytes += nwire
+        self._cap.reading_at = off
+        if off >= self._next_release:
+            upto = off - off % mmap.PAGESIZE
+            self._cap.buf.madvise(mmap.MADV_DONTNEED, self._released,  # type: ignore[union-attr]
+                                  upto - self._released)
+            self._released = upto
+            self._next_release = off + _RELEASE_STEP
+
+    def rest(self) -> Iterator[Frame]:
+        """The frames from ``off`` on, read by the frame reader."""
+        cap = self._cap
+        cap.reading_at = None
+        cap.frames = _pcap_frames(cap, self._source.warnings, self.off, self.count,
+                                  self._released)
+        return self._source._top_speed(cap.frames, [cap])
+
+    def close(self) -> None:
+        self._cap.reading_at = None
+        self._cap.finish(self.off)
+
+
+def _pcap_frames(cap: _Capture, warnings: list[str] | None, start: int = 0, count: int = 0,
+                 released: int = 0) -> Iterator[Frame]:
+    """The frames of a classic pcap file; from byte ``start`` (a record header) when resuming
+    after ``count`` frames, with the pages before ``released`` already handed back."""
     buf = cap.buf
     end = len(buf)
     bo, units, hlen = _PCAP_MAGICS[bytes(buf[:4])]
@@ -290,13 +352,12 @@ def _pcap_frames(cap: _Capture, warnings: list[str] | None) -> Iterator[Frame]:
     swap = vmaj == 2 and vmin <= 3
     always_swap = vmaj == 2 and vmin < 3
     unpack = _PCAP_REC_HDR[bo].unpack_from
-    off = _PCAP_HDR_LEN
-    n = 0
+    off = start or _PCAP_HDR_LEN
+    n = count
     # Pages already read are handed back to the kernel as the reader moves on, so a multi-GB
     # capture does not stay resident (they are file-backed: reading them again just faults).
-    release = isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
-    released = 0
-    next_release = _RELEASE_STEP if release else math.inf
+    release = _can_release(buf)
+    next_release = released + _RELEASE_STEP if release else math.inf
     try:
         last = end - hlen
         while off <= last:
@@ -592,6 +653,24 @@ class ReplaySource:
 
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
+
+    def pcap_records(self) -> PcapRecords | None:
+        """The capture for ``Engine.process_records`` to read in place, instead of
+        ``frames()``: only at top speed, for one classic pcap file (not the "modified" format,
+        nor versions before 2.4, whose length fields may be swapped), on the first read."""
+        if self.paced or len(self._caps) != 1 or self._started or self._stopped:
+            return None
+        cap = self._caps[0]
+        buf = cap.buf
+        if cap.kind != "pcap":
+            return None
+        bo, units, hlen = _PCAP_MAGICS[bytes(buf[:4])]
+        vmaj, vmin, _zone, _sigfigs, snaplen, network = _PCAP_FILE_HDR[bo].unpack_from(buf, 4)
+        if hlen != 16 or (vmaj == 2 and vmin <= 3):
+            return None
+        self._started = True
+        return PcapRecords(self, cap, record_layout(bo, units, max(snaplen, MAX_SNAPLEN),
+                                                    network & 0x0FFFFFFF))
 
     def frames(self) -> Iterator[Frame]:
         """The frames of all files in timestamp order (stable), paced as configured.

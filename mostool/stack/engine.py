@@ -29,6 +29,7 @@ import errno
 import heapq
 import itertools
 import math
+import struct
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,7 @@ from mostool.events.types import (
 from mostool.stack import decode
 from mostool.stack.decode import Decoder, TcpSegment, parse_tcp_options, tcp_checksum_ok
 from mostool.stack.flow import Connection, Flow, PacketInfo
+from mostool.stack.records import RecordBuffer, RecordLayout, process_records
 from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
 from mostool.stack.tcp import TERMINAL, TRANSITIONS, TcpInput
 
@@ -87,6 +89,9 @@ _ORPHAN_REASONS = {
     decode.UNKNOWN_LINKTYPE: "unknown_linktype",
 }
 Matcher = Callable[[int, bytes], bool]
+
+
+_SCRATCH_DECODER = Decoder()     # decodes remembered records again: its counters are not ours
 
 
 def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
@@ -177,8 +182,13 @@ class Engine:
         self._recently_closed: dict[bytes, float] = {}   # midstream: key -> when it closed
         self._idle_dead = 0                 # ended flows still in the idle heap
         self._check_mode = cfg.checksums
+        self._verify = cfg.checksums != "skip"
         self._midstream = cfg.midstream
         self._mos_compat = cfg.mos_compat
+        # process_records: the buffer whose record offsets Connection.last_seg may hold
+        self._rec_buf: RecordBuffer | None = None
+        self._rec_layout: RecordLayout | None = None
+        self.stop_requested = False         # set by the shell's stop(): process_records returns
 
     # -- listeners ----------------------------------------------------------------------------
 
@@ -320,6 +330,44 @@ class Engine:
                 self._track_stopped(conn, seg)
             return
         self._packet(conn, seg, fresh)
+
+    def process_records(self, buf: RecordBuffer, off: int, stop: int, end: int,
+                        layout: RecordLayout, max_records: int = -1
+                        ) -> tuple[int, int, int, int]:
+        """Handle the classic-pcap records of ``buf`` starting in ``[off, stop)``, as
+        ``process`` would one by one (see mostool/stack/records.py). Returns (offset reached,
+        records, captured bytes, wire bytes)."""
+        return process_records(self, buf, off, stop, end, layout, max_records)
+
+    def _inline_ok(self) -> bool:
+        """Whether process_records may take packets itself (else every one goes to process)."""
+        return self._clock_started and not self._raw_listeners and self.shard is None
+
+    def record_segment(self, conn: Connection) -> TcpSegment | None:
+        """``conn.last_seg`` decoded, when process_records left it as a record offset."""
+        seg = conn.last_seg
+        if not isinstance(seg, int):
+            return seg
+        buf, layout = self._rec_buf, self._rec_layout
+        if buf is None or layout is None:
+            return None
+        try:
+            incl = layout.header.unpack_from(buf, seg)[2]
+            frame = buf[seg + 16:seg + 16 + incl]
+        except (ValueError, struct.error):  # the source has let the buffer go
+            return None
+        out = _SCRATCH_DECODER.decode(layout.linktype, frame, conn.last_ts)
+        return None if isinstance(out, int) else out
+
+    def detach_records(self) -> None:
+        """The source is about to let go of the record buffer: decode the last packets that
+        open flows still refer to by offset."""
+        if self._rec_buf is None:
+            return
+        for conn in self.table.values():
+            if isinstance(conn.last_seg, int):
+                conn.last_seg = self.record_segment(conn)
+        self._rec_buf = self._rec_layout = None
 
     def skip(self, ts: float) -> None:
         """A frame another shard handles: it still moves the clock and the packet count."""
@@ -468,7 +516,8 @@ class Engine:
         conn.window[snd] = seg.window
         conn.last_seg = seg
         conn.last_number = self.packet_number
-        ok = tcp_checksum_ok(seg)           # verified and counted in every mode
+        # verified and counted in every mode but "skip"
+        ok = tcp_checksum_ok(seg) if self._verify else None
         if ok:
             conn.valid_checksum[snd] = True
         elif ok is False:
@@ -608,7 +657,7 @@ class Engine:
             self._emit(conn, hook, s, PktIn(hook), snd)
         new = changes[-1][1] if changes else old
         if m & CONN_START_BIT and (fresh or old == ST.LISTEN and new != ST.LISTEN
-                                   and conn.last_seg is not None
+                                   and isinstance(conn.last_seg, TcpSegment)
                                    and conn.last_seg.flags & SYN):
             self._emit(conn, hook, s, ConnStart(hook), snd)
         if m & STATE_CHANGE_BIT:

@@ -193,7 +193,9 @@ class Connection:
         self.masks = [0, 0, 0]            # union of the handles' masks, per hook
         self.ended = False
         self.stopped = False
-        self.last_seg: TcpSegment | None = None     # the packet being (or last) processed
+        # the packet being (or last) processed; an int is its record offset in the buffer
+        # Engine.process_records read it from (decoded on demand: Engine.record_segment)
+        self.last_seg: TcpSegment | int | None = None
         self.last_number = 0
         self.quiet = True                 # no handle wants what the fast path could raise
         self.held = 0                     # bytes its buffers and out-of-order runs hold
@@ -403,7 +405,7 @@ class Flow:
         conn = self._conn_for_read()
         if side != Side.BOTH:
             self._side(side)
-        seg = conn.last_seg
+        seg = self.engine.record_segment(conn)
         if seg is None:
             raise MosError(errno.ENODATA, "no packet is being processed for this flow")
         return PacketInfo(seg, conn.last_ts, conn.last_number,

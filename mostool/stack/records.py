@@ -1,0 +1,174 @@
+"""Classic-pcap records read in place: the engine's fused fast path.
+
+Theory of operation. ``Engine.process`` costs a frame copy, a decoded 19-field segment and a few
+calls per packet before any TCP work, yet most packets of a long capture need none of it: they
+are in-order data or pure ACKs of an established flow nobody subscribed to, and all they change
+is the flow's counters and its in-order point (``Engine._packet``'s fast path). Here the records
+of a classic pcap buffer are walked in place (the source owns the file and its mapping; this
+module only reads bytes) with two ``unpack_from`` per record (record header; Ethernet, IPv4 and
+TCP fields), the flow is found by the 12-byte address/port slice, and a packet that meets every
+condition of that fast path is handled on the spot. The conditions are all checked before
+anything changes, so a packet that fails one is handed whole to ``Engine.process`` and goes
+through the general pipeline: the result is the same flows, events and counters as calling
+``process`` per frame (tests/test_records.py compares both on the bundled, netgen and corpus
+captures).
+
+A flow's last packet taken here is remembered as its record offset (``Connection.last_seg``
+holds an int) and decoded again only if someone asks (``Flow.last_packet``);
+``Engine.detach_records`` decodes those still referenced before the source lets the buffer go.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+
+from mostool.events.types import TcpState
+from mostool.stack.decode import _mod_ffff
+from mostool.stack.stream import M32
+
+if TYPE_CHECKING:
+    from mostool.stack.engine import Engine
+
+# bytes, or the source's mmap of the capture, which reads the same way (indexing, slicing,
+# unpack_from); the engine imports nothing to do with files
+RecordBuffer: TypeAlias = bytes
+
+__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records"]
+
+ETHERNET = 1
+RECORD_HEADER_LEN = 16
+# From the start of an Ethernet frame: EtherType + IPv4 version/IHL + TOS (one int), total
+# length, flags/fragment offset + TTL + protocol (one int), then past checksum, addresses and
+# ports: seq, ack, data offset, flags, window.
+_FRAME = struct.Struct("!12xIH2xI14xIIBBH")
+_FRAME_LEN = 54                             # Ethernet + IPv4 + TCP without options
+_ESTABLISHED = TcpState.ESTABLISHED
+
+
+class RecordLayout(NamedTuple):
+    """How the records of one classic pcap file are laid out."""
+
+    header: struct.Struct                   # sec, frac, captured length, wire length
+    units: int                              # timestamp fractions per second
+    max_caplen: int                         # a larger captured length is a corrupt header
+    linktype: int
+
+
+def record_layout(byteorder: str, units: int, max_caplen: int, linktype: int) -> RecordLayout:
+    """``byteorder`` is "<" or ">" (the file's), ``units`` 10**6 or 10**9."""
+    return RecordLayout(struct.Struct(byteorder + "IIII"), units, max_caplen, linktype)
+
+
+def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end: int,
+                    layout: RecordLayout, max_records: int = -1) -> tuple[int, int, int, int]:
+    """Handle the whole records of ``buf`` that start in ``[off, stop)`` and end by ``end``.
+
+    Stops early at a record that is cut short or whose header is corrupt (the caller's reader
+    reports it), after ``max_records`` records, or when ``engine.stop_requested`` is set by a
+    callback. Returns (offset after the last record handled, records, captured bytes, wire
+    bytes).
+    """
+    header = layout.header.unpack_from
+    frame = _FRAME.unpack_from
+    units = layout.units
+    max_caplen = layout.max_caplen
+    linktype = layout.linktype
+    inline = linktype == ETHERNET and engine._inline_ok()
+    verify = engine._verify
+    table_get = engine.table.get
+    process = engine.process
+    number = engine.packet_number
+    engine._rec_buf = buf
+    engine._rec_layout = layout
+    n = nbytes = nwire = inline_count = 0
+    while off < stop and n != max_records:
+        if off + RECORD_HEADER_LEN > end:
+            break
+        sec, frac, incl, orig = header(buf, off)
+        p = off + RECORD_HEADER_LEN
+        nxt = p + incl
+        if incl > max_caplen or nxt > end:
+            break
+        n += 1
+        nbytes += incl
+        nwire += orig
+        ts = sec + frac / units             # as the frame reader computes it, to the last bit
+        if inline and incl >= _FRAME_LEN and (ts <= engine.now or engine._due >= ts):
+            eth, tlen, fp, seq, ack, offset, flags, win = frame(buf, p)
+            # IPv4 without options, TCP, not a fragment; ACK without SYN/FIN/RST; all captured
+            if (eth >> 8 == 0x080045 and fp & 0x3FFF00FF == 6 and flags & 0x17 == 0x10
+                    and 14 + tlen <= incl):
+                thl = (offset >> 2) & 0x3C
+                wire = tlen - 20 - thl
+                key = buf[p + 26:p + 38]
+                conn = table_get(key)
+                if (thl >= 20 and wire >= 0 and conn is not None and conn.quiet
+                        and not conn.stopped and conn.state[0] is _ESTABLISHED
+                        and conn.state[1] is _ESTABLISHED):
+                    snd = 0 if key == conn.key_c2s else 1
+                    # the conditions of Engine._packet's fast path, read-only
+                    st = conn.streams[snd]
+                    base = st.base
+                    take = None
+                    if base is None or not (st.ooo_starts or
+                                            0 < (ack - base - st.nxt) & M32 < 0x80000000):
+                        if wire:
+                            st = conn.streams[1 - snd]
+                            base = st.base
+                            if (base is not None and not st.ooo_starts
+                                    and not (seq - base - st.nxt) & M32):
+                                take = st
+                            else:
+                                conn = None
+                    else:
+                        conn = None
+                    if conn is not None:
+                        ok: bool | None = True
+                        if verify:
+                            # addresses and segment in one integer: their 16-bit words sum the
+                            # same as the pseudo-header's addresses plus the segment
+                            seglen = tlen - 20
+                            x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
+                            if seglen & 1:
+                                x <<= 8
+                            if (_mod_ffff(x) + 6 + seglen) % 0xFFFF:
+                                ok = _offloaded(buf, p, seglen)
+                        if ok is not False:
+                            if ts > engine.now:
+                                engine.now = ts
+                            number += 1
+                            inline_count += 1
+                            conn.last_ts = engine.now
+                            conn.packets[snd] += 1
+                            conn.payload_bytes[snd] += wire
+                            conn.window[snd] = win
+                            conn.last_seg = off
+                            conn.last_number = number
+                            if ok:
+                                conn.valid_checksum[snd] = True
+                            if take is not None:
+                                take.take(buf, p + 34 + thl, wire)
+                                if take.keep_bytes:
+                                    engine._account(conn)
+                            off = nxt
+                            continue
+        engine.packet_number = number
+        process(ts, linktype, buf[p:nxt], orig)
+        number = engine.packet_number
+        off = nxt
+        if engine.stop_requested:
+            break
+        inline = linktype == ETHERNET and engine._inline_ok()
+    engine.packet_number = number
+    engine.decoder._n_tcp += inline_count
+    return off, n, nbytes, nwire
+
+
+def _offloaded(buf: RecordBuffer, p: int, seglen: int) -> bool | None:
+    """A checksum that did not verify: None when it is the pseudo-header sum a sending host
+    with checksum offload leaves for its NIC (as ``tcp_checksum_ok``), else False."""
+    field = (buf[p + 50] << 8) | buf[p + 51]
+    pseudo = int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen
+    partial = pseudo % 0xFFFF or 0xFFFF
+    return None if field in (partial, partial ^ 0xFFFF) else False

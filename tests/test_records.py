@@ -1,0 +1,179 @@
+"""Reading a classic pcap in place (Engine.process_records) gives exactly what the frame-by-frame
+pipeline gives: the same flows, events, counters, warnings, stops and last packets."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mostool import Monitor, MonitorConfig
+from mostool.cli import main
+from mostool.events.types import ON_CONN_END, ON_CONN_START
+from mostool.replay import ReplaySource
+from mostool.stack.engine import Engine
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "pcaps"
+CAPTURES = sorted((SHARED / "netgen").glob("*.pcap")) if SHARED.is_dir() else []
+CAPTURES += sorted((ROOT / "sample_pcaps").glob("*.pcap"))
+CAPTURES += sorted((ROOT / "sample_pcaps" / "synthetic").glob("*.pcap"))
+
+
+def _corpus() -> list[Path]:
+    """Classic pcap files of the public corpus, up to 2 MB (Ethernet and others)."""
+    manifest = SHARED / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return []
+    with manifest.open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [SHARED / r["path"] for r in rows
+            if r["format"] == "pcap" and int(r["bytes"]) <= 2_000_000]
+
+
+CORPUS = _corpus()
+
+
+@pytest.fixture
+def frame_by_frame(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Calling it makes every ReplaySource hand out frames (the pipeline before records.py)."""
+    def off() -> None:
+        monkeypatch.setattr(ReplaySource, "pcap_records", lambda self: None)
+    return off
+
+
+def flows(*argv: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["flows", *argv], out=out, err=err)
+    assert code == 0, err.getvalue()
+    return out.getvalue(), err.getvalue()
+
+
+def both(frame_by_frame: Callable[[], None], *argv: str) -> tuple[tuple[str, str],
+                                                                  tuple[str, str]]:
+    fast = flows(*argv)
+    frame_by_frame()
+    return fast, flows(*argv)
+
+
+@pytest.mark.parametrize("pcap", CAPTURES, ids=[p.stem for p in CAPTURES])
+def test_flows_are_identical(pcap: Path, frame_by_frame: Callable[[], None]) -> None:
+    fast, slow = both(frame_by_frame, "-r", str(pcap), "--hash", "--rcvbuf", "4096")
+    assert fast == slow
+
+
+@pytest.mark.parametrize("mode", ["on", "off", "skip"])
+def test_checksum_modes(mode: str, frame_by_frame: Callable[[], None]) -> None:
+    for pcap in ("bad_checksum.pcap", "reorder_dup.pcap"):
+        path = ROOT / "sample_pcaps" / "synthetic" / pcap
+        fast, slow = both(frame_by_frame, "-r", str(path), "--hash", "--checksums", mode)
+        assert fast == slow
+
+
+def test_corpus_flows_are_identical(frame_by_frame: Callable[[], None]) -> None:
+    assert CORPUS or not SHARED.is_dir()
+    fast = [flows("-r", str(p), "--hash", "--midstream") for p in CORPUS]
+    frame_by_frame()
+    slow = [flows("-r", str(p), "--hash", "--midstream") for p in CORPUS]
+    for path, a, b in zip(CORPUS, fast, slow, strict=True):
+        assert a == b, path
+
+
+def test_count_and_damage(tmp_path: Path, frame_by_frame: Callable[[], None]) -> None:
+    src = (ROOT / "sample_pcaps" / "http_small.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(src[: len(src) * 2 // 3])         # ends inside a record
+    corrupt = bytearray(src)
+    corrupt[24 + 8:24 + 12] = (10**7).to_bytes(4, "little")  # first record: absurd caplen
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(corrupt))
+    cases = [("-r", str(cut)), ("-r", str(bad)), ("-r", str(cut), "-c", "37"),
+             ("-r", str(ROOT / "sample_pcaps" / "http_small.pcap"), "-c", "200")]
+    fast = [flows(*argv) for argv in cases]
+    frame_by_frame()
+    slow = [flows(*argv) for argv in cases]
+    assert fast == slow
+    assert "cut short" in fast[0][1] and "corrupt record header" in fast[1][1]
+
+
+def _trace(pcap: Path, config: MonitorConfig, stop_after: int | None = None
+           ) -> tuple[list[Any], dict[str, Any]]:
+    """Flow ends with their last packets, timers with the packet they fired at."""
+    mon = Monitor(config)
+    sock = mon.socket()
+    seen: list[Any] = []
+    ends = 0
+
+    def on_start(flow: Any, side: Any, event: Any) -> None:
+        mon.settimer(0.05, lambda timer_id: seen.append(
+            ("timer", flow.id, mon.engine.packet_number, mon.now)))
+
+    def on_end(flow: Any, side: Any, event: Any) -> None:
+        nonlocal ends
+        try:
+            pkt = flow.last_packet()
+            last: Any = (pkt.number, pkt.ts, pkt.seq, pkt.ack, pkt.flags, bytes(pkt.payload))
+        except Exception as exc:  # noqa: BLE001 - the error is part of the trace
+            last = repr(exc)
+        seen.append(("end", flow.id, event.reason, mon.engine.packet_number, last))
+        ends += 1
+        if stop_after is not None and ends == stop_after:
+            mon.stop("test")
+
+    sock.on(ON_CONN_START, callback=on_start)
+    sock.on(ON_CONN_END, callback=on_end)
+    stats = mon.run(ReplaySource(pcap))
+    stats.pop("warnings", None)
+    return seen, stats
+
+
+TRACED = [ROOT / "sample_pcaps" / name for name in ("http_small.pcap", "impaired_small.pcap",
+                                                     "mixed_small.pcap")]
+TRACED += [ROOT / "sample_pcaps" / "synthetic" / "idle_timeout.pcap"]
+TRACED += [p for p in CAPTURES if p.stem in ("http_keepalive", "abort_rst", "keepalive_idle")]
+
+
+@pytest.mark.parametrize("pcap", TRACED, ids=[p.stem for p in TRACED])
+def test_callbacks_timers_last_packets_and_stop(pcap: Path,
+                                                frame_by_frame: Callable[[], None]) -> None:
+    configs = [MonitorConfig(), MonitorConfig(idle_timeout=0.02, rcvbuf=0)]
+    runs = [(c, stop) for c in configs for stop in (None, 2)]
+    decoded_again = 0
+    real = Engine.record_segment
+
+    def counting(self: Engine, conn: Any) -> Any:
+        nonlocal decoded_again
+        decoded_again += isinstance(conn.last_seg, int)
+        return real(self, conn)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Engine, "record_segment", counting)
+        fast = [_trace(pcap, c, stop) for c, stop in runs]
+    frame_by_frame()
+    slow = [_trace(pcap, c, stop) for c, stop in runs]
+    assert fast == slow
+    assert any(entry[0] == "end" and isinstance(entry[4], tuple) for entry in fast[0][0])
+    if pcap.stem in ("idle_timeout", "http_keepalive", "abort_rst", "keepalive_idle"):
+        # some flow ended while its last packet was one read in place
+        assert decoded_again > 0
+
+
+def test_the_records_path_is_taken() -> None:
+    """Guard against the comparisons above passing because both sides read frame by frame."""
+    calls = 0
+    real = Engine.process_records
+
+    def counting(self: Engine, *args: Any, **kwargs: Any) -> tuple[int, int, int, int]:
+        nonlocal calls
+        calls += 1
+        return real(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Engine, "process_records", counting)
+        flows("-r", str(ROOT / "sample_pcaps" / "http_small.pcap"))
+    assert calls >= 1
+
