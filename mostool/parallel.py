@@ -4,17 +4,17 @@ Every worker reads the whole capture (reading is cheap next to tracking) and kee
 the TCP packets whose flow hashes to it (``shard_of``: a symmetric hash of both endpoints, so
 both directions of a flow meet in one worker, as mOS's symmetric RSS does per core); frames
 that are not TCP go to worker 0. The other frames still move each worker's packet clock and
-count, so packet numbers, timers and timeouts are exactly those of a single process. For plain
-Ethernet/IPv4/TCP frames the share is decided from the raw bytes, without decoding; anything
-else (VLAN, IPv6, fragments, ...) is decoded by every worker and dropped after decoding by the
-ones it does not belong to. The parent merges the flow records by first packet (renumbering
+count, so packet numbers, timers and timeouts are exactly those of a single process. Each worker
+runs the engine's in-place record reader (``Engine.process_records``), which decides the share of
+a plain Ethernet/IPv4/TCP record from its raw bytes, without decoding; anything else (VLAN, IPv6,
+fragments, ...) is decoded by every worker and dropped after decoding by the ones it does not
+belong to. The parent merges the flow records by first packet (renumbering
 flow ids in that order, as one process numbers them) and sums the counters.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import zlib
 from collections.abc import Sequence
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
@@ -39,20 +39,8 @@ def _worker(index: int, count: int, paths: Sequence[str], config: MonitorConfig,
         source: Any = ReplaySource(list(paths))
         if bpf:
             source = FilteredSource(source, bpf)
-        process, skip, crc32 = engine.process, engine.skip, zlib.crc32
-        for ts, linktype, data, wire_len in source.frames():
-            # plain Ethernet/IPv4 (IHL 5, not a fragment)/TCP: the share from the raw bytes
-            if (linktype == 1 and len(data) >= 38 and data[12] == 8 and data[13] == 0
-                    and data[14] == 0x45 and data[23] == 6 and not data[20] & 0x3F
-                    and not data[21]):
-                a = data[26:30] + data[34:36]
-                b = data[30:34] + data[36:38]
-                if crc32(a + b if a < b else b + a) % count != index:
-                    skip(ts)
-                    continue
-            process(ts, linktype, data, wire_len)
-        engine.finish("eof")
-        pipe.send(("ok", records, engine.stats(), list(source.warnings)))
+        mon.run(source)
+        pipe.send(("ok", records, engine.stats(), list(mon.warnings)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which exits 2
         pipe.send(("error", f"{type(exc).__name__}: {exc}", {}, []))
     finally:

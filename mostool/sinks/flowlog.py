@@ -58,7 +58,8 @@ class FlowLog:
     @staticmethod
     def jsonl_writer(out: IO[str]) -> Callable[[dict[str, Any]], None]:
         def write(record: dict[str, Any]) -> None:
-            out.write(json.dumps(record, separators=(", ", ": ")) + "\n")
+            # the default separators are (", ", ": "); passing none keeps json's cached encoder
+            out.write(json.dumps(record) + "\n")
         return write
 
     @staticmethod

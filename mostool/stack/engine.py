@@ -341,7 +341,7 @@ class Engine:
 
     def _inline_ok(self) -> bool:
         """Whether process_records may take packets itself (else every one goes to process)."""
-        return self._clock_started and not self._raw_listeners and self.shard is None
+        return self._clock_started and not self._raw_listeners
 
     def record_segment(self, conn: Connection) -> TcpSegment | None:
         """``conn.last_seg`` decoded, when process_records left it as a record offset."""

@@ -21,6 +21,7 @@ holds an int) and decoded again only if someone asks (``Flow.last_packet``);
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
@@ -42,7 +43,6 @@ RECORD_HEADER_LEN = 16
 # length, flags/fragment offset + TTL + protocol (one int), then past checksum, addresses and
 # ports: seq, ack, data offset, flags, window.
 _FRAME = struct.Struct("!12xIH2xI14xIIBBH")
-_FRAME_LEN = 54                             # Ethernet + IPv4 + TCP without options
 _ESTABLISHED = TcpState.ESTABLISHED
 
 
@@ -70,15 +70,20 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     bytes).
     """
     header = layout.header.unpack_from
+    crc32 = zlib.crc32
     frame = _FRAME.unpack_from
     units = layout.units
     max_caplen = layout.max_caplen
     linktype = layout.linktype
     inline = linktype == ETHERNET and engine._inline_ok()
+    shard_index, shards = engine.shard or (0, 0)
     verify = engine._verify
     table_get = engine.table.get
     process = engine.process
     number = engine.packet_number
+    # the clock and the next deadline change only in process() (timers, new flows, callbacks)
+    now = engine.now
+    due = engine._due
     engine._rec_buf = buf
     engine._rec_layout = layout
     n = nbytes = nwire = inline_count = 0
@@ -94,18 +99,36 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
         nbytes += incl
         nwire += orig
         ts = sec + frac / units             # as the frame reader computes it, to the last bit
-        if inline and incl >= _FRAME_LEN and (ts <= engine.now or engine._due >= ts):
+        if inline and incl >= 54 and (ts <= now or due >= ts):
             eth, tlen, fp, seq, ack, offset, flags, win = frame(buf, p)
-            # IPv4 without options, TCP, not a fragment; ACK without SYN/FIN/RST; all captured
-            if (eth >> 8 == 0x080045 and fp & 0x3FFF00FF == 6 and flags & 0x17 == 0x10
-                    and 14 + tlen <= incl):
-                thl = (offset >> 2) & 0x3C
-                wire = tlen - 20 - thl
+            thl = (offset >> 2) & 0x3C
+            wire = tlen - 20 - thl
+            # IPv4 without options, TCP, not a fragment, a sane header (as Decoder.decode)
+            if (eth >> 8 == 0x080045 and fp & 0x3FFF00FF == 6 and thl >= 20 and wire >= 0
+                    and 34 + thl <= incl):
                 key = buf[p + 26:p + 38]
+                if shards:
+                    # another worker's packet (Engine.shard; the hash of shard_of): it only
+                    # moves the clock and the packet count, as Engine.skip
+                    a = key[0:4] + key[8:10]
+                    b = key[4:8] + key[10:12]
+                    if crc32(a + b if a < b else b + a) % shards != shard_index:
+                        if ts > now:
+                            engine.now = now = ts
+                        number += 1
+                        off = nxt
+                        continue
+            else:
+                key = None
+            # ACK without SYN/FIN/RST, all captured
+            if key is not None and flags & 0x17 == 0x10 and 14 + tlen <= incl:
                 conn = table_get(key)
-                if (thl >= 20 and wire >= 0 and conn is not None and conn.quiet
-                        and not conn.stopped and conn.state[0] is _ESTABLISHED
-                        and conn.state[1] is _ESTABLISHED):
+                if conn is not None:
+                    state0, state1 = conn.state
+                    if (not conn.quiet or conn.stopped
+                            or state0 is not _ESTABLISHED or state1 is not _ESTABLISHED):
+                        conn = None
+                if conn is not None:
                     snd = 0 if key == conn.key_c2s else 1
                     # the conditions of Engine._packet's fast path, read-only
                     st = conn.streams[snd]
@@ -135,11 +158,11 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             if (_mod_ffff(x) + 6 + seglen) % 0xFFFF:
                                 ok = _offloaded(buf, p, seglen)
                         if ok is not False:
-                            if ts > engine.now:
-                                engine.now = ts
+                            if ts > now:
+                                engine.now = now = ts
                             number += 1
                             inline_count += 1
-                            conn.last_ts = engine.now
+                            conn.last_ts = now
                             conn.packets[snd] += 1
                             conn.payload_bytes[snd] += wire
                             conn.window[snd] = win
@@ -156,6 +179,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
         engine.packet_number = number
         process(ts, linktype, buf[p:nxt], orig)
         number = engine.packet_number
+        now = engine.now
+        due = engine._due
         off = nxt
         if engine.stop_requested:
             break
