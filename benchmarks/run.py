@@ -1,6 +1,6 @@
 """mostool's throughput and memory benchmark, as ratios to sol.py measured in one run.
 
-    .venv/bin/python benchmarks/run.py [--cases 1,1b,2,3,4,5,idle,syn] [--traces DIR]
+    .venv/bin/python benchmarks/run.py [--cases 1,1b,1s,2,2s,3,3s,4,4s,5,idle,syn] [--traces DIR]
                                        [--repeat N] [--no-append]
 
 Every timed case is a whole process, run alternately with the yardstick ``sol.py`` on the same
@@ -41,7 +41,7 @@ SHARED = REPO.parent / "shared" / "bench"
 SOL = SHARED / "sol.py"
 MAKE_TRACES = SHARED / "make_traces.sh"
 PY = sys.executable
-ALL_CASES = ("1", "1b", "2", "3", "4", "5", "idle", "syn")
+ALL_CASES = ("1", "1b", "1s", "2", "2s", "3", "3s", "4", "4s", "5", "idle", "syn")
 TRACE_FILES = {"web": "web.pcap", "bulk": "bulk.pcap", "syn": "synflood.pcap"}
 
 
@@ -173,6 +173,18 @@ def _cases() -> dict[str, Case]:
              [str(HERE / "cases" / "ude_ppeek.py"), "{trace}"], [[]], "<= 3.0"),
         Case("4", "mostool flows --hash", "bulk", flows + ["--hash"], [["--reasm"], []],
              "<= 3.0"),
+        # what-ifs: the same work without TCP checksum verification (--checksums skip), the
+        # one cost pure CPython cannot make small (~2.2 us per full-size segment)
+        Case("1s", "case 1 with --checksums skip", "web", flows + ["--checksums", "skip"],
+             [[]], "-"),
+        Case("2s", "case 2 with checksums skip", "web",
+             [str(HERE / "cases" / "callbacks.py"), "{trace}", "--checksums", "skip"], [[]],
+             "-"),
+        Case("3s", "case 3 with checksums skip", "web",
+             [str(HERE / "cases" / "ude_ppeek.py"), "{trace}", "--checksums", "skip"], [[]],
+             "-"),
+        Case("4s", "case 4 with --checksums skip", "bulk",
+             flows + ["--hash", "--checksums", "skip"], [["--reasm"], []], "-"),
         Case("5", "mostool flows --workers 2", "web", flows + ["--workers", "2"], [[]],
              ">= 1.5x faster than 1 worker", ratio_on="wall", baseline="1"),
         Case("syn", "SYN flood, 1M half-open flows (default max_flows)", "syn",

@@ -1,6 +1,6 @@
 """Case 2: `mostool flows` plus a counting callback on ON_PKT_IN and one on ON_TCP_STATE_CHANGE.
 
-    .venv/bin/python benchmarks/cases/callbacks.py TRACE [--rcvbuf BYTES]
+    .venv/bin/python benchmarks/cases/callbacks.py TRACE [--rcvbuf BYTES] [--checksums MODE]
 
 Default configuration of the Python API (MonitorConfig(): buffering on, 1 MiB per side); both
 callbacks at their default hook (HK_RCV). Prints the counts on stderr.
@@ -21,9 +21,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace")
     ap.add_argument("--rcvbuf", type=int, default=None)
+    ap.add_argument("--checksums", default="auto", choices=("auto", "on", "off", "skip"))
     args = ap.parse_args()
-    config = mos.MonitorConfig() if args.rcvbuf is None else mos.MonitorConfig(
-        rcvbuf=args.rcvbuf)
+    config = mos.MonitorConfig(checksums=args.checksums) if args.rcvbuf is None else \
+        mos.MonitorConfig(rcvbuf=args.rcvbuf, checksums=args.checksums)
     counts = [0, 0]
 
     def on_packet(flow: Any, side: Any, event: Any) -> None:

@@ -1,6 +1,6 @@
 """Case 3: `mostool flows` plus a UDE on ON_CONN_NEW_DATA whose filter ppeeks every new chunk.
 
-    .venv/bin/python benchmarks/cases/ude_ppeek.py TRACE [--rcvbuf BYTES]
+    .venv/bin/python benchmarks/cases/ude_ppeek.py TRACE [--rcvbuf BYTES] [--checksums MODE]
 
 The filter reads the first 4 bytes of each new in-order chunk with ``flow.ppeek`` and is true
 for an HTTP request or response head; a counting callback hangs below the UDE. Default
@@ -25,9 +25,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace")
     ap.add_argument("--rcvbuf", type=int, default=None)
+    ap.add_argument("--checksums", default="auto", choices=("auto", "on", "off", "skip"))
     args = ap.parse_args()
-    config = mos.MonitorConfig() if args.rcvbuf is None else mos.MonitorConfig(
-        rcvbuf=args.rcvbuf)
+    config = mos.MonitorConfig(checksums=args.checksums) if args.rcvbuf is None else \
+        mos.MonitorConfig(rcvbuf=args.rcvbuf, checksums=args.checksums)
     counts = [0, 0]
 
     def message_head(flow: Any, side: Any, event: Any) -> bool:
