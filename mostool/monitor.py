@@ -260,7 +260,6 @@ class Monitor:
             if records is not None:
                 left = self._pump(records, left)
                 if not self._stopping and left:
-                    engine.detach_records()
                     frames = records.rest()
             if count is None and duration is None:  # the hot loop: nothing to count
                 for ts, linktype, data, wire_len in frames:
@@ -296,26 +295,34 @@ class Monitor:
             failed = isinstance(exc, CallbackError)
             raise
         finally:
-            if records is not None:
-                engine.detach_records()
-                records.close()
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
-            self.warnings.extend(getattr(source, "warnings", []))
-            stopping, self._stopping = self._stopping, False
-            if failed:
-                # strict mode stopped on a user error: end the flows without letting a second
-                # error replace the first (later failures are recorded, not raised)
-                dispatcher = engine.dispatcher
-                dispatcher.strict = False
-                try:
-                    engine.finish("stopped")
-                finally:
-                    dispatcher.strict = True
-            elif not aborted:
-                engine.finish("stopped" if stopping else "eof")
+            try:
+                self._end_run(frames, source, engine, failed, aborted)
+            finally:
+                if records is not None:     # flows are finished: the buffer can go
+                    engine.detach_records()
+                    records.close()
         return self.stats()
+
+    def _end_run(self, frames: Iterator[tuple[Any, ...]], source: Source, engine: Engine,
+                 failed: bool, aborted: bool) -> None:
+        """Close the frames and end the flows: reason "stopped" or "eof"; none after an
+        abort (a second Ctrl-C); after a strict-mode failure without raising a second one."""
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+        self.warnings.extend(getattr(source, "warnings", []))
+        stopping, self._stopping = self._stopping, False
+        if failed:
+            # strict mode stopped on a user error: end the flows without letting a second
+            # error replace the first (later failures are recorded, not raised)
+            dispatcher = engine.dispatcher
+            dispatcher.strict = False
+            try:
+                engine.finish("stopped")
+            finally:
+                dispatcher.strict = True
+        elif not aborted:
+            engine.finish("stopped" if stopping else "eof")
 
     def _pump(self, records: PcapRecords, left: int) -> int:
         """Hand the engine the records in steps (so a stop or the page release behind the

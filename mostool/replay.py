@@ -291,7 +291,7 @@ class PcapRecords:
 
     The consumer walks ``buf`` from ``off`` and reports each step with ``advance``; ``rest()``
     then reads what is left frame by frame (the record that stopped the engine, with its damage
-    warning, and trailing bytes); ``close()`` if the run stops before.
+    warning, and trailing bytes); ``close()`` at the very end, once the engine is finished.
     """
 
     def __init__(self, source: ReplaySource, cap: _Capture, layout: RecordLayout) -> None:
@@ -324,22 +324,26 @@ class PcapRecords:
             self._next_release = off + _RELEASE_STEP
 
     def rest(self) -> Iterator[Frame]:
-        """The frames from ``off`` on, read by the frame reader."""
+        """The frames from ``off`` on, read by the frame reader (the file stays mapped until
+        ``close``: flows may still refer to records by offset)."""
         cap = self._cap
-        cap.reading_at = None
         cap.frames = _pcap_frames(cap, self._source.warnings, self.off, self.count,
-                                  self._released)
-        return self._source._top_speed(cap.frames, [cap])
+                                  self._released, keep_open=True)
+        return self._source._top_speed(cap.frames, [])
 
     def close(self) -> None:
-        self._cap.reading_at = None
-        self._cap.finish(self.off)
+        """Let the file go (after the engine has finished with its records)."""
+        cap = self._cap
+        pos = self.off if cap.reading_at is None else cap.reading_at
+        cap.reading_at = None
+        cap.finish(pos)
 
 
 def _pcap_frames(cap: _Capture, warnings: list[str] | None, start: int = 0, count: int = 0,
-                 released: int = 0) -> Iterator[Frame]:
+                 released: int = 0, keep_open: bool = False) -> Iterator[Frame]:
     """The frames of a classic pcap file; from byte ``start`` (a record header) when resuming
-    after ``count`` frames, with the pages before ``released`` already handed back."""
+    after ``count`` frames, with the pages before ``released`` already handed back; with
+    ``keep_open`` the file stays mapped at the end (its owner finishes it)."""
     buf = cap.buf
     end = len(buf)
     bo, units, hlen = _PCAP_MAGICS[bytes(buf[:4])]
@@ -394,7 +398,10 @@ def _pcap_frames(cap: _Capture, warnings: list[str] | None, start: int = 0, coun
             )
             _damage(cap, warnings, what, n)
     finally:
-        cap.finish(off)
+        if keep_open:
+            cap.reading_at = off
+        else:
+            cap.finish(off)
 
 
 def _pcapng_frames(cap: _Capture, warnings: list[str] | None) -> Iterator[Frame]:

@@ -36,6 +36,22 @@ class Probe:
 
     def frames(self) -> Iterator[Any]:
         yield from self.inner.frames()
+        self._probe()
+
+    def pcap_records(self) -> Any:
+        """The inner source's in-place records (what Monitor.run uses for a pcap at top
+        speed), probed after their last frame."""
+        records = self.inner.pcap_records()
+        if records is not None:
+            rest = records.rest
+
+            def probed_rest() -> Iterator[Any]:
+                yield from rest()
+                self._probe()
+            records.rest = probed_rest
+        return records
+
+    def _probe(self) -> None:
         self.at_last_frame = proc_status_kb(*FIELDS)
         self.active_at_last_frame = self.mon.engine.active
 

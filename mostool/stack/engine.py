@@ -360,13 +360,13 @@ class Engine:
         return None if isinstance(out, int) else out
 
     def detach_records(self) -> None:
-        """The source is about to let go of the record buffer: decode the last packets that
-        open flows still refer to by offset."""
+        """The source lets go of the record buffer (once the flows are finished): flows still
+        open (an aborted run) forget packets they refer to by offset."""
         if self._rec_buf is None:
             return
         for conn in self.table.values():
             if isinstance(conn.last_seg, int):
-                conn.last_seg = self.record_segment(conn)
+                conn.last_seg = None
         self._rec_buf = self._rec_layout = None
 
     def skip(self, ts: float) -> None:

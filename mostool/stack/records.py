@@ -99,6 +99,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
         nbytes += incl
         nwire += orig
         ts = sec + frac / units             # as the frame reader computes it, to the last bit
+        key = None
         if inline and incl >= 54 and (ts <= now or due >= ts):
             eth, tlen, fp, seq, ack, offset, flags, win = frame(buf, p)
             thl = (offset >> 2) & 0x3C
@@ -118,8 +119,6 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                         number += 1
                         off = nxt
                         continue
-            else:
-                key = None
             # ACK without SYN/FIN/RST, all captured
             if key is not None and flags & 0x17 == 0x10 and 14 + tlen <= incl:
                 conn = table_get(key)
@@ -179,6 +178,11 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
         engine.packet_number = number
         process(ts, linktype, buf[p:nxt], orig)
         number = engine.packet_number
+        if key is not None:
+            # a plain frame: its flow remembers where it is rather than its decoded copy
+            conn = table_get(key)
+            if conn is not None and conn.last_number == number:
+                conn.last_seg = off
         now = engine.now
         due = engine._due
         off = nxt
