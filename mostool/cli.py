@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import signal
 import sys
@@ -471,8 +472,31 @@ def cmd_interfaces(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return 0
 
 
+# Young-generation size while a command runs. A tracked flow is ~13 GC-tracked objects, none in
+# a reference cycle (an ended flow is freed by refcounting), so collecting them is wasted work:
+# with Python's default of 700, 1 M open flows (a SYN flood) cost ~20 full collections, a
+# quarter of the run; with 50,000, two (measured: 49 -> 40 s CPU; no change on web.pcap).
+_GC_YOUNG = 50_000
+
+
+@contextlib.contextmanager
+def _gc_for_flows() -> Iterator[None]:
+    """Collect the young generation less often while a command runs (then as before)."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], _GC_YOUNG), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None,
          err: IO[str] | None = None) -> int:
+    with _gc_for_flows():
+        return _main(argv, out, err)
+
+
+def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
