@@ -486,6 +486,22 @@ def test_two_listeners_get_distinct_handles() -> None:
     assert handles["a"].conn is handles["b"].conn
 
 
+def test_one_raise_is_one_event_object_for_every_listener() -> None:
+    # the sinks tell one raise seen through several listeners by identity (`event is last`)
+    sc = Scenario()
+    sc.handshake()
+    mon = mos.Monitor()
+    seen: dict[str, list[mos.Event]] = {"a": [], "b": []}
+    for name in ("a", "b"):
+        mon.socket().on(mos.ON_PKT_IN, mos.HK_RCV, lambda f, s, e, n=name: seen[n].append(e))
+    mon.run(sc.frames)
+    assert len(seen["a"]) == 3
+    assert all(x is y for x, y in zip(seen["a"], seen["b"], strict=True))
+    assert len({id(e) for e in seen["a"]}) == 3        # a new object per raise ...
+    assert seen["a"][0] == mos.PktIn(mos.HK_RCV)      # ... equal as values
+    assert mon.engine.event_counts == {"ON_PKT_IN": 3}
+
+
 def test_raw_listener_with_a_raw_filter() -> None:
     frames, _ = _mixed_frames()
     mon = mos.Monitor()

@@ -429,6 +429,30 @@ def test_listener_registration_after_flows_exist_does_not_reach_them() -> None:
     assert late == [2, 2, 2]                # flow 1 kept its old registrations, as mOS
 
 
+def test_registration_changes_inside_a_callback_apply_from_the_next_raise() -> None:
+    mon = mos.Monitor()
+    sock = mon.socket()
+    calls: list[tuple[str, int]] = []
+
+    def second(flow: mos.Flow, side: mos.Side, event: Any) -> None:
+        calls.append(("second", mon.engine.packet_number))
+
+    def first(flow: mos.Flow, side: mos.Side, event: Any) -> None:
+        calls.append(("first", mon.engine.packet_number))
+        flow.off(mos.ON_PKT_IN, mos.HK_RCV, first)      # this raise still runs "third"
+        flow.on(mos.ON_PKT_IN, mos.HK_RCV, second)      # from the next raise on
+
+    def third(flow: mos.Flow, side: mos.Side, event: Any) -> None:
+        calls.append(("third", mon.engine.packet_number))
+        if mon.engine.packet_number == 2:
+            flow.off(mos.ON_PKT_IN, mos.HK_RCV, third)
+
+    sock.on(mos.ON_PKT_IN, mos.HK_RCV, first)
+    sock.on(mos.ON_PKT_IN, mos.HK_RCV, third)
+    mon.run(http_scenario().frames[:3])
+    assert calls == [("first", 1), ("third", 1), ("third", 2), ("second", 2), ("second", 3)]
+
+
 def test_misuse_after_conn_end_raises_ebadf() -> None:
     sc = http_scenario()
     mon = mos.Monitor()

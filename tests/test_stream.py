@@ -46,7 +46,7 @@ def test_in_order() -> None:
 def test_out_of_order_waits_then_flushes() -> None:
     s = stream()
     assert feed(s, 5, b"fgh") == 0               # not in order: nothing new yet
-    assert (s.nxt, s.delivered, s.new_runs) == (0, 0, [])
+    assert (s.nxt, s.delivered, list(s.new_runs)) == (0, 0, [])
     assert s.fragments() == [(5, 3)]
     assert s.read(5, 3) == b"fgh"                # waiting bytes are readable
     assert s.read(0, 3) == b""
@@ -69,7 +69,7 @@ def test_several_holes_filled_in_any_order() -> None:
     feed(s, 10, b"AB")
     assert s.nxt == 14
     assert s.read(0, 14) == b"0123456789ABCD"
-    assert s.gaps == []
+    assert not s.gaps
 
 
 def test_skip_to_records_gaps_and_delivers_what_waits() -> None:
@@ -218,7 +218,7 @@ def test_identical_overlap_is_a_rexmit_not_a_conflict() -> None:
     s = stream()
     feed(s, 4, b"efgh")
     assert feed(s, 2, b"cdef") == REXMIT
-    assert s.conflict_runs == []
+    assert not s.conflict_runs
     assert s.fragments() == [(2, 6)]
 
 
@@ -277,7 +277,7 @@ def test_any_order_reassembles_the_original(case: tuple[bytes, list[tuple[int, b
     s = stream(bufsize=0 if mode in ("hash", "ranges") else 1 << 16,
                hashing=mode in ("hash", "both"), last=last)
     flags = [feed(s, off, d) for off, d in segs]
-    assert s.ooo_starts == [] and s.gaps == []
+    assert not s.ooo_starts and not s.gaps
     assert (s.nxt, s.delivered) == (len(data), len(data))
     assert s.conflicts == 0
     # exactly the segments that overlap bytes received before are retransmissions

@@ -11,7 +11,8 @@ Each set is compiled once into, per hook, a bit mask of the built-in events with
 them (so an event nobody wants costs one ``&``) and a tree per (hook, built-in): the built-in's
 own callbacks and the UDE children that lead to callbacks. Dispatch walks that tree depth-first:
 a UDE filter that returns false prunes its subtree; floating events raised with ``raise_event``
-inside a filter run right after that filter returns.
+inside a filter run right after that filter returns. A built-in with no UDE child below it is
+compiled further into a plain tuple of callbacks (``plan``), which the engine calls inline.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class _Node:
 class SubscriptionSet:
     """An immutable, interned set of registrations, compiled for dispatch."""
 
-    __slots__ = ("entries", "masks", "trees", "floating", "__weakref__")
+    __slots__ = ("entries", "masks", "trees", "floating", "plan", "__weakref__")
 
     def __init__(self, entries: frozenset[Registration], order: dict[Registration, int]) -> None:
         self.entries = entries
@@ -70,6 +71,12 @@ class SubscriptionSet:
                 assert etype.base is not None
                 self._node(nodes, hook, etype.base)
                 self.masks[hook] |= etype.bit
+        # per hook, built-in id -> its callbacks (a tuple) when no UDE hangs below it, else
+        # its tree node: the common case then costs no walk and no call layer per callback
+        self.plan: list[dict[int, tuple[Callback, ...] | _Node]] = [
+            {tid: node if node.children else tuple(node.callbacks)
+             for tid, node in self.trees[hook].items()}
+            for hook in Hook]
 
     def _node(self, nodes: dict[tuple[Hook, EventType], _Node], hook: Hook,
               etype: EventType) -> _Node:
@@ -134,15 +141,32 @@ class Dispatcher:
         self.strict = strict
         self.on_error = on_error
         self.callback_errors = 0
-        self._raising: list[list[EventType]] = []
+        self._raising: list[list[EventType] | None] = []    # per filter running: raised
 
     def dispatch(self, subs: SubscriptionSet, hook: Hook, flow: Flow | None, side: Side,
                  value: Event) -> None:
-        node = subs.trees[hook].get(value.TYPE.id)
-        if node is None:
+        """Run what ``subs`` registered for ``value`` at ``hook`` (Engine._emit inlines the
+        plain-callbacks case of this)."""
+        entry = subs.plan[hook].get(value.TYPE.id)
+        if entry is None:
             return
+        if isinstance(entry, tuple):
+            for callback in entry:
+                try:
+                    callback(flow, side, value)
+                except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+                    self._failed("callback", flow, value, exc)
+        else:
+            self.walk(subs, hook, entry, flow, side, value)
+
+    def walk(self, subs: SubscriptionSet, hook: Hook, node: _Node, flow: Flow | None,
+             side: Side, value: Event) -> None:
+        """A built-in's tree with UDEs below: its own callbacks, then each UDE subtree."""
         for callback in node.callbacks:
-            self._call(callback, flow, side, value)
+            try:
+                callback(flow, side, value)
+            except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+                self._failed("callback", flow, value, exc)
         for child in node.children:
             self._visit(subs, hook, child, flow, side, value)
 
@@ -151,26 +175,30 @@ class Dispatcher:
         etype = node.type
         event = UserEvent(etype, base)
         assert etype.filter is not None
-        raised: list[EventType] = []
-        self._raising.append(raised)
+        raising = self._raising
+        raising.append(None)                # a list only once the filter raises an event
         try:
             passed = bool(etype.filter(flow, side, event))
         except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
             self._failed("filter", flow, event, exc)
             passed = False
         finally:
-            self._raising.pop()
+            raised = raising.pop()
         if passed:
             for callback in node.callbacks:
-                self._call(callback, flow, side, event)
+                try:
+                    callback(flow, side, event)
+                except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+                    self._failed("callback", flow, event, exc)
             for child in node.children:
                 self._visit(subs, hook, child, flow, side, base)
-        for child_type in raised:
-            floating = subs.floating[hook].get(child_type)
-            if floating is not None:
-                child_event = UserEvent(child_type, base)
-                for callback in floating.callbacks:
-                    self._call(callback, flow, side, child_event)
+        if raised is not None:
+            for child_type in raised:
+                floating = subs.floating[hook].get(child_type)
+                if floating is not None:
+                    child_event = UserEvent(child_type, base)
+                    for callback in floating.callbacks:
+                        self._call(callback, flow, side, child_event)
 
     def _call(self, callback: Callback, flow: Flow | None, side: Side,
               event: Event | UserEvent) -> None:
@@ -193,6 +221,9 @@ class Dispatcher:
             raise MosError(errno.EINVAL, "only events made by alloc_event can be raised")
         if not self._raising:
             raise MosError(errno.EPERM, "raise_event works only inside a UDE filter")
-        self._raising[-1].append(child)
+        raised = self._raising[-1]
+        if raised is None:
+            raised = self._raising[-1] = []
+        raised.append(child)
 
 

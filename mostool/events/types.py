@@ -128,6 +128,11 @@ class EventType:
     hooks: tuple[Hook, ...] = (Hook.NULL, Hook.HK_RCV, Hook.HK_SND)
     default_hook: Hook = Hook.NULL
     children: dict[Any, EventType] = field(default_factory=dict, repr=False)
+    # the root built-in's bit, stored: read per raised event (the base chain never changes)
+    bit: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bit", 1 << self.root.id)
 
     @property
     def builtin(self) -> bool:
@@ -139,10 +144,6 @@ class EventType:
         while node.base is not None:
             node = node.base
         return node
-
-    @property
-    def bit(self) -> int:
-        return 1 << self.root.id
 
     def path(self) -> tuple[EventType, ...]:
         """The chain from the built-in root down to this event, root first."""
@@ -202,6 +203,12 @@ class Event:
     TYPE: ClassVar[EventType]
     hook: Hook
 
+    def __init__(self, hook: Hook) -> None:
+        # One per raised event (a new object per raise: sinks tell one raise seen through
+        # several listeners by identity). The slot's own setter costs less than the generated
+        # frozen __init__ (object.__setattr__ per field); same class, fields, eq, hash, repr.
+        _set_hook(self, hook)
+
     @property
     def type(self) -> EventType:
         return self.TYPE
@@ -215,12 +222,12 @@ class Event:
         return {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class PktIn(Event):
     TYPE: ClassVar[EventType] = ON_PKT_IN
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ConnStart(Event):
     TYPE: ClassVar[EventType] = ON_CONN_START
 
@@ -230,6 +237,11 @@ class ConnNewData(Event):
     TYPE: ClassVar[EventType] = ON_CONN_NEW_DATA
     offset: int
     length: int
+
+    def __init__(self, hook: Hook, offset: int, length: int) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_new_data[0](self, offset)
+        _set_new_data[1](self, length)
 
     def details(self) -> dict[str, Any]:
         return {"offset": self.offset, "length": self.length}
@@ -261,6 +273,11 @@ class TcpStateChange(Event):
     old: TcpState
     new: TcpState
 
+    def __init__(self, hook: Hook, old: TcpState, new: TcpState) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_state_change[0](self, old)
+        _set_state_change[1](self, new)
+
     def details(self) -> dict[str, Any]:
         return {"old": self.old.name, "new": self.new.name}
 
@@ -279,6 +296,11 @@ class Rexmit(Event):
     TYPE: ClassVar[EventType] = ON_REXMIT
     offset: int
     length: int
+
+    def __init__(self, hook: Hook, offset: int, length: int) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_rexmit[0](self, offset)
+        _set_rexmit[1](self, length)
 
     def details(self) -> dict[str, Any]:
         return {"offset": self.offset, "length": self.length}
@@ -300,6 +322,10 @@ class UserEvent:
     type: EventType
     base: Event
 
+    def __init__(self, type: EventType, base: Event) -> None:
+        _set_user_event[0](self, type)      # one per filter call: as Event.__init__
+        _set_user_event[1](self, base)
+
     @property
     def hook(self) -> Hook:
         return self.base.hook
@@ -310,3 +336,15 @@ class UserEvent:
 
     def details(self) -> dict[str, Any]:
         return self.base.details()
+
+
+def _setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
+    """The slot descriptors' ``__set__`` of ``names`` (they bypass a frozen class's guard)."""
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+(_set_hook,) = _setters(Event, "hook")
+_set_new_data = _setters(ConnNewData, "offset", "length")
+_set_state_change = _setters(TcpStateChange, "old", "new")
+_set_rexmit = _setters(Rexmit, "offset", "length")
+_set_user_event = _setters(UserEvent, "type", "base")

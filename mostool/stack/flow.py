@@ -9,7 +9,7 @@ subscription set and monitored sides. Two listeners on one flow share the bytes,
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mostool.errors import BytesLost, MosError
 from mostool.events.dispatch import Registration, SubscriptionSet
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "Flow", "PacketInfo", "StreamView", "BufInfo",
            "SOCKOPT_RCVBUF_CLI", "SOCKOPT_RCVBUF_SVR", "SOCKOPT_OVERLAP_CLI",
-           "SOCKOPT_OVERLAP_SVR", "SOCKOPT_STOP_MON"]
+           "SOCKOPT_OVERLAP_SVR", "SOCKOPT_STOP_MON", "pair_set", "pair_add"]
 
 SOCKOPT_RCVBUF_CLI = "rcvbuf_cli"
 SOCKOPT_RCVBUF_SVR = "rcvbuf_svr"
@@ -40,7 +40,28 @@ SOCKOPT_OVERLAP_SVR = "overlap_svr"
 SOCKOPT_STOP_MON = "stop_monitoring"
 
 _TCP_FLAG_NAMES = "FSRPAUEC"
+_CLI, _SVR = Side.CLI, Side.SVR
 _FAST_PATH_EVENTS = PKT_IN_BIT | NEW_DATA_BIT | ERROR_BIT
+
+_T = TypeVar("_T")
+# Per-side values that change seldom or never (ISNs, FIN sequence numbers, anomaly counts, peek
+# cursors) are immutable pairs, shared until a writer replaces its flow's pair (pair_set,
+# pair_add): readers index them as before, and a flow holds no list of its own for each (a
+# tuple of ints also leaves the cyclic GC's tracking). No writer is on the engine's fast path.
+_NONE2: tuple[None, None] = (None, None)
+_ZERO2 = (0, 0)
+_FALSE2 = (False, False)
+_NO_MASKS = (0, 0, 0)
+
+
+def pair_set(pair: tuple[_T, _T], side: int, value: _T) -> tuple[_T, _T]:
+    """``pair`` with ``pair[side]`` replaced by ``value``."""
+    return (value, pair[1]) if side == 0 else (pair[0], value)
+
+
+def pair_add(pair: tuple[int, int], side: int, n: int = 1) -> tuple[int, int]:
+    """``pair`` with ``n`` added to ``pair[side]``."""
+    return (pair[0] + n, pair[1]) if side == 0 else (pair[0], pair[1] + n)
 
 
 class PacketInfo:
@@ -144,7 +165,7 @@ class Connection:
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "quiet", "control_rexmit", "alt_isn", "keepalives",
         "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
-        "bad_fin",
+        "bad_fin", "handles_rev",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -165,23 +186,24 @@ class Connection:
         self.key_s2c = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2]
         self.ip_version = seg.ip_version
         self.state = [TcpState.LISTEN, TcpState.LISTEN]       # indexed by Side
-        self.isn: list[int | None] = [None, None]             # each side's ISN (as sender)
-        self.fin_seq: list[int | None] = [None, None]         # seq of each side's FIN
-        self.wscale = [0, 0]
+        # the tuples below are replaced, not changed: see pair_set
+        self.isn: tuple[int | None, int | None] = _NONE2     # each side's ISN (as sender)
+        self.fin_seq: tuple[int | None, int | None] = _NONE2  # seq of each side's FIN
+        self.wscale: tuple[int, int] = _ZERO2
         self.window = [65535, 65535]
         self.streams = streams            # streams[side] = bytes that side's stack received
         self.packets = [0, 0]             # indexed by the sender's side
         self.payload_bytes = [0, 0]
-        self.bad_checksums = [0, 0]
+        self.bad_checksums: tuple[int, int] = _ZERO2
         self.valid_checksum = [False, False]
-        self.dropped = [0, 0]
-        self.control_rexmit = [0, 0]      # SYN/FIN retransmissions, by receiving side
-        self.keepalives = [0, 0]
+        self.dropped: tuple[int, int] = _ZERO2
+        self.control_rexmit: tuple[int, int] = _ZERO2  # SYN/FIN rexmits, by receiving side
+        self.keepalives: tuple[int, int] = _ZERO2
         self.bad_rst = 0
         self.bad_fin = 0
-        self.late = [0, 0]
-        self.rst_payload = [0, 0]
-        self.alt_isn: list[int] = []
+        self.late: tuple[int, int] = _ZERO2
+        self.rst_payload: tuple[int, int] = _ZERO2
+        self.alt_isn: tuple[int, ...] = ()
         self.first_packet = number
         self.start = ts
         self.last_ts = ts
@@ -190,7 +212,9 @@ class Connection:
         self.rst_seen = False
         self.midstream = False
         self.handles: list[Flow] = []
-        self.masks = [0, 0, 0]            # union of the handles' masks, per hook
+        # handles in reverse, for server-sent packets (the same list when there is one)
+        self.handles_rev: list[Flow] = self.handles
+        self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
         self.ended = False
         self.stopped = False
         # the packet being (or last) processed; an int is its record offset in the buffer
@@ -213,14 +237,16 @@ class Connection:
         return format_addr(self.server_addr, self.server_port)
 
     def refresh_masks(self) -> None:
-        masks = [0, 0, 0]
+        m0 = m1 = m2 = 0
         for h in self.handles:
             if h.mon:
-                for hook in range(3):
-                    masks[hook] |= h.subs.masks[hook]
-        self.masks = masks
+                hm = h.subs.masks
+                m0 |= hm[0]
+                m1 |= hm[1]
+                m2 |= hm[2]
+        self.masks = (m0, m1, m2) if m0 | m1 | m2 else _NO_MASKS
         # the engine's fast path can raise only these (see Engine._packet)
-        self.quiet = not (masks[0] | masks[1] | masks[2]) & _FAST_PATH_EVENTS
+        self.quiet = not (m0 | m1 | m2) & _FAST_PATH_EVENTS
 
     def direction_record(self, sender: int) -> dict[str, Any]:
         st = self.streams[1 - sender]
@@ -298,11 +324,11 @@ class Flow:
         self.listener = listener
         self.engine = engine
         self.uctx: Any = None                   # the user's per-flow context
-        self.cursors = [0, 0]                   # this handle's peek offsets, per side
+        self.cursors: tuple[int, int] = _ZERO2  # this handle's peek offsets, per side
         self.subs: SubscriptionSet = listener.subs
         self.mon = 3                            # monitored sides: bit 0 CLI, bit 1 SVR
         self.closed = False
-        self.overflowed = [False, False]
+        self.overflowed: tuple[bool, bool] = _FALSE2
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -362,9 +388,10 @@ class Flow:
         st = conn.streams[s]
         cur = self.cursors[s]
         head = st.head
-        self.overflowed[s] = False
+        if self.overflowed[s]:
+            self.overflowed = pair_set(self.overflowed, s, False)
         if cur < head:
-            self.cursors[s] = head
+            self.cursors = pair_set(self.cursors, s, head)
             lost = head - cur - st.skipped(cur, head)       # gaps were never there to lose
             if lost and st.bufsize and st.chunks:
                 raise BytesLost(lost, cur)
@@ -376,13 +403,14 @@ class Flow:
                     cur = g_off + g_len
         want = st.nxt - cur if n is None else min(n, st.nxt - cur)
         data = st.read(cur, want) if want > 0 else b""
-        self.cursors[s] = cur + len(data)
+        self.cursors = pair_set(self.cursors, s, cur + len(data))
         return data
 
     def ppeek(self, side: Side, offset: int, n: int) -> bytes:
         """Read up to ``n`` bytes at stream ``offset`` (0 = first byte after the SYN) without
         moving any cursor; b"" when no buffered or waiting bytes are there."""
-        conn = self._conn_for_read()
+        # (a filter's per-chunk call: no method call unless the handle is closed)
+        conn = self.conn if not self.closed else self._conn_for_read()
         if offset < 0 or n < 0:
             raise MosError(errno.EINVAL, "offset and length must be >= 0")
         return conn.streams[self._side(side)].read(offset, n)
@@ -421,10 +449,7 @@ class Flow:
             st = conn.streams[0 if name == SOCKOPT_RCVBUF_CLI else 1]
             st.bufsize = value
             if value == 0:
-                st.chunks.clear()
-                st.chunk_offs.clear()
-                st.chunk_head = 0
-                st.buffered = 0
+                st.drop_buffer()
                 st.keep_bytes = st.hasher is not None
             else:
                 st.keep_bytes = True
@@ -503,6 +528,8 @@ class Flow:
 
     @staticmethod
     def _side(side: Side | int) -> Side:
+        if side is _CLI or side is _SVR:    # what the engine passes: no enum lookup per call
+            return side
         if side not in (0, 1):
             raise MosError(errno.EINVAL, f"side must be CLI or SVR here, not {side!r}")
         return Side(side)

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 __all__ = ["HalfStream", "NEW", "REXMIT", "CONFLICT", "LATE", "M32"]
 
@@ -35,6 +37,26 @@ NEW = 1          # in-order data grew
 REXMIT = 2       # the segment overlapped bytes already received
 CONFLICT = 4     # ... and some overlapping bytes differed
 LATE = 8         # bytes arrived inside a hole that had already been skipped
+
+_T = TypeVar("_T")
+Pairs = list[tuple[int, int]] | tuple[tuple[int, int], ...]
+Ints = list[int] | tuple[int, ...]
+Chunks = list[bytes | bytearray] | tuple[bytes | bytearray, ...]
+
+# Most flows never have a gap, an out-of-order run or a conflict, and many never buffer a byte:
+# a container a stream may never need starts as one of these shared empty stand-ins and becomes
+# its own list (dict) on first use, which saves ~1 KB and 16 GC-tracked objects per flow. Both
+# are empty and falsy, so readers need not care; writers check isinstance (or use _grow).
+_NONE: tuple[Any, ...] = ()
+_NO_OOO: Mapping[int, Any] = MappingProxyType({})
+
+
+def _grow(seq: list[_T] | tuple[_T, ...], item: _T) -> list[_T]:
+    """``seq`` with ``item`` appended: in place once it is a list, else a new list."""
+    if isinstance(seq, list):
+        seq.append(item)
+        return seq
+    return [*seq, item]
 
 
 class HalfStream:
@@ -53,18 +75,18 @@ class HalfStream:
         self.base: int | None = None        # sequence number of offset 0
         self.nxt = 0                        # in-order point (stream offset)
         self.delivered = 0                  # bytes of the reassembled stream, gaps skipped
-        self.gaps: list[tuple[int, int]] = []
-        self._gap_starts: list[int] = []
+        self.gaps: Pairs = _NONE
+        self._gap_starts: Ints = _NONE
         self.gap_bytes = 0
         self.bufsize = bufsize
         self.keep_bytes = bufsize > 0 or hashing
         self.overlap_last = overlap_last
-        self.chunks: list[bytes | bytearray] = []   # buffered in-order bytes (see _buffer)
-        self.chunk_offs: list[int] = []
+        self.chunks: Chunks = _NONE         # buffered in-order bytes (see _buffer)
+        self.chunk_offs: Ints = _NONE
         self.chunk_head = 0                 # chunks before this index have been dropped
         self.buffered = 0
-        self.ooo_starts: list[int] = []
-        self.ooo: dict[int, Any] = {}       # start -> bytearray run, or its end (ranges only)
+        self.ooo_starts: Ints = _NONE
+        self.ooo: Mapping[int, Any] = _NO_OOO   # start -> bytearray run, or its end (no bytes)
         self.ooo_bytes = 0
         self.max_ooo_segments = max_ooo_segments
         self.max_ooo_bytes = max_ooo_bytes
@@ -74,9 +96,9 @@ class HalfStream:
         self.conflicts = 0
         self.conflict_bytes = 0
         self.late_bytes = 0
-        self.new_runs: list[tuple[int, int]] = []       # drained by the engine: NEW_DATA
-        self.conflict_runs: list[tuple[int, int]] = []  # drained by the engine: ON_ERROR
-        self.gap_runs: list[tuple[int, int]] = []       # drained by the engine: ON_ERROR "gap"
+        self.new_runs: Pairs = _NONE        # drained by the engine: NEW_DATA
+        self.conflict_runs: Pairs = _NONE   # drained by the engine: ON_ERROR
+        self.gap_runs: Pairs = _NONE        # drained by the engine: ON_ERROR "gap"
         self.rexmit_off = 0
         self.rexmit_len = 0
         self.fin_off: int | None = None
@@ -176,9 +198,9 @@ class HalfStream:
         return delivered
 
     def _gap(self, length: int) -> None:
-        self.gaps.append((self.nxt, length))
-        self.gap_runs.append((self.nxt, length))
-        self._gap_starts.append(self.nxt)
+        self.gaps = _grow(self.gaps, (self.nxt, length))
+        self.gap_runs = _grow(self.gap_runs, (self.nxt, length))
+        self._gap_starts = _grow(self._gap_starts, self.nxt)
         self.gap_bytes += length
         self.nxt += length
 
@@ -214,20 +236,26 @@ class HalfStream:
         self.nxt = off + n
         self.delivered += n
         runs = self.new_runs
-        if runs and runs[-1][0] + runs[-1][1] == off:
+        if not isinstance(runs, list):
+            self.new_runs = [(off, n)]
+        elif runs and runs[-1][0] + runs[-1][1] == off:
             runs[-1] = (runs[-1][0], runs[-1][1] + n)
         else:
             runs.append((off, n))
 
     def release(self) -> None:
         """Drop the bytes held (the flow ended); counts, gaps and the digest stay."""
-        self.chunks = []
-        self.chunk_offs = []
+        self.drop_buffer()
+        self.ooo_starts = _NONE
+        self.ooo = _NO_OOO
+        self.ooo_bytes = 0
+
+    def drop_buffer(self) -> None:
+        """Forget the buffered in-order bytes (not the runs waiting out of order)."""
+        self.chunks = _NONE
+        self.chunk_offs = _NONE
         self.chunk_head = 0
         self.buffered = 0
-        self.ooo_starts = []
-        self.ooo = {}
-        self.ooo_bytes = 0
 
     def take(self, buf: bytes, start: int, n: int) -> None:
         """In-order bytes nobody is told about (the engine's fast path): ``buf[start:start+n]``
@@ -245,10 +273,14 @@ class HalfStream:
         """Append in-order bytes at ``off``. Small segments are coalesced into a tail chunk of
         up to _TAIL bytes, so the buffer's memory follows its bytes, not its segment count."""
         chunks = self.chunks
+        offs = self.chunk_offs
+        if not isinstance(chunks, list) or not isinstance(offs, list):
+            chunks = self.chunks = []       # the first bytes buffered
+            offs = self.chunk_offs = []
         if n < _SMALL and len(chunks) > self.chunk_head:
             last = chunks[-1]
             if (len(last) + n <= min(_TAIL, self.bufsize >> 3)
-                    and self.chunk_offs[-1] + len(last) == off):
+                    and offs[-1] + len(last) == off):
                 if last.__class__ is not bytearray:
                     last = chunks[-1] = bytearray(last)
                 last += data
@@ -256,7 +288,7 @@ class HalfStream:
                 self._trim()
                 return
         chunks.append(data if data.__class__ is bytes else bytes(data))
-        self.chunk_offs.append(off)
+        offs.append(off)
         self.buffered += n
         self._trim()
 
@@ -267,17 +299,22 @@ class HalfStream:
         while self.buffered - len(chunks[head]) >= limit:
             self.buffered -= len(chunks[head])
             head += 1
-        if head > 64 and head * 2 > len(chunks):
+        offs = self.chunk_offs
+        if (head > 64 and head * 2 > len(chunks) and isinstance(chunks, list)
+                and isinstance(offs, list)):
             del chunks[:head]
-            del self.chunk_offs[:head]
+            del offs[:head]
             head = 0
         self.chunk_head = head
 
     def _flush(self) -> None:
         starts = self.ooo_starts
+        ooo = self.ooo
+        if not isinstance(starts, list) or not isinstance(ooo, dict):
+            return                          # no run ever waited
         while starts and starts[0] <= self.nxt:
             start = starts.pop(0)
-            run = self.ooo.pop(start)
+            run = ooo.pop(start)
             if isinstance(run, int):
                 length = run - start
                 self.ooo_bytes -= length
@@ -295,6 +332,9 @@ class HalfStream:
         """Store [off, off+n) out of order, coalescing with the runs it overlaps or touches."""
         starts = self.ooo_starts
         ooo = self.ooo
+        if not isinstance(starts, list) or not isinstance(ooo, dict):
+            starts = self.ooo_starts = []   # the first run to wait behind a hole
+            ooo = self.ooo = {}
         end = off + n
         i = bisect_left(starts, off)
         lo = i
@@ -371,17 +411,20 @@ class HalfStream:
         last = next(i for i in range(len(mine) - 1, -1, -1) if mine[i] != theirs[i])
         self.conflicts += 1
         self.conflict_bytes += sum(1 for a, b in zip(mine, theirs, strict=True) if a != b)
-        self.conflict_runs.append((off + first, last - first + 1))
+        self.conflict_runs = _grow(self.conflict_runs, (off + first, last - first + 1))
 
     def _against_buffer(self, off: int, data: bytes) -> int:
         """Compare a retransmission of delivered bytes with what the buffer still holds."""
         flags = 0
         end = off + len(data)
         offs = self.chunk_offs
+        chunks = self.chunks
+        if not isinstance(chunks, list):
+            return 0                        # nothing was ever buffered
         i = max(bisect_right(offs, off) - 1, self.chunk_head)
         while i < len(offs) and offs[i] < end:
             c_off = offs[i]
-            chunk = self.chunks[i]
+            chunk = chunks[i]
             lo, hi = max(off, c_off), min(end, c_off + len(chunk))
             if lo < hi:
                 mine = data[lo - off:hi - off]
@@ -390,7 +433,7 @@ class HalfStream:
                     flags |= CONFLICT
                     self._conflict(lo, mine, theirs)
                     if self.overlap_last:
-                        self.chunks[i] = chunk[:lo - c_off] + bytes(mine) + chunk[hi - c_off:]
+                        chunks[i] = chunk[:lo - c_off] + bytes(mine) + chunk[hi - c_off:]
             i += 1
         return flags
 
@@ -409,6 +452,14 @@ class HalfStream:
             return b""
         offs = self.chunk_offs
         head = self.chunk_head
+        last = len(offs) - 1
+        if last >= head and off >= offs[last]:
+            # in the newest chunk (a filter peeking at new data): no bisect, no join
+            chunk = self.chunks[last]
+            pos = off - offs[last]
+            if pos < len(chunk):
+                piece = chunk[pos:pos + n]
+                return piece if isinstance(piece, bytes) else bytes(piece)
         if head < len(offs) and off >= offs[head] and off < self.nxt:
             i = bisect_right(offs, off, head) - 1
             parts: list[bytes | bytearray] = []
