@@ -45,12 +45,21 @@ ALL_CASES = ("1", "1b", "1s", "2", "2s", "3", "3s", "4", "4s", "5", "idle", "syn
 TRACE_FILES = {"web": "web.pcap", "bulk": "bulk.pcap", "syn": "synflood.pcap"}
 
 
+def _clean_env() -> dict[str, str]:
+    """The environment of every measured process (mostool and sol.py alike): this one, without
+    PYTHONUNBUFFERED (a syscall per line written: 21,000 flow records) and
+    PYTHONDONTWRITEBYTECODE (every module compiled at each start), which this machine's
+    environment sets and a user's shell normally does not."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
+
+
 class Src:
     """Which mostool the case processes import: the working tree, or (``--at REV``) a commit's
     ``mostool/`` extracted with ``git archive`` and put first on PYTHONPATH (the processes then
     run in that directory, so ``-m mostool`` cannot pick up the working tree)."""
 
-    env: dict[str, str] | None = None
+    env: dict[str, str] = _clean_env()
     cwd: Path = REPO
     label: str | None = None
 
@@ -63,7 +72,7 @@ class Src:
         atexit.register(shutil.rmtree, root, ignore_errors=True)
         with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tar:
             tar.extractall(root, filter="data")
-        cls.env = dict(os.environ, PYTHONPATH=str(root))
+        cls.env = dict(_clean_env(), PYTHONPATH=str(root))
         cls.cwd = root
         cls.label = _git("rev-parse", "--short", rev)
 
