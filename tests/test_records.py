@@ -177,3 +177,51 @@ def test_the_records_path_is_taken() -> None:
         flows("-r", str(ROOT / "sample_pcaps" / "http_small.pcap"))
     assert calls >= 1
 
+
+
+def _pkt_in_trace(pcap: Path, force_general_path: bool) -> tuple[list[Any], list[str]]:
+    """ON_PKT_IN at HK_RCV and ON_TCP_STATE_CHANGE callbacks that look at everything they can:
+    the packet, the clock, the byte stream (buf_info, the last 16 bytes) and the state."""
+    from mostool import HK_RCV, ON_CONN_NEW_DATA, ON_PKT_IN, ON_TCP_STATE_CHANGE
+
+    mon = Monitor(MonitorConfig())
+    sock = mon.socket()
+    seen: list[Any] = []
+
+    def look(flow: Any, side: Any, event: Any) -> None:
+        pkt = flow.last_packet()
+        info = flow.buf_info(side)
+        end = info.next_byte_expected
+        tail = flow.ppeek(side, max(0, end - 16), 16) if end else b""
+        seen.append((type(event).__name__, flow.id, int(side), mon.engine.packet_number,
+                     mon.now, pkt.number, pkt.seq, pkt.ack, pkt.flags, repr(info), tail))
+
+    sock.on(ON_PKT_IN, HK_RCV, look)
+    sock.on(ON_TCP_STATE_CHANGE, callback=look)
+    if force_general_path:      # a NEW_DATA subscriber keeps every packet off the fast path
+        sock.on(ON_CONN_NEW_DATA, callback=lambda flow, side, event: None)
+    records: list[str] = []
+    mon.on_flow_end(lambda conn: records.append(repr(conn.record())))
+    mon.run(ReplaySource(pcap))
+    return seen, records
+
+
+@pytest.mark.parametrize("pcap", TRACED, ids=[p.stem for p in TRACED])
+def test_pkt_in_at_hk_rcv_on_the_fast_path(pcap: Path) -> None:
+    """Flows whose only per-packet event is ON_PKT_IN at HK_RCV stay on the fast path (also when
+    read in place), and their callbacks see exactly what the general path shows them."""
+    calls = [0, 0]
+    real = Engine._sender_update
+
+    with pytest.MonkeyPatch.context() as mp:
+        for i, forced in enumerate((False, True)):
+            def counting(self: Engine, *args: Any, _i: int = i) -> Any:
+                calls[_i] += 1
+                return real(self, *args)
+            mp.setattr(Engine, "_sender_update", counting)
+            if forced:
+                slow = _pkt_in_trace(pcap, True)
+            else:
+                fast = _pkt_in_trace(pcap, False)
+    assert fast == slow
+    assert calls[0] < calls[1] or not calls[1]     # the fast path was taken

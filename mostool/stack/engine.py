@@ -547,11 +547,12 @@ class Engine:
                     self._set_aside(conn, seg, 1 - snd)
                 return
         # The fast path: an ACK with no SYN/FIN/RST on an established flow where no handle
-        # wants ON_PKT_IN, ON_CONN_NEW_DATA or ON_ERROR (``conn.quiet``),
-        # acknowledging nothing beyond the in-order point and carrying in-order bytes (if any)
-        # changes no state and raises nothing: only the in-order point and the bytes move. It
-        # gives exactly what the general path below gives for such a packet.
-        if flags & 0x17 == 0x10 and conn.quiet and not fresh:
+        # wants ON_PKT_IN, ON_CONN_NEW_DATA or ON_ERROR (``conn.quiet``), or only ON_PKT_IN at
+        # HK_RCV (``conn.pkt_in_rcv``: raised last), acknowledging nothing beyond the in-order
+        # point and carrying in-order bytes (if any) changes no state and raises nothing else:
+        # only the in-order point and the bytes move. It gives exactly what the general path
+        # below gives for such a packet.
+        if flags & 0x17 == 0x10 and (conn.quiet or conn.pkt_in_rcv) and not fresh:
             state = conn.state
             if state[0] is ST.ESTABLISHED and state[1] is ST.ESTABLISHED:
                 st = conn.streams[snd]
@@ -559,12 +560,16 @@ class Engine:
                 if base is None or not (st.ooo_starts or
                                         0 < (seg.ack - base - st.nxt) & M32 < 0x80000000):
                     if not wire:
+                        if conn.pkt_in_rcv:
+                            self._emit(conn, _HK_RCV, SIDES[1 - snd], PktIn(_HK_RCV), snd)
                         return
                     st = conn.streams[1 - snd]
                     base = st.base
                     if (base is not None and not st.ooo_starts and seg.payload_len == wire
                             and not (seg.seq - base - st.nxt) & M32):
                         st.take(seg.buf, seg.payload_off, wire)
+                        if conn.pkt_in_rcv:
+                            self._emit(conn, _HK_RCV, SIDES[1 - snd], PktIn(_HK_RCV), snd)
                         if st.keep_bytes:
                             self._account(conn)
                         return

@@ -24,7 +24,7 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
-from mostool.events.types import TcpState
+from mostool.events.types import Hook, PktIn, Side, TcpState
 from mostool.stack.decode import _mod_ffff
 from mostool.stack.stream import M32
 
@@ -44,6 +44,8 @@ RECORD_HEADER_LEN = 16
 # ports: seq, ack, data offset, flags, window.
 _FRAME = struct.Struct("!12xIH2xI14xIIBBH")
 _ESTABLISHED = TcpState.ESTABLISHED
+_HK_RCV = Hook.HK_RCV
+SIDES = (Side.CLI, Side.SVR)
 
 
 class RecordLayout(NamedTuple):
@@ -124,7 +126,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                 conn = table_get(key)
                 if conn is not None:
                     state0, state1 = conn.state
-                    if (not conn.quiet or conn.stopped
+                    if (not (conn.quiet or conn.pkt_in_rcv) or conn.stopped
                             or state0 is not _ESTABLISHED or state1 is not _ESTABLISHED):
                         conn = None
                 if conn is not None:
@@ -171,8 +173,22 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                 conn.valid_checksum[snd] = True
                             if take is not None:
                                 take.take(buf, p + 34 + thl, wire)
-                                if take.keep_bytes:
+                            if conn.pkt_in_rcv:
+                                # user code runs: everything it may look at must be current,
+                                # and everything it may change read again
+                                engine.packet_number = number
+                                engine._emit(conn, _HK_RCV, SIDES[1 - snd], PktIn(_HK_RCV), snd)
+                                now = engine.now
+                                due = engine._due
+                                inline = engine._inline_ok()
+                                if take is not None and take.keep_bytes:
                                     engine._account(conn)
+                                off = nxt
+                                if engine.stop_requested:
+                                    break
+                                continue
+                            if take is not None and take.keep_bytes:
+                                engine._account(conn)
                             off = nxt
                             continue
         engine.packet_number = number
