@@ -179,10 +179,19 @@ def test_the_records_path_is_taken() -> None:
 
 
 
-def _pkt_in_trace(pcap: Path, force_general_path: bool) -> tuple[list[Any], list[str]]:
-    """ON_PKT_IN at HK_RCV and ON_TCP_STATE_CHANGE callbacks that look at everything they can:
-    the packet, the clock, the byte stream (buf_info, the last 16 bytes) and the state."""
-    from mostool import HK_RCV, ON_CONN_NEW_DATA, ON_PKT_IN, ON_TCP_STATE_CHANGE
+def _pkt_in_trace(pcap: Path, force_general_path: bool, new_data: bool = False
+                  ) -> tuple[list[Any], list[str]]:
+    """ON_PKT_IN at HK_RCV and ON_TCP_STATE_CHANGE callbacks (and with ``new_data`` a UDE on
+    ON_CONN_NEW_DATA whose filter ppeeks, and a NEW_DATA callback) that look at everything they
+    can: the packet, the clock, the byte stream (buf_info, the last 16 bytes) and the state."""
+    from mostool import (
+        HK_RCV,
+        HK_SND,
+        ON_CONN_NEW_DATA,
+        ON_PKT_IN,
+        ON_TCP_STATE_CHANGE,
+        define_event,
+    )
 
     mon = Monitor(MonitorConfig())
     sock = mon.socket()
@@ -193,23 +202,35 @@ def _pkt_in_trace(pcap: Path, force_general_path: bool) -> tuple[list[Any], list
         info = flow.buf_info(side)
         end = info.next_byte_expected
         tail = flow.ppeek(side, max(0, end - 16), 16) if end else b""
-        seen.append((type(event).__name__, flow.id, int(side), mon.engine.packet_number,
+        seen.append((repr(event), flow.id, int(side), mon.engine.packet_number,
                      mon.now, pkt.number, pkt.seq, pkt.ack, pkt.flags, repr(info), tail))
+
+    def starts_with_letters(flow: Any, side: Any, event: Any) -> bool:
+        new = event.base
+        head = flow.ppeek(side, new.offset, 4)
+        seen.append(("filter", flow.id, int(side), new.offset, new.length, head))
+        return head.isalpha()
 
     sock.on(ON_PKT_IN, HK_RCV, look)
     sock.on(ON_TCP_STATE_CHANGE, callback=look)
-    if force_general_path:      # a NEW_DATA subscriber keeps every packet off the fast path
-        sock.on(ON_CONN_NEW_DATA, callback=lambda flow, side, event: None)
+    if new_data:
+        sock.on(define_event(ON_CONN_NEW_DATA, starts_with_letters), callback=look)
+        sock.on(ON_CONN_NEW_DATA, callback=look)
+    if force_general_path:      # ON_PKT_IN at HK_SND keeps every packet off the fast path
+        sock.on(ON_PKT_IN, HK_SND, lambda flow, side, event: None)
     records: list[str] = []
     mon.on_flow_end(lambda conn: records.append(repr(conn.record())))
-    mon.run(ReplaySource(pcap))
+    stats = mon.run(ReplaySource(pcap))
+    assert stats["callback_errors"] == 0, mon.failures[:1]
     return seen, records
 
 
+@pytest.mark.parametrize("new_data", [False, True], ids=["pkt_in", "pkt_in+new_data"])
 @pytest.mark.parametrize("pcap", TRACED, ids=[p.stem for p in TRACED])
-def test_pkt_in_at_hk_rcv_on_the_fast_path(pcap: Path) -> None:
-    """Flows whose only per-packet event is ON_PKT_IN at HK_RCV stay on the fast path (also when
-    read in place), and their callbacks see exactly what the general path shows them."""
+def test_events_raised_on_the_fast_path(pcap: Path, new_data: bool) -> None:
+    """Flows that want ON_PKT_IN at HK_RCV and ON_CONN_NEW_DATA (with a UDE below) stay on the
+    fast path (also when read in place), and their callbacks and filters see exactly what the
+    general path shows them."""
     calls = [0, 0]
     real = Engine._sender_update
 
@@ -220,8 +241,8 @@ def test_pkt_in_at_hk_rcv_on_the_fast_path(pcap: Path) -> None:
                 return real(self, *args)
             mp.setattr(Engine, "_sender_update", counting)
             if forced:
-                slow = _pkt_in_trace(pcap, True)
+                slow = _pkt_in_trace(pcap, True, new_data)
             else:
-                fast = _pkt_in_trace(pcap, False)
+                fast = _pkt_in_trace(pcap, False, new_data)
     assert fast == slow
     assert calls[0] < calls[1] or not calls[1]     # the fast path was taken

@@ -546,13 +546,13 @@ class Engine:
                 if mode == "auto" and seg.payload_len and not flags & (SYN | RST):
                     self._set_aside(conn, seg, 1 - snd)
                 return
-        # The fast path: an ACK with no SYN/FIN/RST on an established flow where no handle
-        # wants ON_PKT_IN, ON_CONN_NEW_DATA or ON_ERROR (``conn.quiet``), or only ON_PKT_IN at
-        # HK_RCV (``conn.pkt_in_rcv``: raised last), acknowledging nothing beyond the in-order
-        # point and carrying in-order bytes (if any) changes no state and raises nothing else:
-        # only the in-order point and the bytes move. It gives exactly what the general path
-        # below gives for such a packet.
-        if flags & 0x17 == 0x10 and (conn.quiet or conn.pkt_in_rcv) and not fresh:
+        # The fast path: an ACK with no SYN/FIN/RST on an established flow, acknowledging
+        # nothing beyond the in-order point and carrying in-order bytes (if any), changes no
+        # state and can raise only ON_PKT_IN and ON_CONN_NEW_DATA (and ON_ERROR for a buffer
+        # overflow): when no handle wants ON_ERROR or ON_PKT_IN at HK_SND (``conn.fast``), only
+        # the in-order point and the bytes move, then _fast_events raises what the handles want.
+        # It gives exactly what the general path below gives for such a packet.
+        if flags & 0x17 == 0x10 and conn.fast and not fresh:
             state = conn.state
             if state[0] is ST.ESTABLISHED and state[1] is ST.ESTABLISHED:
                 st = conn.streams[snd]
@@ -560,16 +560,17 @@ class Engine:
                 if base is None or not (st.ooo_starts or
                                         0 < (seg.ack - base - st.nxt) & M32 < 0x80000000):
                     if not wire:
-                        if conn.pkt_in_rcv:
-                            self._emit(conn, _HK_RCV, SIDES[1 - snd], PktIn(_HK_RCV), snd)
+                        if conn.fast_raise:
+                            self._fast_events(conn, snd, 0, 0)
                         return
                     st = conn.streams[1 - snd]
                     base = st.base
                     if (base is not None and not st.ooo_starts and seg.payload_len == wire
                             and not (seg.seq - base - st.nxt) & M32):
+                        off = st.nxt
                         st.take(seg.buf, seg.payload_off, wire)
-                        if conn.pkt_in_rcv:
-                            self._emit(conn, _HK_RCV, SIDES[1 - snd], PktIn(_HK_RCV), snd)
+                        if conn.fast_raise:
+                            self._fast_events(conn, snd, off, wire)
                         if st.keep_bytes:
                             self._account(conn)
                         return
@@ -667,6 +668,17 @@ class Engine:
                 self._due = min(self._due, conn.tw_deadline)
                 heapq.heappush(self._timers, (conn.tw_deadline, next(self._timer_seq), 0,
                                               conn))
+
+    def _fast_events(self, conn: Connection, snd: int, off: int, n: int) -> None:
+        """What a fast-path packet raises once its ``n`` bytes at ``off`` are in, as the
+        general path's tail: ON_PKT_IN at HK_RCV, then (ON_ERROR on a buffer overflow and)
+        ON_CONN_NEW_DATA; the masks are read at each step, as callbacks may change them."""
+        rcv = 1 - snd
+        if conn.masks[_HK_RCV] & PKT_IN_BIT:
+            self._emit(conn, _HK_RCV, SIDES[rcv], PktIn(_HK_RCV), snd)
+        if n and conn.masks[_HK_NULL] & (NEW_DATA_BIT | ERROR_BIT) and not conn.ended:
+            conn.streams[rcv].new_runs = [(off, n)]
+            self._new_data(conn, rcv, snd)
 
     def _emit_stack(self, conn: Connection, hook: Hook, side: int, old: TcpState,
                     changes: list[tuple[TcpState, TcpState]], fresh: bool, snd: int) -> None:

@@ -41,8 +41,6 @@ SOCKOPT_STOP_MON = "stop_monitoring"
 
 _TCP_FLAG_NAMES = "FSRPAUEC"
 _CLI, _SVR = Side.CLI, Side.SVR
-_FAST_PATH_EVENTS = PKT_IN_BIT | NEW_DATA_BIT | ERROR_BIT
-_DATA_EVENTS = NEW_DATA_BIT | ERROR_BIT
 
 _T = TypeVar("_T")
 # Per-side values that change seldom or never (ISNs, FIN sequence numbers, anomaly counts, peek
@@ -164,7 +162,7 @@ class Connection:
         "ip_version", "state", "isn", "fin_seq", "wscale", "window", "streams", "packets",
         "payload_bytes", "bad_checksums", "valid_checksum", "dropped", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
-        "last_seg", "last_number", "quiet", "pkt_in_rcv", "control_rexmit", "alt_isn", "keepalives",
+        "last_seg", "last_number", "fast", "fast_raise", "control_rexmit", "alt_isn", "keepalives",
         "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
         "bad_fin", "handles_rev",
     )
@@ -222,8 +220,8 @@ class Connection:
         # Engine.process_records read it from (decoded on demand: Engine.record_segment)
         self.last_seg: TcpSegment | int | None = None
         self.last_number = 0
-        self.quiet = True                 # no handle wants what the fast path could raise
-        self.pkt_in_rcv = False
+        self.fast = True                  # the fast path may take its packets (refresh_masks)
+        self.fast_raise = False           # ... and has events to raise for them
         self.held = 0                     # bytes its buffers and out-of-order runs hold
         # bad-checksum segments dropped, per receiving side: (seq, bytes or None, length)
         self.set_aside: tuple[list[tuple[int, bytes | None, int]],
@@ -248,11 +246,11 @@ class Connection:
                 m2 |= hm[2]
         self.masks = (m0, m1, m2) if m0 | m1 | m2 else _NO_MASKS
         # the engine's fast path can raise only these (see Engine._packet)
-        self.quiet = not (m0 | m1 | m2) & _FAST_PATH_EVENTS
-        # ... or only ON_PKT_IN at HK_RCV, which the fast path raises last, as the general
-        # path would (nothing it raises comes after it for such a packet)
-        self.pkt_in_rcv = (not self.quiet and not (m0 | m1 | m2) & _DATA_EVENTS
-                           and not (m0 | m2) & PKT_IN_BIT)
+        # the engine's fast path takes the flow's plain in-order packets unless a handle wants
+        # ON_ERROR or ON_PKT_IN at HK_SND; it raises ON_PKT_IN at HK_RCV and ON_CONN_NEW_DATA
+        # itself, after the bytes are in, as the general path would (Engine._fast_events)
+        self.fast = not (m0 | m1 | m2) & ERROR_BIT and not (m0 | m2) & PKT_IN_BIT
+        self.fast_raise = bool(m1 & PKT_IN_BIT or m0 & NEW_DATA_BIT)
 
     def direction_record(self, sender: int) -> dict[str, Any]:
         st = self.streams[1 - sender]

@@ -24,7 +24,7 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
-from mostool.events.types import Hook, PktIn, Side, TcpState
+from mostool.events.types import TcpState
 from mostool.stack.decode import _mod_ffff
 from mostool.stack.stream import M32
 
@@ -44,8 +44,6 @@ RECORD_HEADER_LEN = 16
 # ports: seq, ack, data offset, flags, window.
 _FRAME = struct.Struct("!12xIH2xI14xIIBBH")
 _ESTABLISHED = TcpState.ESTABLISHED
-_HK_RCV = Hook.HK_RCV
-SIDES = (Side.CLI, Side.SVR)
 
 
 class RecordLayout(NamedTuple):
@@ -126,7 +124,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                 conn = table_get(key)
                 if conn is not None:
                     state0, state1 = conn.state
-                    if (not (conn.quiet or conn.pkt_in_rcv) or conn.stopped
+                    if (not conn.fast or conn.stopped
                             or state0 is not _ESTABLISHED or state1 is not _ESTABLISHED):
                         conn = None
                 if conn is not None:
@@ -171,13 +169,15 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             conn.last_number = number
                             if ok:
                                 conn.valid_checksum[snd] = True
+                            start = size = 0
                             if take is not None:
+                                start, size = take.nxt, wire
                                 take.take(buf, p + 34 + thl, wire)
-                            if conn.pkt_in_rcv:
+                            if conn.fast_raise:
                                 # user code runs: everything it may look at must be current,
                                 # and everything it may change read again
                                 engine.packet_number = number
-                                engine._emit(conn, _HK_RCV, SIDES[1 - snd], PktIn(_HK_RCV), snd)
+                                engine._fast_events(conn, snd, start, size)
                                 now = engine.now
                                 due = engine._due
                                 inline = engine._inline_ok()
