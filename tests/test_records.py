@@ -246,3 +246,22 @@ def test_events_raised_on_the_fast_path(pcap: Path, new_data: bool) -> None:
                 fast = _pkt_in_trace(pcap, False, new_data)
     assert fast == slow
     assert calls[0] < calls[1] or not calls[1]     # the fast path was taken
+
+
+def test_checksums_skip_reports_null_and_keeps_every_segment() -> None:
+    """--checksums skip computes nothing: bad_checksums is null, and every segment counts, as
+    with "off" (which verifies, counts and keeps them)."""
+    import json
+
+    path = ROOT / "sample_pcaps" / "synthetic" / "bad_checksum.pcap"
+    skip = [json.loads(line) for line in flows("-r", str(path), "--checksums", "skip")[0]
+            .splitlines()]
+    off = [json.loads(line) for line in flows("-r", str(path), "--checksums", "off")[0]
+           .splitlines()]
+    assert skip and len(skip) == len(off)
+    assert any(rec[d]["bad_checksums"] for rec in off for d in ("c2s", "s2c"))
+    for a, b in zip(skip, off, strict=True):
+        for d in ("c2s", "s2c"):
+            assert a[d].pop("bad_checksums") is None
+            b[d].pop("bad_checksums")
+        assert a == b

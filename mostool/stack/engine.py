@@ -69,7 +69,7 @@ from mostool.events.types import (
 )
 from mostool.stack import decode
 from mostool.stack.decode import Decoder, TcpSegment, parse_tcp_options, tcp_checksum_ok
-from mostool.stack.flow import Connection, Flow, PacketInfo, pair_add, pair_set
+from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
 from mostool.stack.records import RecordBuffer, RecordLayout, process_records
 from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
 from mostool.stack.tcp import TERMINAL, TRANSITIONS, TcpInput
@@ -488,6 +488,8 @@ class Engine:
             streams.append(stream)
         conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
                           self.now, (streams[0], streams[1]))
+        if not self._verify:
+            conn.bad_checksums = UNCHECKED
         if not is_syn:
             conn.midstream = True
             if flags & SYN:

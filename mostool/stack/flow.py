@@ -49,6 +49,8 @@ _T = TypeVar("_T")
 # tuple of ints also leaves the cyclic GC's tracking). No writer is on the engine's fast path.
 _NONE2: tuple[None, None] = (None, None)
 _ZERO2 = (0, 0)
+# bad_checksums of a flow whose checksums are not verified (checksums="skip"): reported as null
+UNCHECKED = (-1, -1)
 _FALSE2 = (False, False)
 _NO_MASKS = (0, 0, 0)
 
@@ -263,7 +265,7 @@ class Connection:
             "gap_bytes": st.gap_bytes,
             "rexmit": st.rexmit + self.control_rexmit[1 - sender],
             "overlap_conflicts": st.conflicts,
-            "bad_checksums": self.bad_checksums[sender],
+            "bad_checksums": bad if (bad := self.bad_checksums[sender]) >= 0 else None,
         }
 
     def record(self) -> dict[str, Any]:
