@@ -146,8 +146,9 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                     else:
                         conn = None
                     if conn is not None:
-                        ok: bool | None = True
+                        ok: bool | None = None          # not verified ("skip")
                         if verify:
+                            ok = True
                             # addresses and segment in one integer: their 16-bit words sum the
                             # same as the pseudo-header's addresses plus the segment
                             seglen = tlen - 20
@@ -172,7 +173,11 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             start = size = 0
                             if take is not None:
                                 start, size = take.nxt, wire
-                                take.take(buf, p + 34 + thl, wire)
+                                if take.keep_bytes:
+                                    take.take(buf, p + 34 + thl, wire)
+                                else:   # HalfStream.take without a byte to keep, inlined
+                                    take.nxt = start + wire
+                                    take.delivered += wire
                             if conn.fast_raise:
                                 # user code runs: everything it may look at must be current,
                                 # and everything it may change read again
