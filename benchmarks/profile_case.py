@@ -67,6 +67,19 @@ FUNC_CATEGORY: list[tuple[str, str]] = [
 # For the pipeline functions: the category of the line being executed (matched on its text).
 LINE_CATEGORY: dict[str, list[tuple[str, str]]] = {
     "Monitor.run": [(r".", "reader")],
+    "Monitor._pump": [(r".", "reader")],
+    "Engine.process_records": [(r".", "in-place records: walk + fast path")],
+    # the fused reader and fast path (mostool/stack/records.py)
+    "process_records": [
+        (r"_mod_ffff|from_bytes|_offloaded|seglen|verify", "checksum"),
+        (r"header\(|nbytes|nwire|n \+= 1|ts = sec|max_caplen|RECORD_HEADER|nxt > end", "reader"),
+        (r"frame\(|eth >>|thl|wire = |key = |crc32|shard", "decode"),
+        (r"table_get", "table lookup"),
+        (r"process\(", "process() call"),
+        (r"_fast_events|_emit", "event dispatch"),
+        (r"take|start, size|delivered|_account", "stream receive"),
+        (r".", "fast path: flow checks and counters"),
+    ],
     "Engine.process": [
         (r"decode\(", "decode"),
         (r"table\.get|_same_connection|flags & SYN", "table lookup"),
