@@ -346,7 +346,7 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     config = _config(args, hash_streams=args.hash, rcvbuf=args.rcvbuf or 0)
     rows: list[dict[str, Any]] = []
     if args.format == "jsonl":
-        log = FlowLog(FlowLog.jsonl_writer(out))
+        log = FlowLog.jsonl(out)
     elif args.format == "csv":
         log = FlowLog(FlowLog.csv_writer(out))
     else:

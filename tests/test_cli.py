@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from builders import CLI, SVR, Scenario
 
 from mostool.cli import main
@@ -166,3 +167,61 @@ def test_replay_and_live_are_callable_as_often_as_needed() -> None:
     second = mos.replay(str(SAMPLE))
     assert first is not second and first.name == second.name
     assert callable(mos.live)
+
+
+def _records_both_ways(path: Path, **config: object) -> list[tuple[str, str]]:
+    """(record_json, json.dumps(record)) of every flow of a capture."""
+    from mostool.config import MonitorConfig
+    from mostool.monitor import MONITOR_STREAM, Monitor
+    from mostool.replay import ReplaySource
+    mon = Monitor(MonitorConfig(**config))  # type: ignore[arg-type]
+    mon.socket(MONITOR_STREAM)
+    out: list[tuple[str, str]] = []
+    mon.on_flow_end(lambda conn: out.append((conn.record_json(), json.dumps(conn.record()))))
+    mon.run(ReplaySource([str(path)]))
+    return out
+
+
+@pytest.mark.parametrize("config", [{}, {"hash_streams": True, "checksums": "skip"},
+                                    {"midstream": True, "checksums": "on"}],
+                         ids=["default", "hash+skip", "midstream+on"])
+def test_flow_lines_are_json_dumps_of_the_records(config: dict[str, object]) -> None:
+    """The jsonl formatter writes exactly what json.dumps writes for each flow's record
+    (IPv4 and IPv6, every end reason and state of the sample captures)."""
+    paths = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
+    paths += sorted((ROOT / "sample_pcaps" / "synthetic").glob("*.pcap"))
+    n = 0
+    for path in paths:
+        for fast, plain in _records_both_ways(path, **config):
+            assert fast == plain, path.name
+            n += 1
+    assert n > 20
+
+
+def test_flow_lines_fall_back_to_json_dumps_for_unusual_values() -> None:
+    """Integer timestamps and an end reason that needs escaping still come out as json.dumps
+    writes them (and FlowLog.jsonl orders lines as the plain writer does)."""
+    from mostool.monitor import MONITOR_STREAM, Monitor
+    from mostool.sinks.flowlog import FlowLog
+    sc = Scenario()
+    sc.handshake()
+    sc.send(CLI, b"hello")
+    other = Scenario("10.0.0.3:40001", "10.0.0.2:80", t0=1_700_000_000.0005)
+    other.handshake()
+    other.close()
+    frames = sorted(sc.frames + other.frames, key=lambda f: f[0])
+    fast_out, plain_out = io.StringIO(), io.StringIO()
+    plain: list[str] = []
+    mon = Monitor()
+    mon.socket(MONITOR_STREAM)
+    mon.on_flow_end(FlowLog.jsonl(fast_out).flow_ended)
+    mon.on_flow_end(FlowLog(FlowLog.jsonl_writer(plain_out)).flow_ended)
+    mon.on_flow_end(lambda conn: plain.append(json.dumps(conn.record())))
+    engine = mon.engine
+    for i, (_ts, linktype, frame, wire) in enumerate(frames):
+        engine.process(1_700_000_000 + i, linktype, frame, wire)    # int timestamps
+    engine.finish('odd "reason" é\n')
+    plain.sort(key=lambda line: json.loads(line)["id"])    # (they ended in another order)
+    assert fast_out.getvalue() == plain_out.getvalue() == "".join(p + "\n" for p in plain)
+    assert len(plain) == 2 and '"start": 1700000000,' in plain[0]
+    assert "\\u00e9" in fast_out.getvalue()

@@ -41,6 +41,7 @@ from mostool.stack.decode import (
     format_addr,
     parse_tcp_options,
     tcp_checksum_ok,
+    tcp_wscale,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -1082,6 +1083,34 @@ def test_parse_tcp_options_never_raises(raw: bytes) -> None:
     o = parse_tcp_options(raw)
     assert isinstance(o, TcpOptions)
     assert all(0 <= a <= 0xFFFFFFFF and 0 <= b <= 0xFFFFFFFF for a, b in o.sack_blocks)
+
+
+_LINUX_SYN = bytes.fromhex("020405b4" "0402" "080a0000000100000000" "01" "030307")
+
+
+@given(st.one_of(
+    st.binary(max_size=60),
+    # Linux's SYN layout, with any byte changed (the fixed-place shortcut must not misread)
+    st.tuples(st.integers(0, 19), st.integers(0, 255)).map(
+        lambda c: _LINUX_SYN[:c[0]] + bytes([c[1]]) + _LINUX_SYN[c[0] + 1:]),
+    st.lists(st.sampled_from([b"\x01", b"\x00", b"\x03\x03\x09", b"\x03\x04\x01\x02",
+                              b"\x02\x04\x05\xb4", b"\x04\x02", b"\x08\x0a" + bytes(8),
+                              b"\x03\x03", b"\x05\x0a" + bytes(8)]),
+             max_size=8).map(b"".join),
+))
+def test_tcp_wscale_is_parse_tcp_options_wscale(raw: bytes) -> None:
+    assert tcp_wscale(raw) == parse_tcp_options(raw).wscale
+    assert tcp_wscale(_LINUX_SYN) == 7
+
+
+@pytest.mark.parametrize("raw", [
+    b"", _LINUX_SYN, _LINUX_SYN[:19], _LINUX_SYN + b"\x00", b"\x03\x03\x0e\x00\x02\x04\x05\xb4",
+    b"\x03\x03\x09\xfe\x02\x05\xb4", b"\x02\x03\x05\x03\x03\x02", b"\x00\x03\x03\x07",
+    bytes.fromhex("020405b40101040201030307"), bytes.fromhex("020405b4" "0402" "080a" + "00" * 8
+                                                             + "00" "030307"),
+])
+def test_tcp_wscale_examples(raw: bytes) -> None:
+    assert tcp_wscale(raw) == parse_tcp_options(raw).wscale
 
 
 # =========================================================================== format_addr

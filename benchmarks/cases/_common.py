@@ -40,7 +40,8 @@ def flow_log(out: Any) -> Any:
             def close(self) -> None:
                 pass
         return Plain()
-    return FlowLog(FlowLog.jsonl_writer(out))
+    jsonl = getattr(FlowLog, "jsonl", None)      # formats each line straight from the flow
+    return jsonl(out) if jsonl is not None else FlowLog(FlowLog.jsonl_writer(out))
 
 
 def proc_status_kb(*fields: str) -> dict[str, int]:

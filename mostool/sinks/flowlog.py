@@ -26,6 +26,10 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _json_line(conn: Connection) -> str:
+    return conn.record_json() + "\n"
+
+
 class FlowLog:
     """Collects flow records as flows end and writes them in first-packet order.
 
@@ -33,21 +37,40 @@ class FlowLog:
     """
 
     def __init__(self, emit: Callable[[dict[str, Any]], None]) -> None:
-        self._emit = emit
-        self._pending: dict[int, dict[str, Any]] = {}
+        self._emit_record = emit
+        # what a flow's end keeps until its turn, and what writes it then: its record dict
+        # and ``emit``, or, for jsonl (FlowLog.jsonl), its line and the file's write
+        self._encode: Callable[[Connection], Any] = Connection.record
+        self._emit: Callable[[Any], Any] = emit
+        self._pending: dict[int, Any] = {}
         self._next = 1
         self.count = 0
 
+    @classmethod
+    def jsonl(cls, out: IO[str]) -> FlowLog:
+        """JSON lines on ``out``: each flow's line formatted straight from the connection
+        (Connection.record_json, the bytes json.dumps gives for its record)."""
+        log = cls(cls.jsonl_writer(out))
+        log._encode = _json_line
+        log._emit = out.write
+        return log
+
     def flow_ended(self, conn: Connection) -> None:
-        self._pending[conn.id] = conn.record()
-        while self._next in self._pending:
-            self._emit(self._pending.pop(self._next))
+        pending = self._pending
+        if conn.id == self._next and not pending:     # the usual case: its turn already
+            self._emit(self._encode(conn))
+            self._next += 1
+            self.count += 1
+            return
+        pending[conn.id] = self._encode(conn)
+        while self._next in pending:
+            self._emit(pending.pop(self._next))
             self._next += 1
             self.count += 1
 
     def write(self, record: dict[str, Any]) -> None:
         """Write a record now (records that come already in order, e.g. merged from workers)."""
-        self._emit(record)
+        self._emit_record(record)
         self.count += 1
 
     def close(self) -> None:

@@ -6,7 +6,6 @@ pyarrow, an optional extra; flat columns as the CSV), anything else JSON lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import IO, Any
 
 from mostool.monitor import Monitor
@@ -35,14 +34,12 @@ class FlowsOut:
                              "(pip install pyarrow); use .csv or .jsonl")
         self._rows: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
-        emit: Callable[[dict[str, Any]], None]
         if self.format == "parquet":
-            emit = self._rows.append
+            self.log = FlowLog(self._rows.append)
         else:
             self._file = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            emit = (FlowLog.csv_writer(self._file) if self.format == "csv"
-                    else FlowLog.jsonl_writer(self._file))
-        self.log = FlowLog(emit)
+            self.log = (FlowLog(FlowLog.csv_writer(self._file)) if self.format == "csv"
+                        else FlowLog.jsonl(self._file))
         mon.on_flow_end(self.log.flow_ended)
 
     @property

@@ -83,6 +83,7 @@ __all__ = [
     "Decoder",
     "tcp_checksum_ok",
     "parse_tcp_options",
+    "tcp_wscale",
     "format_addr",
 ]
 
@@ -1026,6 +1027,38 @@ def parse_tcp_options(options: bytes) -> TcpOptions:
             ts_ecr = _U32(options, i + 6)[0]
         i += olen
     return TcpOptions(mss, wscale, sack_ok, blocks, ts_val, ts_ecr)
+
+
+_LINUX_SYN_HEAD = b"\x02\x04"          # MSS, then SACK-permitted and timestamps ...
+_LINUX_SYN_MID = b"\x04\x02\x08\x0a"
+_LINUX_SYN_TAIL = b"\x01\x03\x03"     # ... NOP, window scale
+
+
+def tcp_wscale(options: bytes) -> int | None:
+    """``parse_tcp_options(options).wscale`` (what a SYN's bookkeeping needs), without
+    decoding the other options: the same walk, and the same stops."""
+    n = len(options)
+    if (n == 20 and options[16:19] == _LINUX_SYN_TAIL and options[4:8] == _LINUX_SYN_MID
+            and options[:2] == _LINUX_SYN_HEAD):
+        return options[19]                  # Linux's SYN and SYN/ACK: at a fixed place
+    wscale: int | None = None
+    i = 0
+    while i < n:
+        kind = options[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= n:
+            break
+        olen = options[i + 1]
+        if olen < 2 or i + olen > n:
+            break
+        if kind == 3 and olen == 3:
+            wscale = options[i + 2]
+        i += olen
+    return wscale
 
 
 # --------------------------------------------------------------------------- formatting

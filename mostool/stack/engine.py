@@ -30,6 +30,7 @@ import errno
 import heapq
 import itertools
 import math
+import operator
 import struct
 import zlib
 from collections.abc import Callable
@@ -68,7 +69,7 @@ from mostool.events.types import (
     Timeout,
 )
 from mostool.stack import decode
-from mostool.stack.decode import Decoder, TcpSegment, parse_tcp_options, tcp_checksum_ok
+from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok, tcp_wscale
 from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
 from mostool.stack.records import RecordBuffer, RecordLayout, process_records
 from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
@@ -89,7 +90,13 @@ I = TcpInput
 _HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
 _SYN_SENT, _SYN_RCVD, _ESTABLISHED = ST.SYN_SENT, ST.SYN_RCVD, ST.ESTABLISHED
 _SND_ACK, _SND_FIN, _RCV_FIN = I.SND_ACK, I.SND_FIN, I.RCV_FIN
+_SND_RST, _SND_SYN, _SND_SYNACK = I.SND_RST, I.SND_SYN, I.SND_SYNACK
 _RCV_ACK_SYN, _RCV_ACK_FIN = I.RCV_ACK_SYN, I.RCV_ACK_FIN
+_SYN_STATES = (ST.SYN_RCVD, ST.SYN_SENT)
+_CONFLICT_LATE = CONFLICT | LATE
+# what _receiver_inputs returns, prebuilt
+_IN_RST, _IN_SYN, _IN_SYNACK = (I.RCV_RST,), (I.RCV_SYN,), (I.RCV_SYNACK,)
+_IN_ACK_SYN, _IN_ACK_FIN, _IN_FIN = (_RCV_ACK_SYN,), (_RCV_ACK_FIN,), (_RCV_FIN,)
 _HANDSHAKE = frozenset({ST.LISTEN, ST.SYN_SENT, ST.SYN_RCVD})
 _AFTER_CLOSE = 120.0        # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
 _MAX_SET_ASIDE = 64         # bad-checksum segments kept per side in case they get acknowledged
@@ -104,6 +111,7 @@ _N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
 _EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
 _ORPHAN_ID = ON_ORPHAN.id
 _CONN_END_ID = ON_CONN_END.id
+_CONN_ID = operator.attrgetter("id")
 
 
 _SCRATCH_DECODER = Decoder()     # decodes remembered records again: its counters are not ours
@@ -455,8 +463,14 @@ class Engine:
         if not is_syn and not self._midstream:
             self._orphan("no_flow", seg.linktype, seg.buf, seg)
             return None
-        listeners = [lst for lst in self._stream_listeners
-                     if lst.syn_match is None or lst.syn_match(seg.linktype, seg.buf)]
+        stream_listeners = self._stream_listeners
+        if len(stream_listeners) == 1:        # the usual case, without a list built per SYN
+            lst = stream_listeners[0]
+            listeners = (stream_listeners if lst.syn_match is None
+                         or lst.syn_match(seg.linktype, seg.buf) else [])
+        else:
+            listeners = [lst for lst in stream_listeners
+                         if lst.syn_match is None or lst.syn_match(seg.linktype, seg.buf)]
         if not listeners:
             self._orphan("filtered" if self._stream_listeners else "no_listener",
                          seg.linktype, seg.buf, seg)
@@ -474,20 +488,30 @@ class Engine:
             client_is_sender = seg.dport < seg.sport or (
                 seg.dport == seg.sport and seg.src > seg.dst)
         cfg = self.config
-        streams = []
-        for side in (0, 1):
-            bufsize = max(cfg.rcvbuf if (b := x.rcvbuf[side]) is None else b
-                          for x in listeners)
-            overlap = next((x.overlap[side] for x in listeners if x.overlap[side]),
-                           cfg.overlap)
-            stream = HalfStream(bufsize=bufsize or 0, hashing=cfg.hash_streams,
-                                overlap_last=overlap == "last",
-                                max_ooo_segments=cfg.max_ooo_segments,
-                                max_ooo_bytes=cfg.max_ooo_bytes)
-            stream.rexmit_needs_buffer = cfg.mos_compat
-            streams.append(stream)
+        if len(listeners) == 1:
+            # one listener: its own settings, or the config's (the loops below, unrolled)
+            lst = listeners[0]
+            r0, r1 = lst.rcvbuf
+            o0, o1 = lst.overlap
+            sizes = (cfg.rcvbuf if r0 is None else r0, cfg.rcvbuf if r1 is None else r1)
+            overlaps: tuple[str | None, str | None] = (o0 or cfg.overlap, o1 or cfg.overlap)
+        else:
+            b0, b1 = (max(cfg.rcvbuf if (b := x.rcvbuf[side]) is None else b
+                          for x in listeners) for side in (0, 1))
+            sizes = (b0, b1)
+            v0, v1 = (next((x.overlap[side] for x in listeners if x.overlap[side]),
+                           cfg.overlap) for side in (0, 1))
+            overlaps = (v0, v1)
+        # (bufsize, hashing, overlap_last, max_ooo_segments, max_ooo_bytes)
+        s0 = HalfStream(sizes[0] or 0, cfg.hash_streams, overlaps[0] == "last",
+                        cfg.max_ooo_segments, cfg.max_ooo_bytes)
+        s1 = HalfStream(sizes[1] or 0, cfg.hash_streams, overlaps[1] == "last",
+                        cfg.max_ooo_segments, cfg.max_ooo_bytes)
+        if self._mos_compat:
+            s0.rexmit_needs_buffer = s1.rexmit_needs_buffer = True
+        now = self.now
         conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
-                          self.now, (streams[0], streams[1]))
+                          now, (s0, s1))
         if not self._verify:
             conn.bad_checksums = UNCHECKED
         if not is_syn:
@@ -496,16 +520,20 @@ class Engine:
                 conn.state = [ST.SYN_SENT, ST.LISTEN]
             else:
                 conn.state = [ST.ESTABLISHED, ST.ESTABLISHED]
-        handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
-        conn.handles_rev = handles if len(handles) == 1 else handles[::-1]
+        if len(listeners) == 1:
+            handles = conn.handles = conn.handles_rev = [Flow(conn, listeners[0], self)]
+        else:
+            handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
+            conn.handles_rev = handles[::-1]
         conn.refresh_masks()
-        self.table[conn.key_c2s] = conn
-        self.table[conn.key_s2c] = conn
+        table = self.table
+        table[conn.key_c2s] = conn
+        table[conn.key_s2c] = conn
         self.active += 1
         self.flows_total += 1
-        heapq.heappush(self._idle, (self.now, conn.id, conn))
-        if self._idle_timeout is not None:
-            self._due = min(self._due, self.now + self._idle_timeout)
+        heapq.heappush(self._idle, (now, conn.id, conn))
+        if self._idle_timeout is not None and now + self._idle_timeout < self._due:
+            self._due = now + self._idle_timeout
         return conn
 
     def _evict_one(self) -> None:
@@ -556,7 +584,7 @@ class Engine:
         # It gives exactly what the general path below gives for such a packet.
         if flags & 0x17 == 0x10 and conn.fast and not fresh:
             state = conn.state
-            if state[0] is ST.ESTABLISHED and state[1] is ST.ESTABLISHED:
+            if state[0] is _ESTABLISHED and state[1] is _ESTABLISHED:
                 st = conn.streams[snd]
                 base = st.base
                 if base is None or not (st.ooo_starts or
@@ -603,7 +631,17 @@ class Engine:
         if rst_ok:
             new_snd = self._sender_update(conn, seg, snd, old_snd)
             state[snd] = new_snd
-        new_data_snd = self._ack_gives_up_holes(conn, seg, snd) if flags & ACK else False
+        new_data_snd = False
+        if flags & ACK:
+            # _ack_gives_up_holes' tests that need no call: with nothing waiting, an ACK gives
+            # up a hole only if it acknowledges more than the in-order point, below the FIN
+            # (most ACKs acknowledge it exactly, or the FIN)
+            peer = conn.streams[snd]
+            base = peer.base
+            if base is not None and (peer.ooo_starts or (
+                    0 < (seg.ack - base - peer.nxt) & M32 < 0x80000000
+                    and (peer.fin_off is None or peer.fin_off > peer.nxt))):
+                new_data_snd = self._ack_gives_up_holes(conn, seg, snd)
         if masks[_HK_SND]:
             self._emit_stack(conn, _HK_SND, snd, old_snd,
                              [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
@@ -636,11 +674,16 @@ class Engine:
         new_rcv = old_rcv
         changes: list[tuple[TcpState, TcpState]] = []
         if rst_ok:
-            for inp in self._receiver_inputs(conn, seg, rcv, old_rcv):
-                nxt_state = TRANSITIONS.get((new_rcv, inp), new_rcv)
-                if nxt_state != new_rcv:
-                    changes.append((new_rcv, nxt_state))
-                    new_rcv = nxt_state
+            inputs = self._receiver_inputs(conn, seg, rcv, old_rcv)
+            if masks[_HK_RCV]:
+                for inp in inputs:
+                    nxt_state = TRANSITIONS.get((new_rcv, inp), new_rcv)
+                    if nxt_state != new_rcv:
+                        changes.append((new_rcv, nxt_state))
+                        new_rcv = nxt_state
+            else:                       # no one at HK_RCV to tell the steps to
+                for inp in inputs:
+                    new_rcv = TRANSITIONS.get((new_rcv, inp), new_rcv)
             state[rcv] = new_rcv
         if flags & RST and rst_ok:
             conn.rst_seen = True
@@ -650,16 +693,21 @@ class Engine:
             self._emit(conn, _HK_NULL, SIDES[rcv], ErrorEvent(_HK_NULL, "bad_rst", 0, 0), snd)
 
         # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
-        if sflags & (CONFLICT | LATE) or st.conflict_runs or st.gap_runs:
+        if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs:
             self._errors(conn, rcv, snd, sflags)
         if st.new_runs:
-            self._new_data(conn, rcv, snd)
+            if conn.masks[_HK_NULL] & (NEW_DATA_BIT | ERROR_BIT):
+                self._new_data(conn, rcv, snd)
+            else:
+                st.new_runs = ()        # all _new_data would do
         if conn.streams[snd].gap_runs:                # holes its ACK gave up
             self._errors(conn, snd, snd, 0)
         if new_data_snd:
             self._new_data(conn, snd, snd)
 
-        self._account(conn)
+        s0, s1 = conn.streams
+        if conn.held or s0.buffered or s1.buffered or s0.ooo_bytes or s1.ooo_bytes:
+            self._account(conn)         # (else it would find nothing held, as before)
 
         # 6. the end
         if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
@@ -703,9 +751,9 @@ class Engine:
                        old: TcpState) -> TcpState:
         flags = seg.flags
         if flags & RST:
-            inp = I.SND_RST
+            inp = _SND_RST
         elif flags & SYN:
-            inp = I.SND_SYNACK if flags & ACK else I.SND_SYN
+            inp = _SND_SYNACK if flags & ACK else _SND_SYN
         elif flags & FIN:
             inp = _SND_FIN
             if old == _SYN_SENT and flags & ACK:
@@ -724,9 +772,11 @@ class Engine:
 
     def _syn_bookkeeping(self, conn: Connection, seg: TcpSegment, snd: int) -> bool:
         """ISN and option bookkeeping of a SYN or SYN/ACK; True for a retransmission."""
-        opts = parse_tcp_options(seg.options) if seg.options else None
-        if opts is not None and opts.wscale is not None:
-            conn.wscale = pair_set(conn.wscale, snd, min(opts.wscale, 14))
+        options = seg.options
+        if options:
+            wscale = tcp_wscale(options)
+            if wscale is not None:
+                conn.wscale = pair_set(conn.wscale, snd, wscale if wscale < 14 else 14)
         st = conn.streams[1 - snd]
         isn = conn.isn[snd]
         if isn is None:
@@ -819,27 +869,26 @@ class Engine:
         conn.set_aside[side][:] = left
 
     def _receiver_inputs(self, conn: Connection, seg: TcpSegment, rcv: int,
-                         state: TcpState) -> list[TcpInput]:
+                         state: TcpState) -> tuple[TcpInput, ...]:
+        # (constant tuples, joined: no list per packet)
         flags = seg.flags
         if flags & RST:
-            return [I.RCV_RST]
-        inputs: list[TcpInput] = []
+            return _IN_RST
         if flags & SYN:
-            inputs.append(I.RCV_SYNACK if flags & ACK else I.RCV_SYN)
-            if flags & ACK and conn.alt_isn and conn.isn[rcv] is not None:
-                pass
-            return inputs
+            return _IN_SYNACK if flags & ACK else _IN_SYN
+        inputs: tuple[TcpInput, ...] = ()
         if flags & ACK:
             my_isn = conn.isn[rcv]
-            if state in (_SYN_RCVD, _SYN_SENT) and (
+            if state in _SYN_STATES and (
                     my_isn is None or ((seg.ack - my_isn - 1) & M32) < 0x80000000):
-                inputs.append(_RCV_ACK_SYN)
-                self._settle_isn(conn, seg, rcv)
+                inputs = _IN_ACK_SYN
+                if conn.alt_isn:
+                    self._settle_isn(conn, seg, rcv)
             fin = conn.fin_seq[rcv]
             if fin is not None and ((seg.ack - fin - 1) & M32) < 0x80000000:
-                inputs.append(_RCV_ACK_FIN)
+                inputs += _IN_ACK_FIN
         if flags & FIN:
-            inputs.append(_RCV_FIN)
+            inputs += _IN_FIN
         return inputs
 
     def _settle_isn(self, conn: Connection, seg: TcpSegment, rcv: int) -> None:
@@ -856,13 +905,15 @@ class Engine:
         conn.alt_isn = ()
 
     def _fin_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
-        if self.config.mos_compat:
+        if self._mos_compat:
             return True
         st = conn.streams[rcv]
         if st.base is None:
             return True
         off = st.offset((seg.seq + seg.wire_len + (1 if seg.flags & SYN else 0)) & M32)
-        window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
+        window = conn.window[rcv] << conn.wscale[rcv]
+        if window < 65535:
+            window = 65535
         return off >= 0 and -window <= off - st.nxt <= window
 
     def _rst_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
@@ -964,9 +1015,11 @@ class Engine:
         conn.ended = True
         conn.end_reason = "stopped" if conn.stopped else reason
         conn.end_ts = conn.last_ts
-        for key in (conn.key_c2s, conn.key_s2c):
-            if self.table.get(key) is conn:
-                del self.table[key]
+        table = self.table
+        if table.get(key := conn.key_c2s) is conn:
+            del table[key]
+        if table.get(key := conn.key_s2c) is conn:
+            del table[key]
         self.active -= 1
         if self._midstream and reason in ("fin", "rst"):
             recent = self._recently_closed
@@ -978,12 +1031,17 @@ class Engine:
         if not conn.stopped:
             for side in (0, 1):
                 st = conn.streams[side]
-                st.finish()
+                if st.ooo_starts:
+                    st.finish()
                 if st.gap_runs or st.conflict_runs:
                     self._errors(conn, side, snd if snd is not None else 0, 0)
                 if st.new_runs:
                     self._new_data(conn, side, snd if snd is not None else 0)
-            self._emit_end(conn, reason, snd)
+            for h in conn.handles:
+                masks = h.subs.masks
+                if (masks[1] | masks[2]) & CONN_END_BIT:    # (HK_RCV, HK_SND)
+                    self._emit_end(conn, reason, snd)
+                    break
         for h in conn.handles:
             h.closed = True
         conn.last_seg = None
@@ -1081,8 +1139,8 @@ class Engine:
         """The source ended (reason "eof") or was stopped ("stopped"): end every open flow,
         in order of first packet, and drop pending timers. A flow already lingering in
         TIME_WAIT did close: it ends with the reason its TIME_WAIT expiry would have given."""
-        for conn in sorted({id(c): c for c in self.table.values()}.values(),
-                           key=lambda c: c.id):
+        # each open flow once (a Connection hashes by identity), by id
+        for conn in sorted(dict.fromkeys(self.table.values()), key=_CONN_ID):
             closed = "rst" if conn.rst_seen else "fin"
             self._end(conn, closed if conn.tw_deadline is not None else reason, None)
         self._timers.clear()                # what was due after the end never fires

@@ -9,6 +9,8 @@ subscription set and monitored sides. Two listeners on one flow share the bytes,
 from __future__ import annotations
 
 import errno
+import json
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mostool.errors import BytesLost, MosError
@@ -53,6 +55,9 @@ _ZERO2 = (0, 0)
 UNCHECKED = (-1, -1)
 _FALSE2 = (False, False)
 _NO_MASKS = (0, 0, 0)
+_LISTEN = TcpState.LISTEN
+_STATE_NAMES = {s: s.name for s in TcpState}     # without the enum's per-access name lookup
+_INF = float("inf")
 
 
 def pair_set(pair: tuple[_T, _T], side: int, value: _T) -> tuple[_T, _T]:
@@ -172,21 +177,19 @@ class Connection:
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
                  ts: float, streams: tuple[HalfStream, HalfStream]) -> None:
         self.id = conn_id
+        k = seg.key
+        n = len(seg.src)
+        reverse = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2]
         if client_is_sender:
-            self.key_c2s = seg.key
+            self.key_c2s, self.key_s2c = k, reverse
             self.client_addr, self.client_port = seg.src, seg.sport
             self.server_addr, self.server_port = seg.dst, seg.dport
         else:
+            self.key_c2s, self.key_s2c = reverse, k
             self.client_addr, self.client_port = seg.dst, seg.dport
             self.server_addr, self.server_port = seg.src, seg.sport
-            n = len(seg.src)
-            k = seg.key
-            self.key_c2s = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2]
-        n = len(seg.src)
-        k = self.key_c2s
-        self.key_s2c = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2]
         self.ip_version = seg.ip_version
-        self.state = [TcpState.LISTEN, TcpState.LISTEN]       # indexed by Side
+        self.state = [_LISTEN, _LISTEN]       # indexed by Side
         # the tuples below are replaced, not changed: see pair_set
         self.isn: tuple[int | None, int | None] = _NONE2     # each side's ISN (as sender)
         self.fin_seq: tuple[int | None, int | None] = _NONE2  # seq of each side's FIN
@@ -278,12 +281,52 @@ class Connection:
             "start": self.start,
             "end": self.end_ts,
             "end_reason": self.end_reason,
-            "client_state": self.state[0].name,
-            "server_state": self.state[1].name,
+            "client_state": _STATE_NAMES[self.state[0]],
+            "server_state": _STATE_NAMES[self.state[1]],
             "midstream": self.midstream,
             "c2s": self.direction_record(0),
             "s2c": self.direction_record(1),
         }
+
+    def record_json(self) -> str:
+        """``json.dumps(self.record())``, formatted directly (a third of the cost): the same
+        bytes, as every value is an int, a finite float, an ASCII address, a state name, a hex
+        digest or null; anything else (a timestamp that is not a finite float) goes through
+        json.dumps."""
+        start, end, mid = self.start, self.end_ts, self.midstream
+        if not (type(start) is float and type(end) is float and type(mid) is bool
+                and -_INF < start < _INF and -_INF < end < _INF):
+            return json.dumps(self.record())
+        state = self.state
+        s2c, c2s = self.streams         # c2s bytes are received by the server's stack
+        h0, h1 = c2s.hasher, s2c.hasher
+        d0 = "null" if h0 is None else '"' + h0.hexdigest() + '"'
+        d1 = "null" if h1 is None else '"' + h1.hexdigest() + '"'
+        packets, payload = self.packets, self.payload_bytes
+        rexmit = self.control_rexmit
+        bad0, bad1 = self.bad_checksums
+        # json.dumps writes a finite float as float.__repr__ (!r), an int as str (as {}), and
+        # a hex digest as is between quotes
+        return (f'{{"id": {self.id}, '
+                f'"client": "{format_addr(self.client_addr, self.client_port)}", '
+                f'"server": "{format_addr(self.server_addr, self.server_port)}", '
+                f'"first_packet": {self.first_packet}, "start": {start!r}, "end": {end!r}, '
+                f'"end_reason": {encode_basestring_ascii(self.end_reason)}, '
+                f'"client_state": "{_STATE_NAMES[state[0]]}", '
+                f'"server_state": "{_STATE_NAMES[state[1]]}", '
+                f'"midstream": {"true" if mid else "false"}, '
+                f'"c2s": {{"packets": {packets[0]}, "payload_bytes": {payload[0]}, '
+                f'"bytes": {c2s.delivered}, '
+                f'"sha256": {d0}, '
+                f'"gaps": {len(c2s.gaps)}, "gap_bytes": {c2s.gap_bytes}, '
+                f'"rexmit": {c2s.rexmit + rexmit[1]}, "overlap_conflicts": {c2s.conflicts}, '
+                f'"bad_checksums": {bad0 if bad0 >= 0 else "null"}}}, '
+                f'"s2c": {{"packets": {packets[1]}, "payload_bytes": {payload[1]}, '
+                f'"bytes": {s2c.delivered}, '
+                f'"sha256": {d1}, '
+                f'"gaps": {len(s2c.gaps)}, "gap_bytes": {s2c.gap_bytes}, '
+                f'"rexmit": {s2c.rexmit + rexmit[0]}, "overlap_conflicts": {s2c.conflicts}, '
+                f'"bad_checksums": {bad1 if bad1 >= 0 else "null"}}}}}')
 
 
 class StreamView:
