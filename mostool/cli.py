@@ -60,6 +60,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checksums", choices=("auto", "on", "off", "skip"), default="auto",
                    help="drop bad-checksum segments: auto (default), on, off; skip: do not "
                         "verify (fastest; bad_checksums null)")
+    p.add_argument("--max-flows", type=int, default=None, metavar="N",
+                   help="flows tracked at once; past it the longest-idle flow is evicted "
+                        "(default 1000000; ~2.5 KB each)")
     p.add_argument("--time-wait", type=float, default=0.0, metavar="SECONDS",
                    help="how long a closed flow lingers in TIME_WAIT (default 0)")
     p.add_argument("--mos-compat", action="store_true", help="reproduce mOS 0.3's quirks")
@@ -159,6 +162,8 @@ def _config(args: argparse.Namespace, **extra: Any) -> MonitorConfig:
     }
     if args.rcvbuf is not None:
         kwargs["rcvbuf"] = args.rcvbuf
+    if args.max_flows is not None:
+        kwargs["max_flows"] = args.max_flows
     kwargs.update(extra)
     try:
         return MonitorConfig(**kwargs)

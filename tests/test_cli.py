@@ -225,3 +225,13 @@ def test_flow_lines_fall_back_to_json_dumps_for_unusual_values() -> None:
     assert fast_out.getvalue() == plain_out.getvalue() == "".join(p + "\n" for p in plain)
     assert len(plain) == 2 and '"start": 1700000000,' in plain[0]
     assert "\\u00e9" in fast_out.getvalue()
+
+
+def test_max_flows_evicts_the_longest_idle_flow() -> None:
+    pcap = str(Path(__file__).resolve().parents[1] / "sample_pcaps" / "mixed_small.pcap")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["flows", "-r", pcap, "--max-flows", "1"], out=out, err=err) == 0
+    reasons = [json.loads(line)["end_reason"] for line in out.getvalue().splitlines()]
+    assert reasons.count("evicted") == 3 and len(reasons) > 3
+    assert main(["flows", "-r", pcap, "--max-flows", "0"], out=io.StringIO(), err=err) == 2
+    assert "max_flows" in err.getvalue()
