@@ -1035,30 +1035,12 @@ _LINUX_SYN_TAIL = b"\x01\x03\x03"     # ... NOP, window scale
 
 
 def tcp_wscale(options: bytes) -> int | None:
-    """``parse_tcp_options(options).wscale`` (what a SYN's bookkeeping needs), without
-    decoding the other options: the same walk, and the same stops."""
-    n = len(options)
-    if (n == 20 and options[16:19] == _LINUX_SYN_TAIL and options[4:8] == _LINUX_SYN_MID
-            and options[:2] == _LINUX_SYN_HEAD):
-        return options[19]                  # Linux's SYN and SYN/ACK: at a fixed place
-    wscale: int | None = None
-    i = 0
-    while i < n:
-        kind = options[i]
-        if kind == 0:
-            break
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= n:
-            break
-        olen = options[i + 1]
-        if olen < 2 or i + olen > n:
-            break
-        if kind == 3 and olen == 3:
-            wscale = options[i + 2]
-        i += olen
-    return wscale
+    """``parse_tcp_options(options).wscale`` (what a SYN's bookkeeping needs): read at its fixed
+    place in Linux's SYN and SYN/ACK layout, else by the full walk."""
+    if (len(options) == 20 and options[16:19] == _LINUX_SYN_TAIL
+            and options[4:8] == _LINUX_SYN_MID and options[:2] == _LINUX_SYN_HEAD):
+        return options[19]
+    return parse_tcp_options(options).wscale
 
 
 # --------------------------------------------------------------------------- formatting
