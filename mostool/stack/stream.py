@@ -288,12 +288,14 @@ class HalfStream:
                     last = chunks[-1] = bytearray(last)
                 last += data
                 self.buffered += n
-                self._trim()
+                if self.buffered - len(chunks[self.chunk_head]) >= self.bufsize:
+                    self._trim()            # (only then can the head move)
                 return
         chunks.append(data if data.__class__ is bytes else bytes(data))
         offs.append(off)
         self.buffered += n
-        self._trim()
+        if self.buffered - len(chunks[self.chunk_head]) >= self.bufsize:
+            self._trim()
 
     def _trim(self) -> None:
         chunks = self.chunks
