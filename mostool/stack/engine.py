@@ -32,7 +32,6 @@ import itertools
 import math
 import operator
 import struct
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +70,7 @@ from mostool.events.types import (
 from mostool.stack import decode
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok, tcp_wscale
 from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
-from mostool.stack.records import RecordBuffer, RecordLayout, process_records
+from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
 from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
 from mostool.stack.tcp import TERMINAL, TRANSITIONS, TcpInput
 
@@ -120,9 +119,11 @@ _SCRATCH_DECODER = Decoder()     # decodes remembered records again: its counter
 def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
     """Which of ``count`` shards a packet belongs to: a symmetric hash of both endpoints (as
     mOS's symmetric RSS), so both directions of a flow meet in one shard."""
-    a = src + sport.to_bytes(2, "big")
-    b = dst + dport.to_bytes(2, "big")
-    return zlib.crc32(a + b if a < b else b + a) % count
+    addrs = int.from_bytes(src, "big") ^ int.from_bytes(dst, "big")
+    while addrs >> 32:                  # IPv6: fold to 32 bits
+        addrs = (addrs >> 32) ^ (addrs & 0xFFFFFFFF)
+    return shard_hash(addrs, sport ^ dport) % count
+
 
 
 class Listener:

@@ -21,7 +21,6 @@ holds an int) and decoded again only if someone asks (``Flow.last_packet``);
 from __future__ import annotations
 
 import struct
-import zlib
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
@@ -35,14 +34,14 @@ if TYPE_CHECKING:
 # unpack_from); the engine imports nothing to do with files
 RecordBuffer: TypeAlias = bytes
 
-__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records"]
+__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash"]
 
 ETHERNET = 1
 RECORD_HEADER_LEN = 16
 # From the start of an Ethernet frame: EtherType + IPv4 version/IHL + TOS (one int), total
-# length, flags/fragment offset + TTL + protocol (one int), then past checksum, addresses and
-# ports: seq, ack, data offset, flags, window.
-_FRAME = struct.Struct("!12xIH2xI14xIIBBH")
+# length, flags/fragment offset + TTL + protocol (one int), then past the checksum: addresses,
+# ports, seq, ack, data offset, flags, window.
+_FRAME = struct.Struct("!12xIH2xI2xIIHHIIBBH")
 _ESTABLISHED = TcpState.ESTABLISHED
 
 
@@ -70,7 +69,6 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     bytes).
     """
     header = layout.header.unpack_from
-    crc32 = zlib.crc32
     frame = _FRAME.unpack_from
     units = layout.units
     max_caplen = layout.max_caplen
@@ -101,24 +99,21 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
         ts = sec + frac / units             # as the frame reader computes it, to the last bit
         key = None
         if inline and incl >= 54 and (ts <= now or due >= ts):
-            eth, tlen, fp, seq, ack, offset, flags, win = frame(buf, p)
+            eth, tlen, fp, src, dst, sport, dport, seq, ack, offset, flags, win = frame(buf, p)
             thl = (offset >> 2) & 0x3C
             wire = tlen - 20 - thl
             # IPv4 without options, TCP, not a fragment, a sane header (as Decoder.decode)
             if (eth >> 8 == 0x080045 and fp & 0x3FFF00FF == 6 and thl >= 20 and wire >= 0
                     and 34 + thl <= incl):
                 key = buf[p + 26:p + 38]
-                if shards:
-                    # another worker's packet (Engine.shard; the hash of shard_of): it only
-                    # moves the clock and the packet count, as Engine.skip
-                    a = key[0:4] + key[8:10]
-                    b = key[4:8] + key[10:12]
-                    if crc32(a + b if a < b else b + a) % shards != shard_index:
-                        if ts > now:
-                            engine.now = now = ts
-                        number += 1
-                        off = nxt
-                        continue
+                # another worker's packet (Engine.shard; the hash of shard_of): it only moves
+                # the clock and the packet count, as Engine.skip
+                if shards and shard_hash(src ^ dst, sport ^ dport) % shards != shard_index:
+                    if ts > now:
+                        engine.now = now = ts
+                    number += 1
+                    off = nxt
+                    continue
             # ACK without SYN/FIN/RST, all captured
             if key is not None and flags & 0x17 == 0x10 and 14 + tlen <= incl:
                 conn = table_get(key)
@@ -213,6 +208,12 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     engine.packet_number = number
     engine.decoder._n_tcp += inline_count
     return off, n, nbytes, nwire
+
+
+def shard_hash(addrs: int, ports: int) -> int:
+    """The mixing step of ``engine.shard_of``, from the XOR of the two (32-bit) addresses and
+    of the two ports: symmetric, so both directions of a flow meet in one shard."""
+    return (((addrs * 0x9E3779B1 + ports) * 0x85EBCA6B) & 0xFFFFFFFF) >> 15
 
 
 def _offloaded(buf: RecordBuffer, p: int, seglen: int) -> bool | None:
