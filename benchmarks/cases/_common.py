@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Callable
@@ -9,7 +10,21 @@ from typing import Any
 
 import mostool as mos
 
-__all__ = ["run_flows", "flow_log", "proc_status_kb"]
+__all__ = ["case_args", "run_flows", "flow_log", "proc_status_kb"]
+
+
+def case_args(doc: str) -> tuple[str, mos.MonitorConfig]:
+    """The command line of a case driver: ``TRACE [--rcvbuf BYTES] [--checksums MODE]``; the
+    trace and the MonitorConfig (the API's defaults unless given)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("trace")
+    ap.add_argument("--rcvbuf", type=int, default=None)
+    ap.add_argument("--checksums", default="auto", choices=("auto", "on", "off", "skip"))
+    args = ap.parse_args()
+    config = mos.MonitorConfig(checksums=args.checksums)
+    if args.rcvbuf is not None:
+        config = config.replace(rcvbuf=args.rcvbuf)
+    return args.trace, config
 
 
 def run_flows(trace: str, config: mos.MonitorConfig,

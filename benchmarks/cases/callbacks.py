@@ -8,23 +8,16 @@ callbacks at their default hook (HK_RCV). Prints the counts on stderr.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
-from _common import run_flows
+from _common import case_args, run_flows
 
 import mostool as mos
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("trace")
-    ap.add_argument("--rcvbuf", type=int, default=None)
-    ap.add_argument("--checksums", default="auto", choices=("auto", "on", "off", "skip"))
-    args = ap.parse_args()
-    config = mos.MonitorConfig(checksums=args.checksums) if args.rcvbuf is None else \
-        mos.MonitorConfig(rcvbuf=args.rcvbuf, checksums=args.checksums)
+    trace, config = case_args(__doc__ or "")
     counts = [0, 0]
 
     def on_packet(flow: Any, side: Any, event: Any) -> None:
@@ -37,7 +30,7 @@ def main() -> int:
         sock.on(mos.ON_PKT_IN, callback=on_packet)
         sock.on(mos.ON_TCP_STATE_CHANGE, callback=on_state)
 
-    mon = run_flows(args.trace, config, setup)
+    mon = run_flows(trace, config, setup)
     st = mon.stats()
     print(f"check: pkt_in={counts[0]} state_change={counts[1]} flows={st['flows']} "
           f"callback_errors={st['callback_errors']}", file=sys.stderr)

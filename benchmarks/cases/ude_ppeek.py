@@ -10,11 +10,10 @@ counts on stderr.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
-from _common import run_flows
+from _common import case_args, run_flows
 
 import mostool as mos
 
@@ -22,13 +21,7 @@ HEADS = (b"GET ", b"HTTP", b"POST", b"HEAD")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("trace")
-    ap.add_argument("--rcvbuf", type=int, default=None)
-    ap.add_argument("--checksums", default="auto", choices=("auto", "on", "off", "skip"))
-    args = ap.parse_args()
-    config = mos.MonitorConfig(checksums=args.checksums) if args.rcvbuf is None else \
-        mos.MonitorConfig(rcvbuf=args.rcvbuf, checksums=args.checksums)
+    trace, config = case_args(__doc__ or "")
     counts = [0, 0]
 
     def message_head(flow: Any, side: Any, event: Any) -> bool:
@@ -43,7 +36,7 @@ def main() -> int:
     def setup(sock: mos.MonitorSocket) -> None:
         sock.on(http_head, callback=on_head)
 
-    mon = run_flows(args.trace, config, setup)
+    mon = run_flows(trace, config, setup)
     st = mon.stats()
     print(f"check: filter_calls={counts[0]} heads={counts[1]} flows={st['flows']} "
           f"callback_errors={st['callback_errors']}", file=sys.stderr)
