@@ -393,16 +393,6 @@ class Engine:
                 conn.last_seg = None
         self._rec_buf = self._rec_layout = None
 
-    def skip(self, ts: float) -> None:
-        """A frame another shard handles: it still moves the clock and the packet count."""
-        self.packet_number += 1
-        if ts > self.now:
-            if not self._clock_started:
-                self._start_clock(ts)
-            if self._due < ts:
-                self._fire_due(ts)
-            self.now = ts
-
     def _raw(self, linktype: int, frame: bytes) -> None:
         for lst in self._raw_listeners:
             if lst.subs.masks[Hook.NULL] & PKT_IN_BIT and (

@@ -107,7 +107,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                     and 34 + thl <= incl):
                 key = buf[p + 26:p + 38]
                 # another worker's packet (Engine.shard; the hash of shard_of): it only moves
-                # the clock and the packet count, as Engine.skip
+                # the clock and the packet count (process() drops the ones it decodes)
                 if shards and shard_hash(src ^ dst, sport ^ dport) % shards != shard_index:
                     if ts > now:
                         engine.now = now = ts
