@@ -57,11 +57,6 @@ class FlowLog:
 
     def flow_ended(self, conn: Connection) -> None:
         pending = self._pending
-        if conn.id == self._next and not pending:     # the usual case: its turn already
-            self._emit(self._encode(conn))
-            self._next += 1
-            self.count += 1
-            return
         pending[conn.id] = self._encode(conn)
         while self._next in pending:
             self._emit(pending.pop(self._next))
