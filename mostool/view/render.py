@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -35,33 +35,29 @@ FOOTER_SIZE = 1
 KEYS = "q quit  s sort  p pause"
 
 
+def _scaled(n: float, units: tuple[tuple[str, float], ...], big: str,
+            small: Callable[[float], str]) -> str:
+    """``n`` in the largest of ``units`` (largest first) it reaches, formatted by ``big``
+    (value, unit); below the smallest, ``small(n)``."""
+    for unit, scale in units:
+        if n >= scale:
+            return big.format(n / scale, unit)
+    return small(n)
+
+
 def fmt_count(n: float) -> str:
     """12,345 below a million, then 1.23M / 4.5G."""
-    if n < 1_000_000:
-        return f"{int(n):,}"
-    for unit, scale in (("G", 1e9), ("M", 1e6)):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{int(n):,}"
+    return _scaled(n, (("G", 1e9), ("M", 1e6)), "{:.3g}{}", lambda v: f"{int(v):,}")
 
 
 def fmt_rate(n: float) -> str:
-    if n < 1000:
-        return f"{n:.0f}"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return f"{n:.0f}"
+    return _scaled(n, (("G", 1e9), ("M", 1e6), ("k", 1e3)), "{:.1f}{}", lambda v: f"{v:.0f}")
 
 
 def fmt_bytes(n: float) -> str:
     """Bytes in decimal units: 950 B, 71.9 kB, 3.2 MB."""
-    if n < 1000:
-        return f"{int(n)} B"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{int(n)} B"
+    return _scaled(n, (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)), "{:.1f} {}",
+                   lambda v: f"{int(v)} B")
 
 
 def fmt_duration(s: float) -> str:
