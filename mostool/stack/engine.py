@@ -454,14 +454,8 @@ class Engine:
         if not is_syn and not self._midstream:
             self._orphan("no_flow", seg.linktype, seg.buf, seg)
             return None
-        stream_listeners = self._stream_listeners
-        if len(stream_listeners) == 1:        # the usual case, without a list built per SYN
-            lst = stream_listeners[0]
-            listeners = (stream_listeners if lst.syn_match is None
-                         or lst.syn_match(seg.linktype, seg.buf) else [])
-        else:
-            listeners = [lst for lst in stream_listeners
-                         if lst.syn_match is None or lst.syn_match(seg.linktype, seg.buf)]
+        listeners = [lst for lst in self._stream_listeners
+                     if lst.syn_match is None or lst.syn_match(seg.linktype, seg.buf)]
         if not listeners:
             self._orphan("filtered" if self._stream_listeners else "no_listener",
                          seg.linktype, seg.buf, seg)
@@ -479,24 +473,22 @@ class Engine:
             client_is_sender = seg.dport < seg.sport or (
                 seg.dport == seg.sport and seg.src > seg.dst)
         cfg = self.config
-        if len(listeners) == 1:
-            # one listener: its own settings, or the config's (the loops below, unrolled)
-            lst = listeners[0]
-            r0, r1 = lst.rcvbuf
-            o0, o1 = lst.overlap
-            sizes = (cfg.rcvbuf if r0 is None else r0, cfg.rcvbuf if r1 is None else r1)
-            overlaps: tuple[str | None, str | None] = (o0 or cfg.overlap, o1 or cfg.overlap)
-        else:
-            b0, b1 = (max(cfg.rcvbuf if (b := x.rcvbuf[side]) is None else b
-                          for x in listeners) for side in (0, 1))
-            sizes = (b0, b1)
-            v0, v1 = (next((x.overlap[side] for x in listeners if x.overlap[side]),
-                           cfg.overlap) for side in (0, 1))
-            overlaps = (v0, v1)
+        # per side: the largest buffer any listener asks for, the first overlap policy set
+        sizes = [0, 0]
+        overlaps: list[str | None] = [None, None]
+        for x in listeners:
+            for side in (0, 1):
+                size = x.rcvbuf[side]
+                size = cfg.rcvbuf if size is None else size
+                if size > sizes[side]:
+                    sizes[side] = size
+                if overlaps[side] is None:
+                    overlaps[side] = x.overlap[side]
+        overlaps = [cfg.overlap if o is None else o for o in overlaps]
         # (bufsize, hashing, overlap_last, max_ooo_segments, max_ooo_bytes)
-        s0 = HalfStream(sizes[0] or 0, cfg.hash_streams, overlaps[0] == "last",
+        s0 = HalfStream(sizes[0], cfg.hash_streams, overlaps[0] == "last",
                         cfg.max_ooo_segments, cfg.max_ooo_bytes)
-        s1 = HalfStream(sizes[1] or 0, cfg.hash_streams, overlaps[1] == "last",
+        s1 = HalfStream(sizes[1], cfg.hash_streams, overlaps[1] == "last",
                         cfg.max_ooo_segments, cfg.max_ooo_bytes)
         if self._mos_compat:
             s0.rexmit_needs_buffer = s1.rexmit_needs_buffer = True
@@ -511,11 +503,8 @@ class Engine:
                 conn.state = [ST.SYN_SENT, ST.LISTEN]
             else:
                 conn.state = [ST.ESTABLISHED, ST.ESTABLISHED]
-        if len(listeners) == 1:
-            handles = conn.handles = conn.handles_rev = [Flow(conn, listeners[0], self)]
-        else:
-            handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
-            conn.handles_rev = handles[::-1]
+        handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
+        conn.handles_rev = handles[::-1]
         conn.refresh_masks()
         table = self.table
         table[conn.key_c2s] = conn
@@ -622,17 +611,7 @@ class Engine:
         if rst_ok:
             new_snd = self._sender_update(conn, seg, snd, old_snd)
             state[snd] = new_snd
-        new_data_snd = False
-        if flags & ACK:
-            # _ack_gives_up_holes' tests that need no call: with nothing waiting, an ACK gives
-            # up a hole only if it acknowledges more than the in-order point, below the FIN
-            # (most ACKs acknowledge it exactly, or the FIN)
-            peer = conn.streams[snd]
-            base = peer.base
-            if base is not None and (peer.ooo_starts or (
-                    0 < (seg.ack - base - peer.nxt) & M32 < 0x80000000
-                    and (peer.fin_off is None or peer.fin_off > peer.nxt))):
-                new_data_snd = self._ack_gives_up_holes(conn, seg, snd)
+        new_data_snd = self._ack_gives_up_holes(conn, seg, snd) if flags & ACK else False
         if masks[_HK_SND]:
             self._emit_stack(conn, _HK_SND, snd, old_snd,
                              [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
@@ -665,16 +644,11 @@ class Engine:
         new_rcv = old_rcv
         changes: list[tuple[TcpState, TcpState]] = []
         if rst_ok:
-            inputs = self._receiver_inputs(conn, seg, rcv, old_rcv)
-            if masks[_HK_RCV]:
-                for inp in inputs:
-                    nxt_state = TRANSITIONS.get((new_rcv, inp), new_rcv)
-                    if nxt_state != new_rcv:
-                        changes.append((new_rcv, nxt_state))
-                        new_rcv = nxt_state
-            else:                       # no one at HK_RCV to tell the steps to
-                for inp in inputs:
-                    new_rcv = TRANSITIONS.get((new_rcv, inp), new_rcv)
+            for inp in self._receiver_inputs(conn, seg, rcv, old_rcv):
+                nxt_state = TRANSITIONS.get((new_rcv, inp), new_rcv)
+                if nxt_state != new_rcv:
+                    changes.append((new_rcv, nxt_state))
+                    new_rcv = nxt_state
             state[rcv] = new_rcv
         if flags & RST and rst_ok:
             conn.rst_seen = True
@@ -687,18 +661,13 @@ class Engine:
         if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs:
             self._errors(conn, rcv, snd, sflags)
         if st.new_runs:
-            if conn.masks[_HK_NULL] & (NEW_DATA_BIT | ERROR_BIT):
-                self._new_data(conn, rcv, snd)
-            else:
-                st.new_runs = ()        # all _new_data would do
+            self._new_data(conn, rcv, snd)
         if conn.streams[snd].gap_runs:                # holes its ACK gave up
             self._errors(conn, snd, snd, 0)
         if new_data_snd:
             self._new_data(conn, snd, snd)
 
-        s0, s1 = conn.streams
-        if conn.held or s0.buffered or s1.buffered or s0.ooo_bytes or s1.ooo_bytes:
-            self._account(conn)         # (else it would find nothing held, as before)
+        self._account(conn)
 
         # 6. the end
         if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
@@ -813,7 +782,15 @@ class Engine:
         """The sender acknowledges bytes it received: holes below that the capture missed are
         gaps now."""
         st = conn.streams[snd]
-        if st.base is None or (not st.ooo_starts and st.nxt == st.offset(seg.ack)):
+        base = st.base
+        if base is None:
+            return False
+        if not st.ooo_starts and not (0 < (seg.ack - base - st.nxt) & M32 < 0x80000000
+                                      and (st.fin_off is None or st.fin_off > st.nxt)):
+            # with nothing waiting, an ACK gives up a hole only if it acknowledges more than
+            # the in-order point, below the FIN (most acknowledge it exactly, or the FIN)
+            return False
+        if not st.ooo_starts and st.nxt == st.offset(seg.ack):
             return False
         peer_isn = conn.isn[1 - snd]
         if conn.state[snd] in _HANDSHAKE and peer_isn is not None and \
