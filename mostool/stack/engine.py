@@ -125,7 +125,6 @@ def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
     return shard_hash(addrs, sport ^ dport) % count
 
 
-
 class Listener:
     """The engine's view of a monitoring socket (MONITOR_STREAM or MONITOR_RAW)."""
 

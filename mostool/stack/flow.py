@@ -216,7 +216,7 @@ class Connection:
         self.rst_seen = False
         self.midstream = False
         self.handles: list[Flow] = []
-        # handles in reverse, for server-sent packets (the same list when there is one)
+        # handles in reverse, for server-sent packets
         self.handles_rev: list[Flow] = self.handles
         self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
         self.ended = False
@@ -250,10 +250,10 @@ class Connection:
                 m1 |= hm[1]
                 m2 |= hm[2]
         self.masks = (m0, m1, m2) if m0 | m1 | m2 else _NO_MASKS
-        # the engine's fast path can raise only these (see Engine._packet)
         # the engine's fast path takes the flow's plain in-order packets unless a handle wants
-        # ON_ERROR or ON_PKT_IN at HK_SND; it raises ON_PKT_IN at HK_RCV and ON_CONN_NEW_DATA
-        # itself, after the bytes are in, as the general path would (Engine._fast_events)
+        # ON_ERROR or ON_PKT_IN at HK_SND (or NULL); it raises ON_PKT_IN at HK_RCV and
+        # ON_CONN_NEW_DATA itself, after the bytes are in, as the general path would
+        # (Engine._fast_events)
         self.fast = not (m0 | m1 | m2) & ERROR_BIT and not (m0 | m2) & PKT_IN_BIT
         self.fast_raise = bool(m1 & PKT_IN_BIT or m0 & NEW_DATA_BIT)
 
