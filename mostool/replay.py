@@ -285,6 +285,14 @@ def _can_release(buf: bytes | mmap.mmap) -> bool:
     return isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
 
 
+def _release_behind(buf: bytes | mmap.mmap, released: int, off: int) -> int:
+    """Hand the mapped pages from ``released`` up to the page of ``off`` back to the kernel
+    (they are file-backed: reading them again just faults); returns the new release point."""
+    upto = off - off % mmap.PAGESIZE
+    buf.madvise(mmap.MADV_DONTNEED, released, upto - released)  # type: ignore[union-attr]
+    return upto
+
+
 class PcapRecords:
     """A classic pcap file handed to ``Engine.process_records`` in place (ReplaySource at top
     speed over one file; see ``ReplaySource.pcap_records``).
@@ -317,10 +325,7 @@ class PcapRecords:
         src._wire_bytes += nwire
         self._cap.reading_at = off
         if off >= self._next_release:
-            upto = off - off % mmap.PAGESIZE
-            self._cap.buf.madvise(mmap.MADV_DONTNEED, self._released,  # type: ignore[union-attr]
-                                  upto - self._released)
-            self._released = upto
+            self._released = _release_behind(self._cap.buf, self._released, off)
             self._next_release = off + _RELEASE_STEP
 
     def rest(self) -> Iterator[Frame]:
@@ -366,9 +371,7 @@ def _pcap_frames(cap: _Capture, warnings: list[str] | None, start: int = 0, coun
         last = end - hlen
         while off <= last:
             if off >= next_release:
-                upto = off - off % mmap.PAGESIZE
-                buf.madvise(mmap.MADV_DONTNEED, released, upto - released)  # type: ignore[union-attr]
-                released = upto
+                released = _release_behind(buf, released, off)
                 next_release = off + _RELEASE_STEP
             sec, frac, incl, orig = unpack(buf, off)
             if swap and (always_swap or incl > orig):
