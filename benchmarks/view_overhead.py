@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console  # noqa: E402
 
-from mostool.commands import WATCH_RCVBUF  # noqa: E402
+from mostool.cli.watch import WATCH_RCVBUF  # noqa: E402
 from mostool.config import MonitorConfig  # noqa: E402
 from mostool.monitor import MONITOR_STREAM, Monitor  # noqa: E402
 from mostool.replay import ReplaySource, read_capture  # noqa: E402

@@ -1,7 +1,6 @@
-"""Run `mostool` subcommands in-process, whether or not cli.py already registers them.
+"""Run `mostool` subcommands in-process or in a fresh interpreter, with their exit status.
 
-``mostool.commands.register`` adds `watch`, `run` and `streams`; until ``cli.build_parser`` calls
-it, these helpers do. Used by test_view.py, test_apps.py and test_streams.py.
+Used by test_view.py, test_apps.py and test_streams.py.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import io
 import sys
 from pathlib import Path
 
-from mostool import cli, commands
+from mostool import cli
 from mostool.errors import MosError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,12 +18,9 @@ SAMPLES = ROOT / "sample_pcaps"
 NETGEN = ROOT.parent / "shared" / "pcaps" / "netgen"
 
 RUNNER = """\
-import argparse, sys
-from mostool import cli, commands
+import sys
+from mostool import cli
 parser = cli.build_parser()
-sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-if "watch" not in sub.choices:
-    commands.register(sub)
 args = parser.parse_args(sys.argv[1:])
 try:
     sys.exit(args.func(args, sys.stdout, sys.stderr))
@@ -35,11 +31,7 @@ except cli.UsageError as exc:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = cli.build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if "watch" not in sub.choices:
-        commands.register(sub)
-    return p
+    return cli.build_parser()
 
 
 def run(*argv: str) -> tuple[int, str, str]:

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from builders import CLI, Scenario
 
-from mostool.cli import _stop_on_signals, main
+from mostool.cli import main
+from mostool.cli.common import stop_on_signals
 from mostool.config import MonitorConfig
 from mostool.errors import MosError
 from mostool.events.types import ON_CONN_END, ON_CONN_NEW_DATA
@@ -242,7 +243,7 @@ def test_signal_handlers_stop_then_abort_and_are_restored() -> None:
         pytest.skip("signal handlers need the main thread")
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     mon = Monitor()
-    with pytest.raises(KeyboardInterrupt), _stop_on_signals(mon):
+    with pytest.raises(KeyboardInterrupt), stop_on_signals(mon):
         signal.raise_signal(signal.SIGTERM)
         assert mon.stopped_by == "signal SIGTERM"
         signal.raise_signal(signal.SIGINT)

@@ -20,7 +20,7 @@ from rich.console import Console
 
 import mostool as mos
 from mostool.apps import start_apps
-from mostool.commands import WATCH_RCVBUF
+from mostool.cli.watch import WATCH_RCVBUF
 from mostool.replay import ReplaySource
 from mostool.sources import MemorySource
 from mostool.view import Sampler, Watch

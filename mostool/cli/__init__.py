@@ -1,0 +1,84 @@
+"""The `mostool` command line: one module per command over one shared module.
+
+``build_parser`` asks each command module (``flows``, ``events``, ``interfaces``, ``watch``,
+``run``, ``streams``) to ``register`` its subparser, which sets ``func=cmd_*``; ``main`` parses,
+runs ``args.func(args, out, err)`` and turns errors into exit codes. ``common`` holds what the
+commands share (options, the source, the run, warnings) and ``outputs`` the output options
+(--events-out, --flows-out, -w, --flow); neither imports a command module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO
+
+from mostool.cli import events, flows, interfaces, run, streams, watch
+from mostool.cli.common import UsageError
+from mostool.errors import MosError
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mostool",
+        description="mOS-style TCP flow monitoring over pcap replay and live capture.",
+        epilog="examples:\n  mostool flows -r capture.pcap --hash\n"
+               "  mostool watch -r capture.pcap --app http\n"
+               "  mostool streams -r capture.pcap -o out/\n"
+               "  mostool events -r capture.pcap --format jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in (flows, events, interfaces, watch, run, streams):
+        command.register(sub)
+    return parser
+
+
+# Young-generation size while a command runs. A tracked flow is ~13 GC-tracked objects, none in
+# a reference cycle (an ended flow is freed by refcounting), so collecting them is wasted work:
+# with Python's default of 700, 1 M open flows (a SYN flood) cost ~20 full collections, a
+# quarter of the run; with 50,000, two (measured: 49 -> 40 s CPU; no change on web.pcap).
+_GC_YOUNG = 50_000
+
+
+@contextlib.contextmanager
+def _gc_for_flows() -> Iterator[None]:
+    """Collect the young generation less often while a command runs (then as before)."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], _GC_YOUNG), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def main(argv: Sequence[str] | None = None, out: IO[str] | None = None,
+         err: IO[str] | None = None) -> int:
+    with _gc_for_flows():
+        return _main(argv, out, err)
+
+
+def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(out)
+        return 2
+    try:
+        return int(args.func(args, out, err))
+    except UsageError as exc:
+        err.write(f"mostool: error: {exc}\n")
+        return 2
+    except MosError as exc:
+        err.write(f"mostool: error: {exc}\n")
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,61 @@
+"""`mostool events`: every built-in event as one JSON line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import IO, Any
+
+from mostool.cli.common import UsageError, add_common_options, add_write_option, config_from, warn
+from mostool.cli.outputs import add_output_options, run_with_outputs
+from mostool.events.trace import trace_record
+from mostool.events.types import BUILTIN_EVENTS, Event, Side, UserEvent
+from mostool.monitor import MONITOR_STREAM, Monitor
+
+EXAMPLES_EVENTS = """examples:
+  mostool events -r capture.pcap
+  mostool events -r capture.pcap --only ON_CONN_START,ON_CONN_END host 10.0.0.1
+  mostool events -i eth0 --duration 60 tcp port 80
+"""
+
+
+def register(sub: Any) -> None:
+    """Add `events` to ``mostool``'s subparsers."""
+    events = sub.add_parser("events", help="every built-in event as one JSON line",
+                            epilog=EXAMPLES_EVENTS,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_options(events)
+    add_write_option(events)
+    events.add_argument("--format", choices=("jsonl",), default="jsonl")
+    events.add_argument("--only", default=None, metavar="NAMES",
+                        help="comma-separated event names to print (default all)")
+    add_output_options(events)
+    events.set_defaults(func=cmd_events)
+
+
+def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    mon = Monitor(config_from(args))
+    sock = mon.socket(MONITOR_STREAM)
+    wanted = None
+    if args.only:
+        wanted = {n.strip().upper() for n in args.only.split(",") if n.strip()}
+        known = {e.name for e in BUILTIN_EVENTS}
+        unknown = wanted - known
+        if unknown:
+            raise UsageError(f"unknown event name(s): {', '.join(sorted(unknown))}")
+    engine = mon.engine
+    dumps = json.dumps
+
+    def record(flow: Any, side: Side, event: Event | UserEvent) -> None:
+        out.write(dumps(trace_record(engine.packet_number, engine.now,
+                                     getattr(flow, "id", 0), side, event)) + "\n")
+
+    for etype in BUILTIN_EVENTS:
+        if wanted is not None and etype.name not in wanted:
+            continue
+        for hook in etype.hooks:
+            sock.on(etype, hook, record)
+    run_with_outputs(mon, args, err)
+    out.flush()
+    warn(mon, err)
+    return 0

@@ -1,0 +1,121 @@
+"""`mostool flows`: one record per TCP flow (JSON lines, CSV or a table)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import IO, Any
+
+from mostool.cli.common import (
+    UsageError,
+    add_common_options,
+    add_write_option,
+    config_from,
+    warn,
+)
+from mostool.cli.outputs import add_output_options, run_with_outputs
+from mostool.config import MonitorConfig
+from mostool.monitor import MONITOR_STREAM, Monitor
+from mostool.sinks.flowlog import FlowLog
+
+EXAMPLES_FLOWS = """examples:
+  mostool flows -r capture.pcap
+  mostool flows -r a.pcap -r b.pcapng --hash --format csv
+  mostool flows -r capture.pcap --midstream tcp port 80
+  mostool flows -i eth0 -w session.pcap --hash tcp port 443     (Ctrl-C ends it)
+  mostool flows -r capture.pcap --speed 2 -c 1000
+"""
+
+
+def register(sub: Any) -> None:
+    """Add `flows` to ``mostool``'s subparsers."""
+    flows = sub.add_parser("flows", help="one record per TCP flow",
+                           epilog=EXAMPLES_FLOWS,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_options(flows)
+    add_write_option(flows)
+    flows.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")
+    flows.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="share the capture out by flow between N processes (default 1)")
+    flows.add_argument("--hash", action="store_true",
+                       help="SHA-256 of each direction's reassembled bytes")
+    add_output_options(flows)
+    flows.set_defaults(func=cmd_flows)
+
+
+def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    config = config_from(args, hash_streams=args.hash, rcvbuf=args.rcvbuf or 0)
+    rows: list[dict[str, Any]] = []
+    if args.format == "jsonl":
+        log = FlowLog.jsonl(out)
+    elif args.format == "csv":
+        log = FlowLog(FlowLog.csv_writer(out))
+    else:
+        log = FlowLog(rows.append)
+    if args.workers < 1:
+        raise UsageError(f"--workers takes a number >= 1, not {args.workers}")
+    if args.workers > 1:
+        return _flows_in_workers(args, config, log, rows, out, err)
+    mon = Monitor(config)
+    mon.socket(MONITOR_STREAM)
+    mon.on_flow_end(log.flow_ended)
+    run_with_outputs(mon, args, err)
+    log.close()
+    if args.format == "table":
+        _print_table(rows, out)
+    out.flush()
+    warn(mon, err)
+    return 0
+
+
+def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: FlowLog,
+                      rows: list[dict[str, Any]], out: IO[str], err: IO[str]) -> int:
+    """--workers N: the capture shared out by flow between N processes (mostool.parallel)."""
+    from mostool.parallel import run_flows
+    from mostool.replay import CaptureError, ReplaySource
+    if getattr(args, "interface", None):
+        raise UsageError("--workers shares out a capture file (-r), not a live capture")
+    others = [opt for opt, on in (("-w", getattr(args, "write", None)),
+                                  ("--events-out", getattr(args, "events_out", None)),
+                                  ("--flows-out", getattr(args, "flows_out", None)),
+                                  ("-c", getattr(args, "count", None)),
+                                  ("--duration", getattr(args, "duration", None))) if on]
+    if others:
+        raise UsageError(f"--workers does not combine with {', '.join(others)} yet")
+    if not args.files:
+        raise UsageError("no input: give -r FILE (or -i IFACE)")
+    try:
+        ReplaySource(args.files).close()            # unusable input: one line, exit 2
+    except CaptureError as exc:
+        raise UsageError(str(exc)) from exc
+    bpf = " ".join(args.bpf) if args.bpf else None
+    if bpf:
+        from mostool.bpf import BpfError, BpfFilter
+        try:
+            BpfFilter(bpf)
+        except BpfError as exc:
+            raise UsageError(str(exc)) from exc
+    records, _stats, warnings = run_flows(args.files, config, args.workers, bpf)
+    for record in records:
+        log.write(record)
+    if args.format == "table":
+        _print_table(rows, out)
+    out.flush()
+    for warning in warnings:
+        err.write(f"mostool: warning: {warning}\n")
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"{len(rows)} TCP flows")
+    for col in ("id", "client", "server", "end", "states", "c2s bytes", "s2c bytes", "gaps",
+                "rexmit"):
+        table.add_column(col, justify="right" if "bytes" in col or col in ("id", "gaps",
+                                                                          "rexmit") else "left")
+    for r in rows:
+        table.add_row(str(r["id"]), r["client"], r["server"], r["end_reason"],
+                      f"{r['client_state']}/{r['server_state']}", str(r["c2s"]["bytes"]),
+                      str(r["s2c"]["bytes"]), str(r["c2s"]["gaps"] + r["s2c"]["gaps"]),
+                      str(r["c2s"]["rexmit"] + r["s2c"]["rexmit"]))
+    Console(file=out, width=160).print(table)
