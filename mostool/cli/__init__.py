@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import IO
 
-from mostool.cli import events, flows, interfaces, run, streams, watch
+from mostool.cli import events, flows, golden, interfaces, run, streams, watch
 from mostool.cli.common import UsageError
 from mostool.errors import MosError
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  mostool events -r capture.pcap --format jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (flows, events, interfaces, watch, run, streams):
+    for command in (flows, events, interfaces, watch, run, streams, golden):
         command.register(sub)
     return parser
 

@@ -9,6 +9,7 @@ file is the same trace `mostool events` prints, plus the UDEs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import IO, Any
 
 from mostool.events.trace import trace_record
@@ -20,12 +21,18 @@ __all__ = ["EventRecorder"]
 
 
 class EventRecorder:
-    """Writes the monitor's events to ``out`` as JSON lines. ``attach()`` before the run."""
+    """Writes the monitor's events to ``out`` as JSON lines. ``attach()`` before the run.
 
-    def __init__(self, mon: Monitor, out: IO[str], *, only: set[str] | None = None) -> None:
+    With ``sink``, each record goes to ``sink(record, flow)`` instead (the golden-trace
+    recorder keeps records and reads the flow's state at that moment); ``out`` may be None.
+    """
+
+    def __init__(self, mon: Monitor, out: IO[str] | None, *, only: set[str] | None = None,
+                 sink: Callable[[dict[str, Any], Any], None] | None = None) -> None:
         self.mon = mon
         self.out = out
         self.only = only
+        self.sink = sink
         self.count = 0
         self._last: Any = None
 
@@ -61,5 +68,8 @@ class EventRecorder:
         if not event.type.builtin:
             rec["ude"] = True
             rec["base"] = event.base.name
-        self.out.write(json.dumps(rec) + "\n")
+        if self.sink is not None:
+            self.sink(rec, flow)
+        elif self.out is not None:
+            self.out.write(json.dumps(rec) + "\n")
         self.count += 1
