@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SAMPLES = REPO / "sample_pcaps"
