@@ -68,6 +68,9 @@ def __getattr__(name: str) -> object:
     if name in ("replay", "live"):
         import importlib
         return importlib.import_module(f"mostool.{name}")
+    if name == "analyze":           # the notebook extra (pandas, matplotlib): on first use
+        from mostool.analysis import analyze
+        return analyze
     raise AttributeError(f"module 'mostool' has no attribute {name!r}")
 
 
@@ -85,5 +88,5 @@ __all__ = [
     "ON_TCP_STATE_CHANGE", "ON_ORPHAN", "ON_REXMIT", "ON_CONN_END",
     "define_event", "alloc_event", "raise_event", "MosError", "BytesLost", "CallbackError",
     "SOCKOPT_RCVBUF_CLI", "SOCKOPT_RCVBUF_SVR", "SOCKOPT_OVERLAP_CLI", "SOCKOPT_OVERLAP_SVR",
-    "SOCKOPT_STOP_MON", "replay", "live", "MemorySource", "Source",
+    "SOCKOPT_STOP_MON", "replay", "live", "MemorySource", "Source", "analyze",
 ]

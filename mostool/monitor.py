@@ -343,6 +343,59 @@ class Monitor:
                 break                       # a record the frame reader must report
         return left
 
+    def steps(self, source: Source | Iterable[tuple[Any, ...]]) -> Iterator[int]:
+        """``run(source)`` one packet at a time, for the stepper (``mostool.analysis``).
+
+        The same loop as ``run`` reads frame by frame (never the in-place record path, which
+        gives the same events): a TICK moves the clock, a packet is processed, and then its
+        number is yielded, so the caller looks at the flows between two packets. When the
+        source ends or ``stop()`` is called, open flows end ("eof" or "stopped") as in
+        ``run``; closing the generator early leaves them open.
+        """
+        if not isinstance(source, Source):
+            source = MemorySource(source)
+        self._source = source
+        self.stopped_by = None
+        engine = self.engine
+        attach = source_attr(source, "set_deadline")
+        if callable(attach):
+            attach(engine.next_deadline)
+        frames = source.frames()
+        engine.stop_requested = False
+        finished = False
+        failed = False
+        try:
+            for ts, linktype, data, wire_len in frames:
+                if linktype < 0:
+                    engine.advance(ts)
+                else:
+                    engine.process(ts, linktype, data, wire_len)
+                    yield engine.packet_number
+                if self._stopping:
+                    break
+            finished = True
+        except CallbackError:
+            failed = True
+            raise
+        finally:
+            if finished or failed:
+                self._end_run(frames, source, engine, failed, False)
+            else:
+                close = getattr(frames, "close", None)
+                if close is not None:
+                    close()
+
+    def stepper(self, source: Source | Iterable[tuple[Any, ...]]) -> Any:
+        """A ``mostool.analysis.Stepper`` over ``source``: ``step()``, ``run_until(EVENT)``,
+        ``run()``, with the flows live between packets (needs the notebook extra)."""
+        from mostool.analysis.stepper import Stepper
+        return Stepper(self, source)
+
+    @property
+    def packet_number(self) -> int:
+        """The number of the packet being processed (the capture's numbering, from 1)."""
+        return self.engine.packet_number
+
     def feed(self, ts: float, linktype: int, frame: bytes) -> None:
         """Hand one frame to the engine (notebooks, tests); call ``close()`` at the end."""
         self.engine.process(ts, linktype, frame, len(frame))
