@@ -108,14 +108,33 @@ def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: Flow
 def _print_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
     table = Table(title=f"{len(rows)} TCP flows")
-    for col in ("id", "client", "server", "end", "states", "c2s bytes", "s2c bytes", "gaps",
-                "rexmit"):
-        table.add_column(col, justify="right" if "bytes" in col or col in ("id", "gaps",
-                                                                          "rexmit") else "left")
+    for col in ("id", "client", "server", "start (UTC)", "duration", "end", "states",
+                "zeek", "history", "c2s bytes", "s2c bytes", "gaps", "rexmit"):
+        table.add_column(col, justify="right" if "bytes" in col or col in (
+            "id", "gaps", "rexmit", "duration") else "left")
     for r in rows:
-        table.add_row(str(r["id"]), r["client"], r["server"], r["end_reason"],
-                      f"{r['client_state']}/{r['server_state']}", str(r["c2s"]["bytes"]),
-                      str(r["s2c"]["bytes"]), str(r["c2s"]["gaps"] + r["s2c"]["gaps"]),
-                      str(r["c2s"]["rexmit"] + r["s2c"]["rexmit"]))
+        # cells as Text: "[fd00::1]:80" is data, not a markup tag
+        table.add_row(*(Text(cell) for cell in (
+            str(r["id"]), r["client"], r["server"], _time(r["start"]), _duration(r),
+            r["end_reason"], f"{r['client_state']}/{r['server_state']}",
+            r.get("conn_state", ""), r.get("history", ""), str(r["c2s"]["bytes"]),
+            str(r["s2c"]["bytes"]), str(r["c2s"]["gaps"] + r["s2c"]["gaps"]),
+            str(r["c2s"]["rexmit"] + r["s2c"]["rexmit"]))))
     Console(file=out, width=160).print(table)
+
+
+def _time(ts: float) -> str:
+    """A packet timestamp as people read it (UTC, to the millisecond)."""
+    import datetime
+    try:
+        when = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return repr(ts)
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _duration(record: dict[str, Any]) -> str:
+    from mostool.view.render import fmt_duration
+    return fmt_duration(max(record["end"] - record["start"], 0.0))
