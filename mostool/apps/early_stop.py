@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import mostool as mos
-from mostool.text import printable
 from mostool.apps.http import METHODS
+from mostool.text import printable
 
 __all__ = ["setup", "EarlyStop"]
 

@@ -16,6 +16,7 @@ from mostool.cli.outputs import add_output_options, run_with_outputs
 from mostool.config import MonitorConfig
 from mostool.monitor import MONITOR_STREAM, Monitor
 from mostool.sinks.flowlog import FlowLog
+from mostool.sinks.zeeklog import ZeekConnLog
 
 EXAMPLES_FLOWS = """examples:
   mostool flows -r capture.pcap
@@ -33,7 +34,9 @@ def register(sub: Any) -> None:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_options(flows)
     add_write_option(flows)
-    flows.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")
+    flows.add_argument("--format", choices=("jsonl", "csv", "table", "zeek"), default="jsonl",
+                       help="jsonl (default), csv, table (for people) or zeek (a Zeek "
+                            "conn.log: zeek-cut, zat and other Zeek-log readers take it)")
     flows.add_argument("--workers", type=int, default=1, metavar="N",
                        help="share the capture out by flow between N processes (default 1)")
     flows.add_argument("--hash", action="store_true",
@@ -45,7 +48,10 @@ def register(sub: Any) -> None:
 def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     config = config_from(args, hash_streams=args.hash, rcvbuf=args.rcvbuf or 0)
     rows: list[dict[str, Any]] = []
-    if args.format == "jsonl":
+    zeek = ZeekConnLog(out) if args.format == "zeek" else None
+    if zeek is not None:
+        log = FlowLog(zeek.write)
+    elif args.format == "jsonl":
         log = FlowLog.jsonl(out)
     elif args.format == "csv":
         log = FlowLog(FlowLog.csv_writer(out))
@@ -54,12 +60,14 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers takes a number >= 1, not {args.workers}")
     if args.workers > 1:
-        return _flows_in_workers(args, config, log, rows, out, err)
+        return _flows_in_workers(args, config, log, zeek, rows, out, err)
     mon = Monitor(config)
     mon.socket(MONITOR_STREAM)
     mon.on_flow_end(log.flow_ended)
     run_with_outputs(mon, args, err)
     log.close()
+    if zeek is not None:
+        zeek.close()
     if args.format == "table":
         _print_table(rows, out)
     out.flush()
@@ -68,7 +76,8 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: FlowLog,
-                      rows: list[dict[str, Any]], out: IO[str], err: IO[str]) -> int:
+                      zeek: ZeekConnLog | None, rows: list[dict[str, Any]], out: IO[str],
+                      err: IO[str]) -> int:
     """--workers N: the capture shared out by flow between N processes (mostool.parallel)."""
     from mostool.parallel import run_flows
     from mostool.replay import CaptureError, ReplaySource
@@ -97,6 +106,8 @@ def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: Flow
     records, _stats, warnings = run_flows(args.files, config, args.workers, bpf)
     for record in records:
         log.write(record)
+    if zeek is not None:
+        zeek.close()
     if args.format == "table":
         _print_table(rows, out)
     out.flush()
@@ -112,7 +123,7 @@ def _print_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
     table = Table(title=f"{len(rows)} TCP flows")
     for col in ("id", "client", "server", "start (UTC)", "duration", "end", "states",
                 "zeek", "history", "c2s bytes", "s2c bytes", "gaps", "rexmit"):
-        table.add_column(col, justify="right" if "bytes" in col or col in (
+        table.add_column(col, no_wrap=True, justify="right" if "bytes" in col or col in (
             "id", "gaps", "rexmit", "duration") else "left")
     for r in rows:
         # cells as Text: "[fd00::1]:80" is data, not a markup tag
