@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import io
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO
@@ -56,10 +58,63 @@ def _gc_for_flows() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+class OutputClosed(BaseException):
+    """The reader of our output went away (``mostool events ... | head -1``). Not an
+    ``Exception``: it goes through the callbacks' error counting and ends the run at once,
+    quietly, as tcpdump does."""
+
+
+class _PipeGuard(io.TextIOBase):
+    """Standard output that turns a closed pipe into ``OutputClosed`` (and sends whatever
+    Python still flushes at exit to /dev/null, so no "Exception ignored" follows)."""
+
+    def __init__(self, inner: IO[str]) -> None:
+        self.inner = inner
+
+    def _closed(self) -> OutputClosed:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.inner.fileno())
+            os.close(devnull)
+        return OutputClosed()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        try:
+            return self.inner.write(s)
+        except BrokenPipeError:
+            raise self._closed() from None
+
+    def flush(self) -> None:
+        try:
+            self.inner.flush()
+        except BrokenPipeError:
+            raise self._closed() from None
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", None) or "utf-8"
+
+
 def main(argv: Sequence[str] | None = None, out: IO[str] | None = None,
          err: IO[str] | None = None) -> int:
     with _gc_for_flows():
-        return _main(argv, out, err)
+        if out is not None and out is not sys.stdout:
+            return _main(argv, out, err)
+        guard = _PipeGuard(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(guard):
+                return _main(argv, guard, err)  # type: ignore[arg-type]
+        except OutputClosed:
+            return 0
 
 
 def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) -> int:
@@ -79,6 +134,8 @@ def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) 
         err.write(f"mostool: error: {exc}\n")
         return 2
     except BrokenPipeError:
+        return 0
+    except OutputClosed:
         return 0
     except KeyboardInterrupt:
         return 130

@@ -10,6 +10,7 @@ from mostool.cli.common import (
     add_common_options,
     add_write_option,
     config_from,
+    refuse_empty,
     warn,
 )
 from mostool.cli.outputs import add_output_options, run_with_outputs
@@ -92,6 +93,8 @@ def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: Flow
         raise UsageError(f"--workers does not combine with {', '.join(others)} yet")
     if not args.files:
         raise UsageError("no input: give -r FILE (or -i IFACE)")
+    for path in args.files:
+        refuse_empty(path)
     try:
         ReplaySource(args.files).close()            # unusable input: one line, exit 2
     except CaptureError as exc:

@@ -22,6 +22,7 @@ from mostool.cli.common import (
     stop_on_signals,
     stop_options,
     strict_failure,
+    untracked_lines,
     warn,
 )
 from mostool.cli.outputs import add_output_options, open_with_outputs
@@ -146,6 +147,8 @@ def cmd_watch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     with stdout_to(out):
         print_reports(apps, err)
     print_summary(console, watch)
+    if watch.model.untracked is not None:
+        untracked_lines(watch.model.untracked, err)
     warn(mon, err)
     return code
 

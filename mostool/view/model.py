@@ -40,6 +40,7 @@ from mostool.events.types import (
 )
 from mostool.monitor import Monitor
 from mostool.sinks.select import stream_sockets
+from mostool.sinks.untracked import Untracked
 from mostool.sources import is_live, source_attr
 
 __all__ = ["ViewModel", "Snapshot", "FlowRow", "FeedEntry", "SORT_KEYS"]
@@ -162,6 +163,7 @@ class ViewModel:
         self._prev_wall = 0.0
         self._prev_packets = 0
         self._prev_bytes_total = 0
+        self.untracked: Untracked | None = None
         self._pps = 0.0
         self._bps = 0.0
         self._failures_seen = 0
@@ -174,6 +176,7 @@ class ViewModel:
         ``watch`` without an app shows every flow), to their UDEs, and to flow ends."""
         listeners = stream_sockets(self.mon)
         self.listeners = listeners
+        self.untracked = Untracked(self.mon)      # what no flow took: said, not dropped
         wanted = _ALL if self.all_events else ()
         for lst in listeners:
             # UDEs with the app's own callbacks go to the feed; UDEs that only lead to them
@@ -413,7 +416,10 @@ class ViewModel:
             "gap bytes": gap_bytes,
             "overlap conflicts": conflicts,
             "bad RSTs": counters.get("bad_rst", 0),
-            "decode errors": counters.get("malformed", 0) + counters.get("unknown_linktype", 0),
+            "decode errors": max(counters.get("malformed", 0)
+                                 + counters.get("unknown_linktype", 0),
+                                 self.untracked.undecoded if self.untracked else 0),
+            "untracked TCP": self.untracked.packets if self.untracked else 0,
             "orphans": counters.get("orphans", 0),
             "callback errors": eng.dispatcher.callback_errors,
         }

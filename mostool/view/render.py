@@ -262,7 +262,7 @@ def _event_items(snap: Snapshot) -> list[tuple[str, int, str]]:
     return items
 
 
-_MILD = frozenset({"orphans", "gap bytes", "retransmissions", "gaps"})
+_MILD = frozenset({"orphans", "gap bytes", "retransmissions", "gaps", "untracked TCP"})
 
 
 _SHORT = {"retransmissions": "rexmits", "overlap conflicts": "conflicts",
