@@ -123,6 +123,7 @@ class Snapshot:
     finished: bool = False
     paused: bool = False
     warnings: list[str] = field(default_factory=list)
+    waiting: float | None = None       # a paced replay waits this long for its next frame
 
 
 def _state_name(state: Any) -> str:
@@ -325,7 +326,7 @@ class ViewModel:
     def snapshot(self, wall: float, *, source: Any = None, packets: int = 0, nbytes: int = 0,
                  first_ts: float | None = None, rows: int = 20, feed_rows: int = 50,
                  finished: bool = False,
-                 paused: bool = False) -> Snapshot:
+                 paused: bool = False, waiting: float | None = None) -> Snapshot:
         """One frame's worth of data; ``wall`` is seconds since the run started."""
         eng = self.engine
         self.drain()
@@ -402,6 +403,9 @@ class ViewModel:
                 if pos and not finished:
                     frac = pos / total_bytes
                     eta = wall * (1 - frac) / frac if frac > 0 else None
+                if waiting is not None:
+                    # a paced replay waiting out a recorded gap: at least that long
+                    eta = max(eta or 0.0, waiting)
         failures = self.mon.failures
         if len(failures) > self._failures_seen:
             for f in failures[self._failures_seen:self._failures_seen + 16]:
@@ -437,6 +441,7 @@ class ViewModel:
             feed=feed, events=events, udes=udes, errors=dict(self.errors),
             anomalies=anomalies, end_reasons=dict(self.end_reasons),
             failures=[str(f) for f in failures[:5]], finished=finished, paused=paused,
+            waiting=waiting,
             warnings=list(getattr(source, "warnings", []) or []) + list(self.mon.warnings))
 
     def _event_counts(self) -> dict[str, int]:

@@ -108,9 +108,15 @@ def render_header(snap: Snapshot) -> RenderableType:
                      if isinstance(snap.capture.get(k), int | float)]
             extra = "  ".join(parts)
         status = "finished" if snap.finished else ("paused" if snap.paused else "running")
+        if snap.waiting is not None and not snap.finished:
+            status = f"waiting {fmt_duration(snap.waiting)} for the next packet"
         grid.add_row(Text.assemble((f"{kind} ", "bold"), (printable(snap.source), "bold cyan")),
                      Text(extra), status)
+    wait = ([(f"waiting {fmt_duration(snap.waiting)} for the next packet (a gap in the "
+              "recorded time)  ", "bold yellow")]
+            if snap.waiting is not None and snap.waiting >= 1.0 and not snap.finished else [])
     line = Text.assemble(
+        *wait,
         ("packets ", "dim"), (fmt_count(snap.packets), "bold"), (f" ({fmt_rate(snap.pps)}/s)  ",
                                                                  "dim"),
         ("bytes ", "dim"), (fmt_bytes(snap.bytes), "bold"),

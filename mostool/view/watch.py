@@ -171,6 +171,9 @@ class Watch:
             self.mon.run(self.sampler, **run_options)
             self.final = self.snapshot(finished=True)
             return self.final
+        waiter = source_attr(source, "set_waiter")
+        if callable(waiter):
+            waiter(self._wait)              # a paced replay's waits keep the view live
         live = Live(console=self.console, screen=True, auto_refresh=False,
                     redirect_stdout=True, redirect_stderr=True, transient=True)
         with _cbreak(self.keys), live:
@@ -184,11 +187,35 @@ class Watch:
         self._live = None
         return self.final
 
+    def _wait(self, seconds: float) -> None:
+        """A paced replay's wait for its next frame: sleep in short slices, drawing the view
+        (which says what it waits for) and reading keys; q stops the replay at once."""
+        end = self.clock() + seconds
+        while not self._quit:
+            now = self.clock()
+            if now >= end:
+                return
+            if now >= self._next_draw or self._paused:
+                self._draw(now)
+                self._poll_keys()
+                if self._quit:
+                    self.mon.stop("q key")
+                    return
+            time.sleep(max(0.0, min(end - now, self.period / 2, 0.05)))
+
+    def waiting(self) -> float | None:
+        """Seconds until a paced replay's next frame is due, while it waits (else None)."""
+        until = source_attr(self.source, "wait_until") if self.source is not None else None
+        if until is None:
+            return None
+        return max(0.0, float(until) - time.monotonic())
+
     def snapshot(self, *, finished: bool = False) -> Snapshot:
         s = self.sampler
         rows, bottom = layout_sizes(self.console.size.height)
         return self.model.snapshot(
             self.clock() - self._t0, source=self.source,
+            waiting=None if finished else self.waiting(),
             packets=self.mon.engine.counters.get("packets", 0),
             nbytes=s.bytes if s is not None else 0,
             first_ts=s.first_ts if s is not None else None, rows=rows, feed_rows=bottom,
@@ -276,9 +303,13 @@ def _cbreak(stream: IO[str] | None) -> Iterator[None]:
     try:
         import termios
         import tty
+    except ImportError:
+        yield
+        return
+    try:
         fd = stream.fileno()
         saved = termios.tcgetattr(fd)
-    except (ImportError, OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, termios.error):
         yield
         return
     try:
