@@ -24,11 +24,15 @@ from rich.console import Console
 from rich.live import Live
 
 from mostool.monitor import Monitor
-from mostool.sources import is_live, source_attr
+from mostool.sources import TICK, is_live, source_attr
 from mostool.view.model import Snapshot, ViewModel
 from mostool.view.render import layout_sizes, render_screen, render_summary
 
 __all__ = ["Sampler", "Watch", "print_summary"]
+
+
+# frames that come on the wall clock (live, paced): check at least this often (seconds)
+_CHECK_AT_LEAST = 0.1
 
 
 class Sampler:
@@ -61,6 +65,8 @@ class Sampler:
         check = self.check
         n = self.every
         nbytes = self.bytes
+        clock = time.monotonic
+        due = clock() + _CHECK_AT_LEAST
         try:
             for frame in it:
                 if self.first_ts is None:
@@ -68,9 +74,13 @@ class Sampler:
                 nbytes += frame[3]
                 yield frame
                 n -= 1
-                if not n:
+                # a clock tick means the link is idle, and frames that trickle in after a
+                # burst may take long to fill a batch grown during it: check then too, or the
+                # view stays frozen while packets arrive
+                if not n or frame[1] == TICK or clock() >= due:
                     self.bytes = nbytes
                     n = self.every = check() if check is not None else self.every
+                    due = clock() + _CHECK_AT_LEAST
         finally:
             self.bytes = nbytes
             close = getattr(it, "close", None)
