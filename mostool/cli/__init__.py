@@ -34,10 +34,42 @@ def build_parser() -> argparse.ArgumentParser:
                "  mostool streams -r capture.pcap -o out/\n"
                "  mostool events -r capture.pcap --format jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true",
+                        help="print mostool's version (and how it was built) and exit")
+    parser.add_argument("-D", "--list-interfaces", dest="list_interfaces",
+                        action="store_true",
+                        help="list the interfaces -i can capture on (as tcpdump -D; "
+                             "`mostool interfaces`)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in (flows, events, interfaces, watch, run, streams):
         command.register(sub)
+    parser.set_defaults(subparsers=sub.choices)
     return parser
+
+
+def version_text() -> str:
+    """``mostool <version>``, then what ``mostool.build_info()`` says (when the build has it)."""
+    import mostool
+    from importlib import metadata
+    try:
+        version = metadata.version("mostool")
+    except metadata.PackageNotFoundError:
+        version = getattr(mostool, "__version__", "unknown")
+    text = f"mostool {version}"
+    info = getattr(mostool, "build_info", None)
+    if callable(info):
+        text += "\n" + str(info()).rstrip()
+    return text + "\n"
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse; an option a subcommand does not know is reported with that subcommand's usage
+    (argparse would print the top-level one)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = (getattr(args, "subparsers", None) or {}).get(getattr(args, "command", None))
+        (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 # Young-generation size while a command runs. A tracked flow is ~13 GC-tracked objects, none in
@@ -121,7 +153,12 @@ def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) 
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
+    if args.version:
+        out.write(version_text())
+        return 0
+    if args.list_interfaces and args.command is None:
+        args = _parse(parser, ["interfaces"])
     if args.command is None:
         parser.print_help(out)
         return 2

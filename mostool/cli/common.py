@@ -88,6 +88,9 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
                      help="hand over each packet as it arrives (default) or a buffer at a time")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print what is read and a summary of the run on stderr")
+    p.add_argument("-n", dest="no_resolve", action="store_true",
+                   help="no name resolution (accepted as in tcpdump; mostool never resolves "
+                        "addresses or ports)")
 
 
 def add_write_option(p: argparse.ArgumentParser) -> None:
