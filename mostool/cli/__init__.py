@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def version_text() -> str:
     """``mostool <version>``, then what ``mostool.build_info()`` says (when the build has it)."""
-    import mostool
     from importlib import metadata
+
+    import mostool
     try:
         version = metadata.version("mostool")
     except metadata.PackageNotFoundError:
