@@ -143,7 +143,7 @@ class Watch:
                  refresh: float = 4.0, sort: str = "bytes", all_events: bool = False,
                  hold: bool = False, budget: float = 0.02,
                  clock: Callable[[], float] = time.monotonic,
-                 keys: IO[str] | None = None) -> None:
+                 keys: IO[str] | None = None, feed: set[str] | None = None) -> None:
         if refresh <= 0:
             raise ValueError(f"refresh must be positive, not {refresh}")
         self.mon = mon
@@ -153,7 +153,7 @@ class Watch:
         self.hold = hold
         self.budget = budget
         self.clock = clock
-        self.model = ViewModel(mon, all_events=all_events, sort=sort)
+        self.model = ViewModel(mon, all_events=all_events, sort=sort, feed=feed)
         self.model.attach()
         self.keys = keys
         self.sampler: Sampler | None = None
