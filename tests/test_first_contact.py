@@ -308,3 +308,31 @@ def test_live_view_shows_a_burst_soon_after_a_quiet_start() -> None:
     # generous: the view draws 4 times a second; before the fix it took seconds
     assert shown_at - burst[0] < 5.0
     assert seen[-1][1] >= 15 * 5
+
+
+def test_partial_capture_of_http_responses() -> None:
+    """pcapplusplus/650HttpResponses.pcap begins after every handshake (284 HTTP streams)."""
+    pcap = ROOT.parent / "shared" / "pcaps" / "pcapplusplus" / "650HttpResponses.pcap"
+    if not pcap.exists():
+        pytest.skip(f"{pcap} is absent (the shared capture corpus)")
+    code, out, err = run("flows", "-r", str(pcap))
+    assert code == 0 and out == ""
+    assert "682 TCP packets of 284 connections not tracked" in err
+    code, out, err = run("run", "-r", str(pcap), "--midstream", "--app", "http")
+    summary = next(line for line in out.splitlines() if line.startswith("http: "))
+    responses = int(summary.split(" response(s)")[0].rsplit(" ", 1)[1])
+    assert responses >= 600 and "on 284 flow(s)" in summary
+
+
+def test_warnings_and_errors_quoting_capture_content_are_escaped(tmp_path: Path) -> None:
+    app = tmp_path / "loud.py"
+    app.write_text("import mostool as mos\n"
+                   "def setup(mon):\n"
+                   "    sock = mon.socket(mos.MONITOR_STREAM)\n"
+                   "    def boom(flow, side, ev):\n"
+                   "        raise ValueError(flow.ppeek(side, 0, 40))\n"
+                   "    sock.on(mos.ON_CONN_NEW_DATA, callback=boom)\n")
+    code, _out, err = run("run", "-r", str(_hostile_pcap(tmp_path)), "--app", str(app))
+    assert code == 0 and "callback error" in err
+    _assert_terminal_safe(err)
+    assert "\\x1b]0;PWNED" in err

@@ -21,6 +21,7 @@ from typing import IO
 from mostool.cli import events, flows, interfaces, run, streams, watch
 from mostool.cli.common import UsageError
 from mostool.errors import MosError
+from mostool.text import printable
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -166,10 +167,10 @@ def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) 
     try:
         return int(args.func(args, out, err))
     except UsageError as exc:
-        err.write(f"mostool: error: {exc}\n")
+        err.write(f"mostool: error: {printable(str(exc))}\n")
         return 2
     except MosError as exc:
-        err.write(f"mostool: error: {exc}\n")
+        err.write(f"mostool: error: {printable(str(exc))}\n")
         return 2
     except BrokenPipeError:
         return 0

@@ -300,10 +300,10 @@ def untracked_lines(untracked: Untracked, err: IO[str]) -> None:
 
 def warn(mon: Monitor, err: IO[str]) -> None:
     for warning in mon.warnings:
-        err.write(f"mostool: warning: {warning}\n")
+        err.write(f"mostool: warning: {printable(warning)}\n")
     if mon.failures:
         err.write(f"mostool: warning: {mon.engine.dispatcher.callback_errors} callback "
-                  f"error(s); first: {mon.failures[0]}\n")
+                  f"error(s); first: {printable(str(mon.failures[0]))}\n")
 
 
 # -- apps (watch and run) -------------------------------------------------------------------------
