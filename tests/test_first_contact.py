@@ -330,7 +330,7 @@ def test_warnings_and_errors_quoting_capture_content_are_escaped(tmp_path: Path)
                    "def setup(mon):\n"
                    "    sock = mon.socket(mos.MONITOR_STREAM)\n"
                    "    def boom(flow, side, ev):\n"
-                   "        raise ValueError(flow.ppeek(side, 0, 40))\n"
+                   "        raise ValueError(flow.ppeek(side, 0, 40).decode(\"latin-1\"))\n"
                    "    sock.on(mos.ON_CONN_NEW_DATA, callback=boom)\n")
     code, _out, err = run("run", "-r", str(_hostile_pcap(tmp_path)), "--app", str(app))
     assert code == 0 and "callback error" in err
