@@ -136,7 +136,15 @@ def _print_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
             r.get("conn_state", ""), r.get("history", ""), str(r["c2s"]["bytes"]),
             str(r["s2c"]["bytes"]), str(r["c2s"]["gaps"] + r["s2c"]["gaps"]),
             str(r["c2s"]["rexmit"] + r["s2c"]["rexmit"]))))
-    Console(file=out, width=160).print(table)
+    # a terminal's own width (cells are cut, never wrapped); 160 columns into a file or pipe
+    Console(file=out, width=None if _isatty(out) else 160).print(table)
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _time(ts: float) -> str:
