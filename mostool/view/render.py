@@ -62,7 +62,7 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_duration(s: float) -> str:
-    """0.101s, 12.3s, 5m02s, 2h03m."""
+    """0.101s, 12.3s, 5m02s, 2h03m, 9d00h."""
     if s < 10:
         return f"{s:.3f}s"
     if s < 60:
@@ -70,8 +70,11 @@ def fmt_duration(s: float) -> str:
     if s < 3600:
         m, sec = divmod(int(s), 60)
         return f"{m}m{sec:02d}s"
-    h, rest = divmod(int(s), 3600)
-    return f"{h}h{rest // 60:02d}m"
+    if s < 86400:
+        h, rest = divmod(int(s), 3600)
+        return f"{h}h{rest // 60:02d}m"
+    d, rest = divmod(int(s), 86400)
+    return f"{d}d{rest // 3600:02d}h"
 
 
 def layout_sizes(height: int) -> tuple[int, int]:
