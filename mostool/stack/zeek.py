@@ -31,6 +31,8 @@ off``) also adds its other letters, where Zeek drops it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sized
+from typing import Any, Protocol
 
 __all__ = ["ZeekRecorder", "conn_state", "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL",
            "ESTABLISHED", "CLOSED", "RESET", "STATE_NAMES"]
@@ -47,6 +49,16 @@ _ONCE_BITS = {"A": 1, "D": 2, "I": 4, "Q": 8, "S": 16, "H": 16, "F": 32, "R": 64
 _BOTH_AD = 1 | 2
 _SCALED = "CGTW"
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
+
+
+class Stream(Protocol):
+    """What ``fields`` reads of a half-stream (stack/stream.py's HalfStream)."""
+
+    delivered: int
+    gap_bytes: int
+
+    @property
+    def gaps(self) -> Sized: ...
 
 
 class ZeekRecorder:
@@ -221,6 +233,23 @@ class ZeekRecorder:
 
     def conn_state(self, orig_size: int, resp_size: int) -> str:
         return conn_state(self.state[0], self.state[1], orig_size, resp_size, self.history)
+
+    def fields(self, duration: float, c2s: Stream, s2c: Stream) -> dict[str, Any]:
+        """The conn.log fields of the connection whose client->server and server->client
+        streams are ``c2s`` and ``s2c``: ``duration``, ``orig_bytes``/``resp_bytes`` (the
+        sequence space covered: reassembled plus missed bytes), ``missed_bytes``,
+        ``conn_state``, ``history``."""
+        self.gaps(len(c2s.gaps), len(s2c.gaps))
+        orig = c2s.delivered + c2s.gap_bytes
+        resp = s2c.delivered + s2c.gap_bytes
+        return {
+            "duration": duration,
+            "orig_bytes": orig,
+            "resp_bytes": resp,
+            "missed_bytes": c2s.gap_bytes + s2c.gap_bytes,
+            "conn_state": self.conn_state(orig, resp),
+            "history": self.history,
+        }
 
 
 def conn_state(orig: int, resp: int, orig_size: int, resp_size: int, history: str) -> str:
