@@ -336,3 +336,14 @@ def test_warnings_and_errors_quoting_capture_content_are_escaped(tmp_path: Path)
     assert code == 0 and "callback error" in err
     _assert_terminal_safe(err)
     assert "\\x1b]0;PWNED" in err
+
+
+def test_a_hostile_file_name_is_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "x\x1b]0;PWNED\x07.pcap"
+    path.write_bytes((SAMPLES / "http_small.pcap").read_bytes())
+    for argv in (["flows", "-v", "-r", str(path)], ["watch", "--plain", "-r", str(path)]):
+        code, out, err = run(*argv)
+        assert code == 0
+        _assert_terminal_safe(out)
+        _assert_terminal_safe(err)
+        assert "\\x1b]0;PWNED\\x07" in out + err

@@ -254,12 +254,12 @@ def run_source(mon: Monitor, source: Any, args: argparse.Namespace,
     with stop_on_signals(mon):
         if is_live(source):
             snaplen = source_attr(source, "snaplen")
-            err.write(f"mostool: listening on {source.name}, link-type "
+            err.write(f"mostool: listening on {printable(source.name)}, link-type "
                       f"{linktype_name(source_attr(source, 'linktype'))}, snapshot length "
                       f"{snaplen} bytes\n")
             err.flush()
         elif verbose:
-            err.write(f"mostool: reading from {source.name}\n")
+            err.write(f"mostool: reading from {printable(source.name)}\n")
             err.flush()
         stats = mon.run(source, count=count, duration=duration)
     summary(mon, source, stats, verbose, err, untracked)
@@ -272,7 +272,8 @@ def summary(mon: Monitor, source: Any, stats: dict[str, Any], verbose: bool,
             err: IO[str], untracked: Untracked | None = None) -> None:
     src = stats.get("source", {})
     if is_live(source):
-        err.write(f"mostool: {src.get('packets', 0)} packets captured on {source.name}, "
+        err.write(f"mostool: {src.get('packets', 0)} packets captured on "
+                  f"{printable(source.name)}, "
                   f"{src.get('received', 0)} received by filter, "
                   f"{src.get('kernel_drops', 0)} dropped by kernel, "
                   f"{src.get('ifdrops', 0)} dropped by interface\n")
