@@ -145,7 +145,7 @@ def test_conn_state_table() -> None:
     assert conn_state(SYN_SENT, INACTIVE, 0, 0, "S") == "S0"
     rec = ZeekRecorder()
     rec.packet(0, 0x02, 100, 0, 64240, None, 0, 0, 0)
-    assert rec.state == [SYN_SENT, INACTIVE] and rec.history == "S"
+    assert rec.state == (SYN_SENT, INACTIVE) and rec.history == "S"
 
 
 # -- real captures (netgen: Linux endpoints, tshark truth) ----------------------------------------

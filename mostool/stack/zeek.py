@@ -46,7 +46,11 @@ _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _M32 = 0xFFFFFFFF
 # letters written once per direction: their bit in ZeekRecorder._once[side]
 _ONCE_BITS = {"A": 1, "D": 2, "I": 4, "Q": 8, "S": 16, "H": 16, "F": 32, "R": 64}
-_BOTH_AD = 1 | 2
+_BOTH_AD = (1 | 2) | (1 | 2) << 8       # A and D from both sides
+_INACTIVE2 = (0, 0)
+_LAST_SLOT = {"S": "_last_syn", "H": "_last_syn", "F": "_last_fin", "R": "_last_rst"}
+_ZERO2 = (0, 0)
+_NONE2: tuple[None, None] = (None, None)
 _SCALED = "CGTW"
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
@@ -62,47 +66,61 @@ class Stream(Protocol):
 
 
 class ZeekRecorder:
-    """One connection's Zeek history and endpoint states (side 0: originator = our client)."""
+    """One connection's Zeek history and endpoint states (side 0: originator = our client).
 
-    __slots__ = ("letters", "state", "prev", "pending", "_once", "_last_syn", "_last_fin",
+    Small on purpose (one per tracked flow, a million in a SYN flood): immutable pairs shared
+    until a value changes, the rarely used counters created on first use."""
+
+    __slots__ = ("history", "state", "prev", "pending", "_once", "_last_syn", "_last_fin",
                  "_last_rst", "_scaled", "_last_end", "_gaps")
 
     def __init__(self) -> None:
-        self.letters: list[str] = []
-        self.state = [INACTIVE, INACTIVE]
-        self.prev = [INACTIVE, INACTIVE]
+        self.history = ""
+        self.state: tuple[int, int] = _INACTIVE2
+        self.prev: tuple[int, int] = _INACTIVE2
         # True while a fast-path packet (a pure ACK or in-order data, no SYN/FIN/RST) could
         # still add a letter or change a state
         self.pending = True
-        self._once = [0, 0]
-        self._last_syn: list[int | None] = [None, None]
-        self._last_fin: list[int | None] = [None, None]
-        self._last_rst: list[int | None] = [None, None]
-        # per side and scaled letter: [count, next threshold]
-        self._scaled = [{c: [0, 1] for c in _SCALED}, {c: [0, 1] for c in _SCALED}]
-        self._last_end: list[int | None] = [None, None]   # highest stream offset sent + 1
-        self._gaps = [0, 0]
-
-    @property
-    def history(self) -> str:
-        return "".join(self.letters)
+        self._once = 0                       # letters written once: bits, side 1 shifted by 8
+        # last sequence number of S/H, F and R, per side
+        self._last_syn: tuple[int | None, int | None] = _NONE2
+        self._last_fin: tuple[int | None, int | None] = _NONE2
+        self._last_rst: tuple[int | None, int | None] = _NONE2
+        # scaled letters' [count, next threshold]
+        self._scaled: dict[tuple[str, int], list[int]] | None = None
+        self._last_end: tuple[int | None, int | None] = _NONE2  # highest stream offset + 1
+        self._gaps: tuple[int, int] = _ZERO2
 
     # -- letters ------------------------------------------------------------------------------
 
     def _add(self, side: int, code: str) -> None:
-        self.letters.append(code if side == 0 else code.lower())
+        self.history += code if side == 0 else code.lower()
 
     def _once_letter(self, side: int, code: str) -> bool:
         """Zeek's CheckHistory: write ``code`` the first time; True if it was seen before."""
-        bit = _ONCE_BITS[code]
-        if self._once[side] & bit:
+        bit = _ONCE_BITS[code] << (8 * side)
+        if self._once & bit:
             return True
-        self._once[side] |= bit
+        self._once |= bit
         self._add(side, code)
         return False
 
+    def _repeat(self, side: int, code: str, seq: int) -> None:
+        """S, H, F, R: again when the sequence number differs from that letter's last one."""
+        slot = _LAST_SLOT[code]
+        last: tuple[int | None, int | None] = getattr(self, slot)
+        if self._once_letter(side, code) and last[side] != seq:
+            self._add(side, code)
+        if last[side] != seq:
+            setattr(self, slot, (seq, last[1]) if side == 0 else (last[0], seq))
+
     def _scaled_letter(self, side: int, code: str) -> None:
-        entry = self._scaled[side][code]
+        scaled = self._scaled
+        if scaled is None:
+            scaled = self._scaled = {}
+        entry = scaled.get((code, side))
+        if entry is None:
+            entry = scaled[(code, side)] = [0, 1]
         entry[0] += 1
         if entry[0] == entry[1]:
             self._add(side, code)
@@ -114,19 +132,11 @@ class ZeekRecorder:
             self._once_letter(side, "I" if flags & _FIN and flags & _RST else "Q")
         elif bits == 1:
             if flags & _SYN:
-                code = "H" if flags & _ACK else "S"
-                if self._once_letter(side, code) and seq != self._last_syn[side]:
-                    self._add(side, code)
-                self._last_syn[side] = seq
+                self._repeat(side, "H" if flags & _ACK else "S", seq)
             if flags & _FIN:
-                end = (seq + length) & _M32
-                if self._once_letter(side, "F") and end != self._last_fin[side]:
-                    self._add(side, "F")
-                self._last_fin[side] = end
+                self._repeat(side, "F", (seq + length) & _M32)
             if flags & _RST:
-                if self._once_letter(side, "R") and seq != self._last_rst[side]:
-                    self._add(side, "R")
-                self._last_rst[side] = seq
+                self._repeat(side, "R", seq)
         elif length:
             self._once_letter(side, "D")
         elif flags & _ACK:
@@ -137,10 +147,13 @@ class ZeekRecorder:
     def gaps(self, c2s_gaps: int, s2c_gaps: int) -> None:
         """Content gaps our reassembly gave up so far, per sending direction: a ``G`` for the
         sender of each new one (scaled)."""
+        seen = self._gaps
+        if seen == (c2s_gaps, s2c_gaps):
+            return
         for side, total in ((0, c2s_gaps), (1, s2c_gaps)):
-            while self._gaps[side] < total:
-                self._gaps[side] += 1
+            for _ in range(total - seen[side]):
                 self._scaled_letter(side, "G")
+        self._gaps = (c2s_gaps, s2c_gaps)
 
     def bad_checksum(self, side: int) -> None:
         self._scaled_letter(side, "C")
@@ -161,7 +174,8 @@ class ZeekRecorder:
             if end <= high and not flags & _SYN:
                 self._scaled_letter(side, "T")
             if last is None or end > last:
-                self._last_end[side] = end
+                self._last_end = (end, self._last_end[1]) if side == 0 else (
+                    self._last_end[0], end)
         self._window(side, flags, window)
         self._update_state(side, flags, length)
         self._settle()
@@ -180,15 +194,14 @@ class ZeekRecorder:
             self._scaled_letter(side, "W")
 
     def _settle(self) -> None:
-        self.pending = not (self._once[0] & _BOTH_AD == _BOTH_AD
-                            and self._once[1] & _BOTH_AD == _BOTH_AD
-                            and INACTIVE not in self.state)
+        self.pending = not (self._once & _BOTH_AD == _BOTH_AD and INACTIVE not in self.state)
 
     # -- Zeek's endpoint state machine --------------------------------------------------------
 
     def _set(self, side: int, state: int) -> None:
-        self.prev[side] = self.state[side]
-        self.state[side] = state
+        old = self.state
+        self.prev = (old[0], self.prev[1]) if side == 0 else (self.prev[0], old[1])
+        self.state = (state, old[1]) if side == 0 else (old[0], state)
 
     def _update_state(self, side: int, flags: int, length: int) -> None:
         me = self.state[side]
