@@ -307,7 +307,10 @@ class Connection:
             return json.dumps(self.record())
         state = self.state
         s2c, c2s = self.streams         # c2s bytes are received by the server's stack
-        zeek = self.zeek_fields()       # ASCII letters and numbers
+        zk = self.zeek
+        zk.gaps(len(c2s.gaps), len(s2c.gaps))
+        orig = c2s.delivered + c2s.gap_bytes
+        resp = s2c.delivered + s2c.gap_bytes
         h0, h1 = c2s.hasher, s2c.hasher
         d0 = "null" if h0 is None else '"' + h0.hexdigest() + '"'
         d1 = "null" if h1 is None else '"' + h1.hexdigest() + '"'
@@ -324,9 +327,9 @@ class Connection:
                 f'"client_state": "{_STATE_NAMES[state[0]]}", '
                 f'"server_state": "{_STATE_NAMES[state[1]]}", '
                 f'"midstream": {"true" if mid else "false"}, '
-                f'"duration": {zeek["duration"]!r}, "orig_bytes": {zeek["orig_bytes"]}, '
-                f'"resp_bytes": {zeek["resp_bytes"]}, "missed_bytes": {zeek["missed_bytes"]}, '
-                f'"conn_state": "{zeek["conn_state"]}", "history": "{zeek["history"]}", '
+                f'"duration": {end - start!r}, "orig_bytes": {orig}, "resp_bytes": {resp}, '
+                f'"missed_bytes": {c2s.gap_bytes + s2c.gap_bytes}, '
+                f'"conn_state": "{zk.conn_state(orig, resp)}", "history": "{zk.history}", '
                 f'"c2s": {{"packets": {packets[0]}, "payload_bytes": {payload[0]}, '
                 f'"bytes": {c2s.delivered}, '
                 f'"sha256": {d0}, '

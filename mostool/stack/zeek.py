@@ -47,10 +47,9 @@ _M32 = 0xFFFFFFFF
 # letters written once per direction: their bit in ZeekRecorder._once[side]
 _ONCE_BITS = {"A": 1, "D": 2, "I": 4, "Q": 8, "S": 16, "H": 16, "F": 32, "R": 64}
 _BOTH_AD = (1 | 2) | (1 | 2) << 8       # A and D from both sides
-_INACTIVE2 = (0, 0)
-_LAST_SLOT = {"S": "_last_syn", "H": "_last_syn", "F": "_last_fin", "R": "_last_rst"}
-_ZERO2 = (0, 0)
-_NONE2: tuple[None, None] = (None, None)
+_LAST_SLOT = {"S": ("_syn0", "_syn1"), "H": ("_syn0", "_syn1"), "F": ("_fin0", "_fin1"),
+              "R": ("_rst0", "_rst1")}
+_CONTROL = _SYN | _FIN | _RST
 _SCALED = "CGTW"
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
@@ -68,28 +67,41 @@ class Stream(Protocol):
 class ZeekRecorder:
     """One connection's Zeek history and endpoint states (side 0: originator = our client).
 
-    Small on purpose (one per tracked flow, a million in a SYN flood): immutable pairs shared
-    until a value changes, the rarely used counters created on first use."""
+    Small and quick on purpose (one per tracked flow, a million in a SYN flood): both
+    endpoint states packed in one small int (3 bits each), per-side values in plain slots,
+    the scaled letters' counters created on first use."""
 
-    __slots__ = ("history", "state", "prev", "pending", "_once", "_last_syn", "_last_fin",
-                 "_last_rst", "_scaled", "_last_end", "_gaps")
+    __slots__ = ("history", "_s", "_p", "pending", "_once", "_syn0", "_syn1", "_fin0", "_fin1",
+                 "_rst0", "_rst1", "_scaled", "_end0", "_end1", "_g0", "_g1")
 
     def __init__(self) -> None:
         self.history = ""
-        self.state: tuple[int, int] = _INACTIVE2
-        self.prev: tuple[int, int] = _INACTIVE2
+        self._s = 0                  # the endpoints' states: side 0 in bits 0-2, side 1 in 3-5
+        self._p = 0                  # their previous states, likewise
         # True while a fast-path packet (a pure ACK or in-order data, no SYN/FIN/RST) could
         # still add a letter or change a state
         self.pending = True
-        self._once = 0                       # letters written once: bits, side 1 shifted by 8
-        # last sequence number of S/H, F and R, per side
-        self._last_syn: tuple[int | None, int | None] = _NONE2
-        self._last_fin: tuple[int | None, int | None] = _NONE2
-        self._last_rst: tuple[int | None, int | None] = _NONE2
-        # scaled letters' [count, next threshold]
-        self._scaled: dict[tuple[str, int], list[int]] | None = None
-        self._last_end: tuple[int | None, int | None] = _NONE2  # highest stream offset + 1
-        self._gaps: tuple[int, int] = _ZERO2
+        self._once = 0               # letters written once: bits, side 1 shifted by 8
+        # the last sequence number of S/H, F and R, per side (Zeek's hist_last_*)
+        self._syn0: int | None = None
+        self._syn1: int | None = None
+        self._fin0: int | None = None
+        self._fin1: int | None = None
+        self._rst0: int | None = None
+        self._rst1: int | None = None
+        self._scaled: dict[tuple[str, int], list[int]] | None = None   # [count, threshold]
+        self._end0: int | None = None    # highest stream offset sent + 1, per side
+        self._end1: int | None = None
+        self._g0 = 0                     # content gaps written, per sending side
+        self._g1 = 0
+
+    @property
+    def state(self) -> tuple[int, int]:
+        return self._s & 7, self._s >> 3
+
+    @property
+    def prev(self) -> tuple[int, int]:
+        return self._p & 7, self._p >> 3
 
     # -- letters ------------------------------------------------------------------------------
 
@@ -107,12 +119,12 @@ class ZeekRecorder:
 
     def _repeat(self, side: int, code: str, seq: int) -> None:
         """S, H, F, R: again when the sequence number differs from that letter's last one."""
-        slot = _LAST_SLOT[code]
-        last: tuple[int | None, int | None] = getattr(self, slot)
-        if self._once_letter(side, code) and last[side] != seq:
+        slot = _LAST_SLOT[code][side]
+        last = getattr(self, slot)
+        if self._once_letter(side, code) and last != seq:
             self._add(side, code)
-        if last[side] != seq:
-            setattr(self, slot, (seq, last[1]) if side == 0 else (last[0], seq))
+        if last != seq:
+            setattr(self, slot, seq)
 
     def _scaled_letter(self, side: int, code: str) -> None:
         scaled = self._scaled
@@ -126,34 +138,28 @@ class ZeekRecorder:
             self._add(side, code)
             entry[1] = 10 if entry[1] == 1 else entry[1] * 10
 
-    def _flag_letters(self, side: int, flags: int, seq: int, length: int) -> None:
-        bits = (flags & _SYN != 0) + (flags & _FIN != 0) + (flags & _RST != 0)
-        if bits > 1:
+    def _control_letters(self, side: int, flags: int, seq: int, length: int) -> None:
+        """The letters of a packet with SYN, FIN or RST."""
+        if (flags & _SYN != 0) + (flags & _FIN != 0) + (flags & _RST != 0) > 1:
             self._once_letter(side, "I" if flags & _FIN and flags & _RST else "Q")
-        elif bits == 1:
-            if flags & _SYN:
-                self._repeat(side, "H" if flags & _ACK else "S", seq)
-            if flags & _FIN:
-                self._repeat(side, "F", (seq + length) & _M32)
-            if flags & _RST:
-                self._repeat(side, "R", seq)
-        elif length:
-            self._once_letter(side, "D")
-        elif flags & _ACK:
-            self._once_letter(side, "A")
+            return
+        if flags & _SYN:
+            self._repeat(side, "H" if flags & _ACK else "S", seq)
+        elif flags & _FIN:
+            self._repeat(side, "F", (seq + length) & _M32)
+        else:
+            self._repeat(side, "R", seq)
 
     # -- the engine's calls -------------------------------------------------------------------
 
     def gaps(self, c2s_gaps: int, s2c_gaps: int) -> None:
         """Content gaps our reassembly gave up so far, per sending direction: a ``G`` for the
         sender of each new one (scaled)."""
-        seen = self._gaps
-        if seen == (c2s_gaps, s2c_gaps):
-            return
-        for side, total in ((0, c2s_gaps), (1, s2c_gaps)):
-            for _ in range(total - seen[side]):
-                self._scaled_letter(side, "G")
-        self._gaps = (c2s_gaps, s2c_gaps)
+        for _ in range(c2s_gaps - self._g0):
+            self._scaled_letter(0, "G")
+        for _ in range(s2c_gaps - self._g1):
+            self._scaled_letter(1, "G")
+        self._g0, self._g1 = max(self._g0, c2s_gaps), max(self._g1, s2c_gaps)
 
     def bad_checksum(self, side: int) -> None:
         self._scaled_letter(side, "C")
@@ -164,47 +170,70 @@ class ZeekRecorder:
         payload, the ``window`` field; ``start`` is the stream offset of ``seq`` in that
         direction (None before the direction's first sequence number is known) and
         ``in_order`` how far that stream has been received in order."""
-        if c2s_gaps != self._gaps[0] or s2c_gaps != self._gaps[1]:
+        if c2s_gaps != self._g0 or s2c_gaps != self._g1:
             self.gaps(c2s_gaps, s2c_gaps)
-        self._flag_letters(side, flags, seq, length)
-        if length and not flags & _RST and start is not None:
-            end = start + length
-            last = self._last_end[side]
-            high = in_order if last is None else max(last, in_order)
-            if end <= high and not flags & _SYN:
-                self._scaled_letter(side, "T")
-            if last is None or end > last:
-                self._last_end = (end, self._last_end[1]) if side == 0 else (
-                    self._last_end[0], end)
-        self._window(side, flags, window)
-        self._update_state(side, flags, length)
-        self._settle()
+        control = flags & _CONTROL
+        if control:
+            self._control_letters(side, flags, seq, length)
+        elif length:
+            if not self._once & (2 << 8 * side):
+                self._once_letter(side, "D")
+        elif flags & _ACK and not self._once & (1 << 8 * side):
+            self._once_letter(side, "A")
+        if length and start is not None and not flags & (_RST | _SYN):
+            self._sent(side, start + length, in_order)
+        if not window:
+            self._window(side, flags)
+        if control or not (self._s >> (3 * side)) & 7:      # else no state can change
+            self._update_state(side, flags, length)
+        if self.pending:
+            self._settle()
+
+    def _sent(self, side: int, end: int, in_order: int) -> None:
+        """Payload ending at stream offset ``end``: a retransmission (T) when it ends at or
+        before the highest offset already seen in that direction (Zeek's DidRxmit)."""
+        last = self._end1 if side else self._end0
+        high = in_order if last is None or in_order > last else last
+        if end <= high:
+            self._scaled_letter(side, "T")
+        if last is None or end > last:
+            if side:
+                self._end1 = end
+            else:
+                self._end0 = end
 
     def fast(self, side: int, length: int, window: int) -> None:
         """A fast-path packet: a pure ACK or in-order data of an established flow."""
-        self._flag_letters(side, _ACK, 0, length)
-        self._window(side, _ACK, window)
-        if self.state[side] == INACTIVE:
+        if not self._once & ((2 if length else 1) << 8 * side):
+            self._once_letter(side, "D" if length else "A")
+        if not window:
+            self._window(side, _ACK)
+        if not (self._s >> (3 * side)) & 7:
             self._update_state(side, _ACK, length)
-        self._settle()
+        if self.pending:
+            self._settle()
 
-    def _window(self, side: int, flags: int, window: int) -> None:
-        if (not window and not flags & _RST and self.state[1 - side] != CLOSED
-                and self.state[side] != RESET and not flags & _SYN):
+    def _window(self, side: int, flags: int) -> None:
+        """A zero window (W, scaled), unless on a SYN or RST, after a RST or the peer's FIN."""
+        state = self.state
+        if (not flags & (_RST | _SYN) and state[1 - side] != CLOSED
+                and state[side] != RESET):
             self._scaled_letter(side, "W")
 
     def _settle(self) -> None:
-        self.pending = not (self._once & _BOTH_AD == _BOTH_AD and INACTIVE not in self.state)
+        s = self._s
+        self.pending = not (self._once & _BOTH_AD == _BOTH_AD and s & 7 and s >> 3)
 
     # -- Zeek's endpoint state machine --------------------------------------------------------
 
     def _set(self, side: int, state: int) -> None:
-        old = self.state
-        self.prev = (old[0], self.prev[1]) if side == 0 else (self.prev[0], old[1])
-        self.state = (state, old[1]) if side == 0 else (old[0], state)
+        shift = 3 * side
+        mask = 7 << shift
+        self._p = (self._p & ~mask) | (self._s & mask)
+        self._s = (self._s & ~mask) | (state << shift)
 
     def _update_state(self, side: int, flags: int, length: int) -> None:
-        me = self.state[side]
+        me, other = self.state if side == 0 else self.state[::-1]
         peer = 1 - side
         syn, fin, rst, ack = flags & _SYN, flags & _FIN, flags & _RST, flags & _ACK
         if me == INACTIVE:
@@ -212,8 +241,7 @@ class ZeekRecorder:
                 if side == 0:
                     self._set(side, SYN_ACK_SENT if ack else SYN_SENT)
                 else:
-                    if self.state[peer] == SYN_SENT or (
-                            not ack and self.state[peer] == SYN_ACK_SENT):
+                    if other == SYN_SENT or (not ack and other == SYN_ACK_SENT):
                         self._set(peer, ESTABLISHED)
                     self._set(side, ESTABLISHED)
             if fin:
@@ -233,19 +261,19 @@ class ZeekRecorder:
             if rst:
                 self._set(side, RESET)
         elif me in (ESTABLISHED, PARTIAL):
-            if syn and me == PARTIAL and self.state[peer] == INACTIVE and not ack:
+            if syn and me == PARTIAL and other == INACTIVE and not ack:
                 self._set(side, SYN_SENT)
             if fin and not rst:
                 self._set(side, CLOSED)
-                if self.state[peer] == RESET and self.prev[peer] == CLOSED:
+                if other == RESET and self.prev[peer] == CLOSED:
                     self._set(peer, CLOSED)     # a FIN then a RST: a normal end after all
             if rst:
                 self._set(side, RESET)
-        elif me == CLOSED and rst and self.state[peer] != CLOSED:
+        elif me == CLOSED and rst and other != CLOSED:
             self._set(side, RESET)
 
     def conn_state(self, orig_size: int, resp_size: int) -> str:
-        return conn_state(self.state[0], self.state[1], orig_size, resp_size, self.history)
+        return conn_state(self._s & 7, self._s >> 3, orig_size, resp_size, self.history)
 
     def fields(self, duration: float, c2s: Stream, s2c: Stream) -> dict[str, Any]:
         """The conn.log fields of the connection whose client->server and server->client
