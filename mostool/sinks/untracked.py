@@ -4,7 +4,8 @@
   (mOS's default: a flow begins with its SYN) the engine gives them to no flow (ON_ORPHAN
   ``no_flow``). Forensic captures often start mid-conversation; the summary says how many
   packets and connections were left out and how to pick them up. The last ACK of a flow that
-  just ended is also a ``no_flow`` orphan: those of recently ended flows are not counted.
+  ended is also a ``no_flow`` orphan: a connection counts from its first packet with payload
+  or a SYN/ACK, so such ACKs, FINs and RSTs alone are not counted.
 * Frames of a link type the decoder does not read (802.11 radiotap, DSA, Juniper ...): counted
   by link type, named once in the summary.
 
@@ -15,7 +16,6 @@ and ``lines()`` after the run.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 from mostool.events.types import ON_ORPHAN
@@ -24,7 +24,7 @@ from mostool.sinks.select import stream_sockets
 
 __all__ = ["Untracked", "linktype_name"]
 
-_RECENT = 65536      # ended flows remembered, so that their last packets are not "untracked"
+_SYN_ACK = 0x12
 
 LINKTYPE_NAMES = {
     0: "NULL", 1: "EN10MB (Ethernet)", 9: "PPP", 12: "RAW", 14: "RAW", 50: "PPP_HDLC",
@@ -54,21 +54,12 @@ class Untracked:
         self.midstream = bool(mon.config.midstream)
         self.packets = 0
         self._conns: set[tuple[tuple[bytes, int], tuple[bytes, int]]] = set()
-        self._recent: OrderedDict[Any, None] = OrderedDict()
         self.linktypes: dict[int, int] = {}
         stream_sockets(mon)[0].on(ON_ORPHAN, callback=self._orphan)
-        mon.on_flow_end(self._ended)
 
     @property
     def connections(self) -> int:
         return len(self._conns)
-
-    def _ended(self, conn: Any) -> None:
-        key = _pair(conn.client_addr, conn.client_port, conn.server_addr, conn.server_port)
-        recent = self._recent
-        recent[key] = None
-        if len(recent) > _RECENT:
-            recent.popitem(last=False)
 
     def _orphan(self, handle: Any, side: Any, event: Any) -> None:
         reason = event.reason
@@ -77,10 +68,16 @@ class Untracked:
             if seg is None:
                 return
             key = _pair(seg.src, seg.sport, seg.dst, seg.dport)
-            if key in self._recent:
-                return
+            conns = self._conns
+            if key not in conns:
+                # A connection is untracked once it shows payload or a SYN/ACK: the pure
+                # ACKs, FINs and RSTs that follow the end of a tracked flow (its last ACK)
+                # are no connection of their own. No per-flow bookkeeping, so no cost for
+                # the flows that are tracked.
+                if not (seg.payload_len or seg.flags & _SYN_ACK == _SYN_ACK):
+                    return
+                conns.add(key)
             self.packets += 1
-            self._conns.add(key)
         elif reason == "unknown_linktype":
             linktype = handle.frame[0]
             self.linktypes[linktype] = self.linktypes.get(linktype, 0) + 1

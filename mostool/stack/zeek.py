@@ -170,6 +170,13 @@ class ZeekRecorder:
         payload, the ``window`` field; ``start`` is the stream offset of ``seq`` in that
         direction (None before the direction's first sequence number is known) and
         ``in_order`` how far that stream has been received in order."""
+        if not self._once and side == 0 and flags & 0x17 == _SYN and not self._s:
+            # the opening SYN (the commonest first packet; all of a SYN flood): as below
+            self._once = _ONCE_BITS["S"]
+            self.history = "S"
+            self._syn0 = seq
+            self._s = SYN_SENT
+            return
         if c2s_gaps != self._g0 or s2c_gaps != self._g1:
             self.gaps(c2s_gaps, s2c_gaps)
         control = flags & _CONTROL
