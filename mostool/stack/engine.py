@@ -589,10 +589,7 @@ class Engine:
                             self._account(conn)
                         return
         rcv = 1 - snd
-        zst = conn.streams[rcv]                                 # zeek: the general path
-        conn.zeek.packet(snd, flags, seg.seq, wire, seg.window,
-                         None if zst.base is None else zst.offset(seg.seq), zst.nxt,
-                         len(conn.streams[1].gaps), len(conn.streams[0].gaps))
+        conn.zeek.packet(snd, flags, seg.seq, wire, seg.window, conn.streams)  # zeek
         if flags & FIN and not self._fin_acceptable(conn, seg, rcv):
             # a FIN far outside what the receiver expects (before the stream's first byte, or
             # past its window) ends nothing: counted, ON_ERROR "bad_fin", taken as a plain

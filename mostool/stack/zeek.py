@@ -55,13 +55,19 @@ _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 
 class Stream(Protocol):
-    """What ``fields`` reads of a half-stream (stack/stream.py's HalfStream)."""
+    """What the recorder reads of a half-stream (stack/stream.py's HalfStream)."""
 
     delivered: int
     gap_bytes: int
+    nxt: int
+
+    @property
+    def base(self) -> int | None: ...
 
     @property
     def gaps(self) -> Sized: ...
+
+    def offset(self, seq: int) -> int: ...
 
 
 class ZeekRecorder:
@@ -165,11 +171,9 @@ class ZeekRecorder:
         self._scaled_letter(side, "C")
 
     def packet(self, side: int, flags: int, seq: int, length: int, window: int,
-               start: int | None, in_order: int, c2s_gaps: int, s2c_gaps: int) -> None:
+               streams: tuple[Stream, Stream]) -> None:
         """A packet ``side`` sent, before the engine processes it: ``seq``, ``length`` bytes of
-        payload, the ``window`` field; ``start`` is the stream offset of ``seq`` in that
-        direction (None before the direction's first sequence number is known) and
-        ``in_order`` how far that stream has been received in order."""
+        payload, the ``window`` field; ``streams[s]`` is what side ``s``'s stack receives."""
         if not self._once and side == 0 and flags & 0x17 == _SYN and not self._s:
             # the opening SYN (the commonest first packet; all of a SYN flood): as below
             self._once = _ONCE_BITS["S"]
@@ -177,9 +181,12 @@ class ZeekRecorder:
             self._syn0 = seq
             self._s = SYN_SENT
             return
-        if c2s_gaps != self._g0 or s2c_gaps != self._g1:
-            self.gaps(c2s_gaps, s2c_gaps)
+        s2c, c2s = streams
+        if len(c2s.gaps) != self._g0 or len(s2c.gaps) != self._g1:
+            self.gaps(len(c2s.gaps), len(s2c.gaps))
         control = flags & _CONTROL
+        if not (control or length or self.pending) and window:
+            return                  # a plain ACK once A/D are written: nothing to record
         if control:
             self._control_letters(side, flags, seq, length)
         elif length:
@@ -187,8 +194,10 @@ class ZeekRecorder:
                 self._once_letter(side, "D")
         elif flags & _ACK and not self._once & (1 << 8 * side):
             self._once_letter(side, "A")
-        if length and start is not None and not flags & (_RST | _SYN):
-            self._sent(side, start + length, in_order)
+        if length and not flags & (_RST | _SYN):
+            into = c2s if side == 0 else s2c
+            if into.base is not None:
+                self._sent(side, into.offset(seq) + length, into.nxt)
         if not window:
             self._window(side, flags)
         if control or not (self._s >> (3 * side)) & 7:      # else no state can change
