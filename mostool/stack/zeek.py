@@ -19,12 +19,16 @@ that machine beside our two emulated stacks, packet by packet, as Zeek defines i
 The engine owns one ``ZeekRecorder`` per connection and calls it from a few marked lines:
 ``packet`` on the general path (before the packet changes the stacks), ``fast`` from the
 in-place fast paths only while ``pending`` (a letter or a state could still change there) or
-for a zero window, ``bad_checksum`` for a segment with a bad checksum, ``gaps`` when the record
-is built. Where our view differs from Zeek's: the originator is our client (Zeek's is the first
-packet's sender unless a SYN says otherwise); ``T`` is payload ending at or before the highest
+for a zero window, ``bad_checksum`` for a segment with a bad checksum; the flow record asks
+``fields`` (and ``Connection.record_json`` ``conn_state``/``history``).
+
+Where our view differs from Zeek's: the originator is our client (Zeek's is the first packet's
+sender unless a SYN says otherwise); ``T`` is payload ending at or before the highest
 sequence already seen in that direction (Zeek's ``DidRxmit``), measured against our reassembly's
 in-order point for packets the fast path took; ``G`` is written when our reassembly gives up a
-hole, before the next packet's letters; a bad-checksum segment our engine keeps (``--checksums
+hole, before the next packet's letters (or at the end); ``orig_bytes``/``resp_bytes`` are
+the sequence space our reassembly covered (delivered plus missed bytes), where Zeek takes the
+highest sequence number seen; a bad-checksum segment our engine keeps (``--checksums
 off``) also adds its other letters, where Zeek drops it.
 """
 
