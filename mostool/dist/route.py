@@ -1,0 +1,226 @@
+"""Phase 1 of the plan: route every record to a partition, then number them globally.
+
+``route_piece`` reads one input file once (through ``ReplaySource``, so pcap and pcapng, damage
+warnings and timestamps are exactly a single run's), drops what the BPF filter refuses, and
+appends each record to the shard of its partition: ``piece-F.part-P`` in the scratch directory.
+The partition is a symmetric, deterministic hash of the IP address pair (``route_key``): both
+directions of a flow and every IP fragment of its datagrams (which carry no ports) meet, and no
+salted ``hash()`` is involved. Frames without an IP header go to partition 0. Next to the
+shards it writes the file's timestamps (``piece-F.ts``) and partitions (``piece-F.parts``).
+
+``build_timeline`` then does what the single process's merge of several files does: it
+numbers every record globally (the merge is stable: ties keep file order, a file is never
+reordered) and writes the capture's clock ticks, the records where the running maximum
+timestamp rises (``ticks.ts``, ``ticks.no``), which every partition replays to fire timers and
+idle timeouts exactly as one process would. Rotated files (each in time order, one after the
+other) take a fast path: the numbers are an offset per file and nothing is merged. Otherwise
+the merge runs record by record and each shard gets its numbers (``piece-F.part-P.no``; a
+negative number marks a record older than the clock, which the partition handles by moving its
+clock first).
+
+Every file is written under a temporary name and renamed, so a task that Dask runs again after
+losing a worker leaves exactly what one run leaves.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import struct
+from array import array
+from itertools import count, repeat
+from typing import Any
+
+from mostool.stack.records import shard_hash
+
+__all__ = ["route_key", "route_piece", "build_timeline", "SHARD_RECORD", "DistError"]
+
+#: per record in a shard: index in its file, ts, linktype, captured length, wire length
+SHARD_RECORD = struct.Struct("<QdIII")
+_ETHER_VLAN = (0x8100, 0x88A8, 0x9100)
+
+
+class DistError(Exception):
+    """A distributed run cannot go on (unreadable input on a worker, a lost scratch, ...)."""
+
+
+def _fold(addr: bytes) -> int:
+    x = int.from_bytes(addr, "big")
+    while x >> 32:
+        x = (x >> 32) ^ (x & 0xFFFFFFFF)
+    return x
+
+
+def _ip_pair(ip: bytes | memoryview, off: int) -> int | None:
+    if len(ip) < off + 20:
+        return None
+    version = ip[off] >> 4
+    if version == 4:
+        return _fold(bytes(ip[off + 12:off + 16])) ^ _fold(bytes(ip[off + 16:off + 20]))
+    if version == 6 and len(ip) >= off + 40:
+        return _fold(bytes(ip[off + 8:off + 24])) ^ _fold(bytes(ip[off + 24:off + 40]))
+    return None
+
+
+def _ip_offset(linktype: int, data: bytes) -> int | None:
+    """Where the IP header starts in a frame of ``linktype``, or None (not IP, unknown)."""
+    if linktype == 1:                                   # Ethernet (VLAN tags skipped)
+        off, etype = 12, int.from_bytes(data[12:14], "big")
+        while etype in _ETHER_VLAN and len(data) >= off + 6:
+            off += 4
+            etype = int.from_bytes(data[off:off + 2], "big")
+        return off + 2 if etype in (0x0800, 0x86DD) else None
+    if linktype in (12, 14, 101, 228, 229):             # raw IP
+        return 0
+    if linktype in (0, 108):                            # BSD loopback: 4-byte family
+        return 4
+    if linktype == 113:                                 # Linux cooked v1
+        return 16 if int.from_bytes(data[14:16], "big") in (0x0800, 0x86DD) else None
+    if linktype == 276:                                 # Linux cooked v2
+        return 20 if int.from_bytes(data[0:2], "big") in (0x0800, 0x86DD) else None
+    return None
+
+
+def route_key(linktype: int, data: bytes) -> int | None:
+    """The symmetric hash of a frame's IP address pair (None for a frame without IP)."""
+    off = _ip_offset(linktype, data)
+    if off is None:
+        return None
+    pair = _ip_pair(data, off)
+    return None if pair is None else shard_hash(pair, 0)
+
+
+def _replace(path: str, data: bytes | array[Any]) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.tobytes())
+    os.replace(tmp, path)
+
+
+def route_piece(index: int, path: str, partitions: int, scratch: str,
+                bpf: str | None) -> dict[str, Any]:
+    """Read ``path`` once and write its shards; returns the piece's summary."""
+    import socket
+
+    from mostool.replay import CaptureError, ReplaySource
+    host = socket.gethostname()
+    try:
+        source: Any = ReplaySource([path])
+    except CaptureError as exc:
+        raise DistError(f"worker on {host} cannot read the input: {exc}") from None
+    if not os.path.isdir(scratch):
+        raise DistError(f"worker on {host} cannot see the scratch directory {scratch} "
+                        "(it must be shared by every worker: --scratch DIR)")
+    matches = None
+    if bpf:
+        from mostool.bpf import BpfFilter
+        matches = BpfFilter(bpf).matches
+    pack = SHARD_RECORD.pack
+    outs: list[list[bytes]] = [[] for _ in range(partitions)]
+    counts = [0] * partitions
+    stamps = array("d")
+    parts = array("H")
+    ticks_no = array("q")       # index in the file (from 1) where the file's clock rises
+    ticks_ts = array("d")
+    high = -float("inf")
+    monotone = True
+    r = 0
+    for ts, linktype, data, wire in source.frames():
+        if matches is not None and not matches(linktype, data):
+            continue
+        key = route_key(linktype, data)
+        p = 0 if key is None else key % partitions
+        outs[p].append(pack(r, ts, linktype, len(data), wire))
+        outs[p].append(data)
+        counts[p] += 1
+        stamps.append(ts)
+        parts.append(p)
+        r += 1
+        if ts > high:
+            high = ts
+            ticks_no.append(r)
+            ticks_ts.append(ts)
+        elif ts < high:
+            monotone = False
+    for p in range(partitions):
+        _replace(os.path.join(scratch, f"piece-{index}.part-{p}"), b"".join(outs[p]))
+    _replace(os.path.join(scratch, f"piece-{index}.ts"), stamps)
+    _replace(os.path.join(scratch, f"piece-{index}.parts"), parts)
+    _replace(os.path.join(scratch, f"piece-{index}.ticks_no"), ticks_no)
+    _replace(os.path.join(scratch, f"piece-{index}.ticks_ts"), ticks_ts)
+    return {"index": index, "packets": r, "counts": counts, "monotone": monotone,
+            "first": stamps[0] if r else None, "last": stamps[-1] if r else None,
+            "warnings": list(source.warnings), "host": host}
+
+
+def _load(path: str, code: str) -> array[Any]:
+    a = array(code)
+    with open(path, "rb") as f:
+        a.frombytes(f.read())
+    return a
+
+
+def _disjoint_in_order(pieces: list[dict[str, Any]]) -> bool:
+    """Whether the merge of these files is just their concatenation in index order."""
+    prev = None
+    for p in pieces:
+        if not p["monotone"]:
+            return False
+        if not p["packets"]:
+            continue
+        if prev is not None and not prev["last"] <= p["first"]:
+            return False
+        prev = p
+    return True
+
+
+def build_timeline(pieces: list[dict[str, Any]], partitions: int, scratch: str
+                   ) -> dict[str, Any]:
+    """Number the records globally and write the ticks; returns how partitions find numbers:
+    ``{"offsets": [...]}`` (fast path) or ``{"offsets": None}`` (per-shard number files)."""
+    pieces = sorted(pieces, key=lambda p: p["index"])
+    total = sum(p["packets"] for p in pieces)
+    tick_no = array("q")
+    tick_ts = array("d")
+    if _disjoint_in_order(pieces):
+        offsets = []
+        base = 0
+        high = -float("inf")
+        for p in pieces:
+            offsets.append(base)
+            nos = _load(os.path.join(scratch, f"piece-{p['index']}.ticks_no"), "q")
+            tss = _load(os.path.join(scratch, f"piece-{p['index']}.ticks_ts"), "d")
+            skip = 0
+            while skip < len(tss) and tss[skip] <= high:
+                skip += 1
+            tick_no.extend(n + base for n in nos[skip:])
+            tick_ts.extend(tss[skip:])
+            if len(tss):
+                high = max(high, tss[-1])
+            base += p["packets"]
+        _replace(os.path.join(scratch, "ticks.no"), tick_no)
+        _replace(os.path.join(scratch, "ticks.ts"), tick_ts)
+        return {"offsets": offsets, "packets": total}
+    # the general case: heapq.merge of (ts, file, index) orders exactly as ReplaySource's
+    # heapq.merge keyed on ts (ties by file order; a file is never reordered)
+    stamps = [_load(os.path.join(scratch, f"piece-{p['index']}.ts"), "d") for p in pieces]
+    parts = [_load(os.path.join(scratch, f"piece-{p['index']}.parts"), "H") for p in pieces]
+    numbers: list[list[array[Any]]] = [[array("q") for _ in range(partitions)] for _ in pieces]
+    high = -float("inf")
+    n = 0
+    for ts, f, r in heapq.merge(*(zip(s, repeat(f), count()) for f, s in enumerate(stamps))):
+        n += 1
+        if ts > high:
+            high = ts
+            tick_no.append(n)
+            tick_ts.append(ts)
+            numbers[f][parts[f][r]].append(n)
+        else:
+            numbers[f][parts[f][r]].append(n if ts == high else -n)
+    for f, p in enumerate(pieces):
+        for part in range(partitions):
+            _replace(os.path.join(scratch, f"piece-{p['index']}.part-{part}.no"),
+                     numbers[f][part])
+    _replace(os.path.join(scratch, "ticks.no"), tick_no)
+    _replace(os.path.join(scratch, "ticks.ts"), tick_ts)
+    return {"offsets": None, "packets": total}
