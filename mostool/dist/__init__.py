@@ -44,7 +44,7 @@ from mostool.dist.backends import DaskBackend, LocalBackend, backend_for
 from mostool.dist.route import DistError, build_timeline, route_piece
 
 __all__ = ["DistError", "Job", "run_plan", "run_partitions", "ship_app", "backend_for",
-           "DaskBackend", "LocalBackend", "merge_flows", "merge_events"]
+           "DaskBackend", "LocalBackend", "merge_flows", "merge_events", "merge_printed"]
 
 _SKEW = 2.0         # a partition this many times the mean is called out
 
@@ -104,6 +104,8 @@ def merge_events(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             gid = fmap.get(fid, 0) if fid else 0
             keyed.append(((packet, ts, gid, part, seq), fid, rec))
         for seq, (packet, ts, line) in enumerate(res["lines"]):
+            if not line:
+                continue
             rec = json.loads(line)
             fid = rec.get("flow", 0)
             gid = fmap.get(fid, 0) if fid else 0
@@ -118,6 +120,15 @@ def merge_events(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def merge_printed(results: list[dict[str, Any]]) -> list[str]:
+    """What the apps printed in every partition, in capture order (by the packet each line
+    was printed at)."""
+    keyed = [((packet, ts, part, seq), line) for part, res in enumerate(results)
+             for seq, (packet, ts, line) in enumerate(res.get("printed", []))]
+    keyed.sort(key=lambda k: k[0])
+    return [line for _key, line in keyed]
+
+
 def run_plan(paths: Sequence[str], job: Job, backend: Any, *, partitions: int | None = None,
              bpf: str | None = None, scratch: str | None = None, keep_shards: bool = False,
              err: IO[str] | None = None) -> dict[str, Any]:
@@ -127,7 +138,7 @@ def run_plan(paths: Sequence[str], job: Job, backend: Any, *, partitions: int | 
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
     if not paths:
         raise DistError("no input files")
-    n = partitions or getattr(backend, "partitions", 1)
+    n: int = partitions or int(getattr(backend, "partitions", 1))
     base = scratch or os.environ.get("MOSTOOL_SCRATCH") or None
     if base is not None:
         os.makedirs(base, exist_ok=True)

@@ -41,26 +41,37 @@ class Job:
     config: MonitorConfig
     only: set[str] | None = None
     apps: list[str | bytes] = field(default_factory=list)
+    trace: bool = True          # "app": record every event (as --events-out)
+    printed: bool = False       # "app": keep what the apps print, by packet, and their reports
 
 
 class _Collector:
     """A file-like sink that keeps each written line with the packet number it came at."""
 
     def __init__(self, engine: Any) -> None:
-        self.engine = engine
+        self.engine: Any = engine
         self.lines: list[tuple[int, float, str]] = []
+        self._partial = ""
+        self._at: tuple[int, float] = (0, 0.0)
 
     def write(self, text: str) -> int:
-        for line in text.splitlines():
-            if line:
-                self.lines.append((self.engine.packet_number, self.engine.now, line))
+        if not self._partial:
+            engine = self.engine
+            self._at = (engine.packet_number, engine.now) if engine is not None else (0, 0.0)
+        self._partial += text
+        if "\n" in self._partial:
+            *done, self._partial = self._partial.split("\n")
+            packet, now = self._at
+            self.lines.extend((packet, now, line) for line in done)
+            if self._partial and self.engine is not None:
+                self._at = (self.engine.packet_number, self.engine.now)
         return len(text)
 
     def flush(self) -> None:
         pass
 
 
-def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any]:
+def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[Any]]:
     from mostool.events.trace import trace_record
     from mostool.events.types import BUILTIN_EVENTS
     from mostool.monitor import MONITOR_STREAM, Monitor
@@ -68,6 +79,7 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any]:
     flows: list[dict[str, Any]] = []
     events: list[Any] = []
     recorder = None
+    apps: list[Any] = []
     if job.kind == "flows":
         mon.socket(MONITOR_STREAM)
     elif job.kind == "events":
@@ -84,18 +96,21 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any]:
                 for hook in etype.hooks:
                     sock.on(etype, hook, record)
     else:
-        from mostool.apps import load_app
+        from mostool.apps import App, load_app
         for spec in job.apps:
             if isinstance(spec, bytes):
                 setup = pickle.loads(spec)
-                setup(mon)
+                app = App("<function>", getattr(setup, "__name__", "setup"), setup)
             else:
-                load_app(spec).start(mon)
-        from mostool.sinks.events_out import EventRecorder
-        recorder = _Collector(mon.engine)
-        EventRecorder(mon, recorder).attach()
+                app = load_app(spec)
+            app.start(mon)
+            apps.append(app)
+        if job.trace:
+            from mostool.sinks.events_out import EventRecorder
+            recorder = _Collector(mon.engine)
+            EventRecorder(mon, recorder).attach()  # type: ignore[arg-type]
     mon.on_flow_end(lambda conn: flows.append(conn.record()))
-    return mon, flows, events, recorder
+    return mon, flows, events, recorder, apps
 
 
 class _Array:
@@ -107,7 +122,7 @@ class _Array:
         if size:
             with open(path, "rb") as f:
                 self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self.values: Sequence[Any] = memoryview(self._map).cast(code)
+            self.values: Sequence[Any] = memoryview(self._map).cast(code)  # type: ignore[call-overload]
         else:
             self.values = []
 
@@ -142,12 +157,39 @@ def _shard_records(path: str, numbers: Any) -> Iterator[tuple[int, float, int, b
 def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
                   offsets: list[int] | None, total: int) -> dict[str, Any]:
     """Run ``job`` over partition ``partition``; returns its records and counters."""
-    from array import array
     if not os.path.isdir(scratch):
         import socket
         raise DistError(f"worker on {socket.gethostname()} cannot see the scratch directory "
                         f"{scratch} (it must be shared by every worker: --scratch DIR)")
-    mon, flows, events, recorder = _setup(job)
+    import contextlib
+    import io
+    printed: _Collector | None = None
+    with contextlib.ExitStack() as stack:
+        if job.printed:
+            printed = _Collector(None)
+            stack.enter_context(contextlib.redirect_stdout(printed))
+        mon, flows, events, recorder, apps = _setup(job)
+        if printed is not None:
+            printed.engine = mon.engine
+        own = _run(mon, partition, scratch, pieces, offsets, total)
+    report = io.StringIO()
+    if job.printed:
+        with contextlib.redirect_stdout(report):
+            for app in apps:
+                app.report()
+    return {"partition": partition, "packets": own, "flows": flows, "events": events,
+            "lines": recorder.lines if recorder is not None else [],
+            "printed": printed.lines if printed is not None else [],
+            "report": report.getvalue(), "stats": mon.engine.stats(),
+            "failures": [str(f) for f in mon.failures],
+            "callback_errors": mon.engine.dispatcher.callback_errors}
+
+
+def _run(mon: Any, partition: int, scratch: str, pieces: list[int],
+         offsets: list[int] | None, total: int) -> int:
+    """Feed the partition's records to ``mon``'s engine with the capture's ticks; returns how
+    many records were its own."""
+    from array import array
     engine = mon.engine
     tick_no_a = _Array(os.path.join(scratch, "ticks.no"), "q")
     tick_ts_a = _Array(os.path.join(scratch, "ticks.ts"), "d")
@@ -208,6 +250,4 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
     finally:
         tick_no_a.close()
         tick_ts_a.close()
-    return {"partition": partition, "packets": own, "flows": flows, "events": events,
-            "lines": recorder.lines if recorder is not None else [],
-            "stats": engine.stats(), "failures": [str(f) for f in mon.failures]}
+    return own

@@ -80,7 +80,7 @@ class DaskBackend:
 
     def map(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], label: str,
             err: IO[str] | None) -> list[Any]:
-        from distributed import as_completed
+        as_completed = _distributed().as_completed
         progress = _Progress(err, label, len(args))
         futures = [self.client.submit(fn, *a, pure=False, retries=2,
                                       key=f"mostool-{label}-{i}-{time.monotonic_ns()}")
@@ -105,6 +105,15 @@ class DaskBackend:
                 cluster.close()
 
 
+def _distributed() -> Any:
+    """The ``distributed`` package (untyped: kept behind Any)."""
+    import importlib
+    try:
+        return importlib.import_module("distributed")
+    except ImportError:
+        raise DistError("--dask needs Dask: pip install 'mostool[dask]'") from None
+
+
 def backend_for(spec: Any, err: IO[str] | None = None) -> Any:
     """A backend from ``--dask ADDRESS`` / ``local:N``, an int (local processes) or a Dask
     ``Client`` (the notebook's)."""
@@ -112,10 +121,8 @@ def backend_for(spec: Any, err: IO[str] | None = None) -> Any:
         return LocalBackend(spec)
     if not isinstance(spec, str):
         return DaskBackend(spec)
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise DistError("--dask needs Dask: pip install 'mostool[dask]'") from None
+    dd = _distributed()
+    Client, LocalCluster = dd.Client, dd.LocalCluster
     if spec.startswith("local:"):
         try:
             n = int(spec[6:])
