@@ -270,3 +270,23 @@ def test_a_worker_killed_mid_run(tmp_path: Path) -> None:
         c.close()
     assert (flows, events) == single([str(f) for f in files], config, str(app))
     assert len(flows) > 10 and len(events) > 100
+
+
+def test_route_key_is_symmetric_and_deterministic() -> None:
+    from mostool.dist.route import route_key
+    ip = bytes.fromhex("4500002800010000400600000a0000010a000002")
+    tcp = (40000).to_bytes(2, "big") + (80).to_bytes(2, "big") + bytes(16)
+    back = ip[:12] + ip[16:20] + ip[12:16]
+    tcp_back = tcp[2:4] + tcp[0:2] + tcp[4:]
+    key = route_key(101, ip + tcp)
+    assert key is not None and key >= 0
+    assert route_key(101, back + tcp_back) == key                  # both directions meet
+    other_port = tcp[:2] + (81).to_bytes(2, "big") + tcp[4:]
+    assert route_key(101, ip + other_port) != key                   # flows spread
+    # the same answer in another process (no salted hash())
+    code = "from mostool.dist.route import route_key; import sys; " \
+           f"print(route_key(101, bytes.fromhex('{(ip + tcp).hex()}')))"
+    assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == str(key)
+    later = ip[:6] + bytes([0x00, 0x10]) + ip[8:]   # a fragment at offset 128: no ports
+    assert route_key(101, later + tcp) == -1
+    assert route_key(1, bytes(12) + b"\x08\x06" + bytes(28)) is None     # ARP

@@ -46,8 +46,8 @@ class LocalBackend:
     """N local processes (fork), for users without Dask."""
 
     def __init__(self, workers: int) -> None:
-        from concurrent.futures import ProcessPoolExecutor
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
         self.partitions = workers
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 

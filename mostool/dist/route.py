@@ -51,15 +51,50 @@ def _fold(addr: bytes) -> int:
     return x
 
 
-def _ip_pair(ip: bytes | memoryview, off: int) -> int | None:
-    if len(ip) < off + 20:
+_PORTED = (6, 17, 132)          # TCP, UDP, SCTP: ports follow the IP header
+_V6_EXT = (0, 43, 60)           # hop-by-hop, routing, destination options
+
+
+def _ip_route(ip: bytes, off: int) -> tuple[int, int, tuple[Any, ...] | None] | None:
+    """(folded address pair, XOR of the ports or 0, fragment id or None) of an IP packet.
+    A fragment's ports are known only in its first fragment (offset 0); the fragment id
+    (addresses, IP id, protocol) lets the router send every fragment after that first one."""
+    n = len(ip)
+    if n < off + 20:
         return None
     version = ip[off] >> 4
     if version == 4:
-        return _fold(bytes(ip[off + 12:off + 16])) ^ _fold(bytes(ip[off + 16:off + 20]))
-    if version == 6 and len(ip) >= off + 40:
-        return _fold(bytes(ip[off + 8:off + 24])) ^ _fold(bytes(ip[off + 24:off + 40]))
-    return None
+        src, dst = ip[off + 12:off + 16], ip[off + 16:off + 20]
+        pair = _fold(src) ^ _fold(dst)
+        ihl = (ip[off] & 0x0F) * 4
+        proto = ip[off + 9]
+        frag = int.from_bytes(ip[off + 6:off + 8], "big")
+        fid = None
+        if frag & 0x3FFF:                       # more fragments, or an offset
+            fid = (src, dst, ip[off + 4:off + 6], proto)
+            if frag & 0x1FFF:                   # not the first: no ports here
+                return pair, -1, fid
+        l4 = off + ihl
+    elif version == 6 and n >= off + 40:
+        src, dst = ip[off + 8:off + 24], ip[off + 24:off + 40]
+        pair = _fold(src) ^ _fold(dst)
+        proto = ip[off + 6]
+        l4 = off + 40
+        fid = None
+        while proto in _V6_EXT and n >= l4 + 8:
+            proto, l4 = ip[l4], l4 + 8 + ip[l4 + 1] * 8
+        if proto == 44 and n >= l4 + 8:         # the fragment header
+            fid = (src, dst, ip[l4 + 4:l4 + 8], 44)
+            frag = int.from_bytes(ip[l4 + 2:l4 + 4], "big")
+            proto, l4 = ip[l4], l4 + 8
+            if frag & 0xFFF8:
+                return pair, -1, fid
+    else:
+        return None
+    if proto in _PORTED and n >= l4 + 4:
+        return pair, int.from_bytes(ip[l4:l4 + 2], "big") ^ int.from_bytes(ip[l4 + 2:l4 + 4],
+                                                                            "big"), fid
+    return pair, 0, fid
 
 
 def _ip_offset(linktype: int, data: bytes) -> int | None:
@@ -82,12 +117,17 @@ def _ip_offset(linktype: int, data: bytes) -> int | None:
 
 
 def route_key(linktype: int, data: bytes) -> int | None:
-    """The symmetric hash of a frame's IP address pair (None for a frame without IP)."""
+    """The symmetric hash of a frame's addresses and ports (the engine's ``shard_of``): None
+    for a frame without IP; -1 for an IP fragment after the first (``route_piece`` sends it
+    where its datagram's first fragment went)."""
     off = _ip_offset(linktype, data)
     if off is None:
         return None
-    pair = _ip_pair(data, off)
-    return None if pair is None else shard_hash(pair, 0)
+    route = _ip_route(data, off)
+    if route is None:
+        return None
+    pair, ports, _fid = route
+    return -1 if ports < 0 else shard_hash(pair, ports)
 
 
 def _replace(path: str, data: bytes | array[Any]) -> None:
@@ -116,7 +156,10 @@ def route_piece(index: int, path: str, partitions: int, scratch: str,
         from mostool.bpf import BpfFilter
         matches = BpfFilter(bpf).matches
     pack = SHARD_RECORD.pack
-    outs: list[list[bytes]] = [[] for _ in range(partitions)]
+    outs: list[list[tuple[int, bytes, bytes]]] = [[] for _ in range(partitions)]
+    first_of: dict[tuple[Any, ...], int] = {}      # fragment id -> its first fragment's part
+    waiting: dict[tuple[Any, ...], tuple[int, list[tuple[int, bytes, bytes]]]] = {}
+    late = False
     counts = [0] * partitions
     stamps = array("d")
     parts = array("H")
@@ -128,10 +171,39 @@ def route_piece(index: int, path: str, partitions: int, scratch: str,
     for ts, linktype, data, wire in source.frames():
         if matches is not None and not matches(linktype, data):
             continue
-        key = route_key(linktype, data)
-        p = 0 if key is None else key % partitions
-        outs[p].append(pack(r, ts, linktype, len(data), wire))
-        outs[p].append(data)
+        off = _ip_offset(linktype, data)
+        route = None if off is None else _ip_route(data, off)
+        record = (r, pack(r, ts, linktype, len(data), wire), data)
+        if route is None:
+            p = 0
+        else:
+            pair, ports, fid = route
+            if ports < 0:                       # a later fragment: where its first went
+                assert fid is not None
+                p = first_of.get(fid, -1)
+            else:
+                p = shard_hash(pair, ports) % partitions
+                if fid is not None:
+                    first_of[fid] = p
+                    for early in waiting.pop(fid, (0, []))[1]:
+                        outs[p].append(early)
+                        counts[p] += 1
+                        parts[early[0]] = p
+                        late = True
+            if p < 0:                           # its first fragment has not come yet
+                assert fid is not None
+                waiting.setdefault(fid, (pair, []))[1].append(record)
+                stamps.append(ts)
+                parts.append(0)
+                r += 1
+                if ts > high:
+                    high = ts
+                    ticks_no.append(r)
+                    ticks_ts.append(ts)
+                elif ts < high:
+                    monotone = False
+                continue
+        outs[p].append(record)
         counts[p] += 1
         stamps.append(ts)
         parts.append(p)
@@ -142,8 +214,18 @@ def route_piece(index: int, path: str, partitions: int, scratch: str,
             ticks_ts.append(ts)
         elif ts < high:
             monotone = False
+    for pair, held in waiting.values():        # no first fragment: by the address pair
+        p = shard_hash(pair, 0) % partitions
+        for rec in held:
+            outs[p].append(rec)
+            counts[p] += 1
+            parts[rec[0]] = p
+        late = True
     for p in range(partitions):
-        _replace(os.path.join(scratch, f"piece-{index}.part-{p}"), b"".join(outs[p]))
+        if late:
+            outs[p].sort(key=lambda rec: rec[0])
+        _replace(os.path.join(scratch, f"piece-{index}.part-{p}"),
+                 b"".join(b for rec in outs[p] for b in rec[1:]))
     _replace(os.path.join(scratch, f"piece-{index}.ts"), stamps)
     _replace(os.path.join(scratch, f"piece-{index}.parts"), parts)
     _replace(os.path.join(scratch, f"piece-{index}.ticks_no"), ticks_no)
@@ -207,9 +289,8 @@ def build_timeline(pieces: list[dict[str, Any]], partitions: int, scratch: str
     parts = [_load(os.path.join(scratch, f"piece-{p['index']}.parts"), "H") for p in pieces]
     numbers: list[list[array[Any]]] = [[array("q") for _ in range(partitions)] for _ in pieces]
     high = -float("inf")
-    n = 0
-    for ts, f, r in heapq.merge(*(zip(s, repeat(f), count()) for f, s in enumerate(stamps))):
-        n += 1
+    merged = heapq.merge(*(zip(s, repeat(f), count()) for f, s in enumerate(stamps)))
+    for n, (ts, f, r) in enumerate(merged, 1):
         if ts > high:
             high = ts
             tick_no.append(n)
