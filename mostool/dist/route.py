@@ -37,6 +37,9 @@ __all__ = ["route_key", "route_piece", "build_timeline", "SHARD_RECORD", "DistEr
 
 #: per record in a shard: index in its file, ts, linktype, captured length, wire length
 SHARD_RECORD = struct.Struct("<QdIII")
+# the common frame, Ethernet + IPv4: EtherType, version/IHL, flags/offset, protocol,
+# addresses, and the first 4 bytes after a 20-byte IP header (the ports of TCP/UDP)
+_ETH_IP4 = struct.Struct("!12xHB5xHxB2xIIHH")
 _ETHER_VLAN = (0x8100, 0x88A8, 0x9100)
 
 
@@ -130,10 +133,13 @@ def route_key(linktype: int, data: bytes) -> int | None:
     return -1 if ports < 0 else shard_hash(pair, ports)
 
 
-def _replace(path: str, data: bytes | array[Any]) -> None:
+def _replace(path: str, data: list[bytes] | array[Any]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.tobytes())
+        if isinstance(data, list):
+            f.writelines(data)
+        else:
+            data.tofile(f)
     os.replace(tmp, path)
 
 
@@ -142,10 +148,11 @@ def route_piece(index: int, path: str, partitions: int, scratch: str,
     """Read ``path`` once and write its shards; returns the piece's summary."""
     import socket
 
-    from mostool.replay import CaptureError, ReplaySource
+    from mostool.replay import CaptureError, read_capture
     host = socket.gethostname()
+    warnings: list[str] = []
     try:
-        source: Any = ReplaySource([path])
+        frames = read_capture(path, warnings)
     except CaptureError as exc:
         raise DistError(f"worker on {host} cannot read the input: {exc}") from None
     if not os.path.isdir(scratch):
@@ -168,9 +175,26 @@ def route_piece(index: int, path: str, partitions: int, scratch: str,
     high = -float("inf")
     monotone = True
     r = 0
-    for ts, linktype, data, wire in source.frames():
+    eth_ip4 = _ETH_IP4.unpack_from
+    for ts, linktype, data, wire in frames:
         if matches is not None and not matches(linktype, data):
             continue
+        if linktype == 1 and len(data) >= 38:
+            etype, vhl, frag, proto, src, dst, sport, dport = eth_ip4(data)
+            if etype == 0x0800 and vhl == 0x45 and not frag & 0x3FFF and proto in _PORTED:
+                p = shard_hash(src ^ dst, sport ^ dport) % partitions
+                outs[p].append((r, pack(r, ts, linktype, len(data), wire), data))
+                counts[p] += 1
+                stamps.append(ts)
+                parts.append(p)
+                r += 1
+                if ts > high:
+                    high = ts
+                    ticks_no.append(r)
+                    ticks_ts.append(ts)
+                elif ts < high:
+                    monotone = False
+                continue
         off = _ip_offset(linktype, data)
         route = None if off is None else _ip_route(data, off)
         record = (r, pack(r, ts, linktype, len(data), wire), data)
@@ -225,14 +249,14 @@ def route_piece(index: int, path: str, partitions: int, scratch: str,
         if late:
             outs[p].sort(key=lambda rec: rec[0])
         _replace(os.path.join(scratch, f"piece-{index}.part-{p}"),
-                 b"".join(b for rec in outs[p] for b in rec[1:]))
+                 [b for rec in outs[p] for b in rec[1:]])
     _replace(os.path.join(scratch, f"piece-{index}.ts"), stamps)
     _replace(os.path.join(scratch, f"piece-{index}.parts"), parts)
     _replace(os.path.join(scratch, f"piece-{index}.ticks_no"), ticks_no)
     _replace(os.path.join(scratch, f"piece-{index}.ticks_ts"), ticks_ts)
     return {"index": index, "packets": r, "counts": counts, "monotone": monotone,
             "first": stamps[0] if r else None, "last": stamps[-1] if r else None,
-            "warnings": list(source.warnings), "host": host}
+            "warnings": warnings, "host": host}
 
 
 def _load(path: str, code: str) -> array[Any]:
