@@ -290,3 +290,18 @@ def test_route_key_is_symmetric_and_deterministic() -> None:
     later = ip[:6] + bytes([0x00, 0x10]) + ip[8:]   # a fragment at offset 128: no ports
     assert route_key(101, later + tcp) == -1
     assert route_key(1, bytes(12) + b"\x08\x06" + bytes(28)) is None     # ARP
+
+
+@pytest.mark.parametrize("command", [["flows", "--hash"], ["events", "--idle-timeout", "0.005"]],
+                         ids=["flows", "events-idle"])
+def test_one_classic_pcap_cut_into_byte_ranges(cluster: Cluster, command: list[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import mostool.dist.pieces as pieces
+    monkeypatch.setattr(pieces, "_MIN_PIECE", 16384)    # ranges of a small capture
+    pcap = str(NETGEN / "http_many_short.pcap")
+    if not os.path.isfile(pcap):
+        pytest.skip("shared netgen captures not found")
+    ranges = pieces.plan_pieces([pcap], 4)
+    assert len(ranges) > 2 and ranges[-1][4]
+    one = cli(*command, "-r", pcap)
+    assert cli(*command, "-r", pcap, "--dask", cluster.address) == one

@@ -3,7 +3,8 @@
 Theory of operation
 ===================
 
-1. **route** (one task per input file): the file is read once; every record goes to one of N
+1. **route** (one task per input file, or per byte range of a large classic pcap found by a
+   record-boundary scan, ``pieces``): the file is read once; every record goes to one of N
    partitions by a symmetric hash of its IP address pair (``route.route_key``) and is appended
    to that partition's shard in a scratch directory all workers share. One more task numbers
    the records as a single run's merge of the files does and writes the capture's clock ticks
@@ -41,6 +42,7 @@ from typing import IO, Any
 from mostool.config import MonitorConfig
 from mostool.dist.analyse import Job, run_partition
 from mostool.dist.backends import DaskBackend, LocalBackend, backend_for
+from mostool.dist.pieces import plan_pieces
 from mostool.dist.route import DistError, build_timeline, route_piece
 
 __all__ = ["DistError", "Job", "run_plan", "run_partitions", "ship_app", "backend_for",
@@ -148,17 +150,20 @@ def run_plan(paths: Sequence[str], job: Job, backend: Any, *, partitions: int | 
         err.write(f"mostool: dask dashboard: {dashboard}\n")
     try:
         t0 = time.monotonic()
-        pieces = backend.map(route_piece, [(i, p, n, work, bpf) for i, p in enumerate(paths)],
-                             "route", err)
+        plan = plan_pieces(paths, n)
+        pieces = backend.map(route_piece, [(i, path, n, work, bpf, f, start, stop, last)
+                                           for i, (f, path, start, stop, last)
+                                           in enumerate(plan)], "route", err)
         route_s = time.monotonic() - t0
         (timeline,) = backend.map(build_timeline, [(pieces, n, work)], "timeline", err)
         offsets = timeline["offsets"]
         total = timeline["packets"]
-        counts = [sum(p["counts"][k] for p in pieces) for k in range(n)]
+        used = set(timeline["pieces"])
+        counts = [sum(p["counts"][k] for p in pieces if p["index"] in used) for k in range(n)]
         if err is not None:
             _report_skew(counts, total, route_s, err)
         results = backend.map(run_partition,
-                              [(job, k, work, list(range(len(paths))), offsets, total)
+                              [(job, k, work, timeline["pieces"], offsets, total)
                                for k in range(n)], "analyse", err)
     finally:
         if keep_shards:

@@ -143,16 +143,25 @@ def _replace(path: str, data: list[bytes] | array[Any]) -> None:
     os.replace(tmp, path)
 
 
-def route_piece(index: int, path: str, partitions: int, scratch: str,
-                bpf: str | None) -> dict[str, Any]:
-    """Read ``path`` once and write its shards; returns the piece's summary."""
+def route_piece(index: int, path: str, partitions: int, scratch: str, bpf: str | None,
+                file: int = 0, start: int | None = None, stop: int | None = None,
+                last: bool = True) -> dict[str, Any]:
+    """Read ``path`` (or its records starting in [start, stop)) once and write the shards;
+    returns the piece's summary."""
     import socket
 
     from mostool.replay import CaptureError, read_capture
     host = socket.gethostname()
     warnings: list[str] = []
+    state: dict[str, Any] = {"damaged": False}
     try:
-        frames = read_capture(path, warnings)
+        if start is not None and stop is not None:
+            from mostool.dist.pieces import range_frames
+            if not os.access(path, os.R_OK):
+                raise CaptureError(f"{path}: cannot read file")
+            frames: Any = range_frames(path, start, stop, last, warnings, state)
+        else:
+            frames = read_capture(path, warnings)
     except CaptureError as exc:
         raise DistError(f"worker on {host} cannot read the input: {exc}") from None
     if not os.path.isdir(scratch):
@@ -256,7 +265,8 @@ def route_piece(index: int, path: str, partitions: int, scratch: str,
     _replace(os.path.join(scratch, f"piece-{index}.ticks_ts"), ticks_ts)
     return {"index": index, "packets": r, "counts": counts, "monotone": monotone,
             "first": stamps[0] if r else None, "last": stamps[-1] if r else None,
-            "warnings": warnings, "host": host}
+            "warnings": warnings, "host": host, "file": file,
+            "damaged": state["damaged"]}
 
 
 def _load(path: str, code: str) -> array[Any]:
@@ -285,6 +295,15 @@ def build_timeline(pieces: list[dict[str, Any]], partitions: int, scratch: str
     """Number the records globally and write the ticks; returns how partitions find numbers:
     ``{"offsets": [...]}`` (fast path) or ``{"offsets": None}`` (per-shard number files)."""
     pieces = sorted(pieces, key=lambda p: p["index"])
+    kept = []
+    damaged: set[int] = set()
+    for p in pieces:            # a whole-file read stops at damage: so do the later ranges
+        if p["file"] not in damaged:
+            kept.append(p)
+        if p["damaged"]:
+            damaged.add(p["file"])
+    pieces = kept
+    used = [p["index"] for p in pieces]
     total = sum(p["packets"] for p in pieces)
     tick_no = array("q")
     tick_ts = array("d")
@@ -306,26 +325,35 @@ def build_timeline(pieces: list[dict[str, Any]], partitions: int, scratch: str
             base += p["packets"]
         _replace(os.path.join(scratch, "ticks.no"), tick_no)
         _replace(os.path.join(scratch, "ticks.ts"), tick_ts)
-        return {"offsets": offsets, "packets": total}
+        return {"offsets": offsets, "packets": total, "pieces": used}
     # the general case: heapq.merge of (ts, file, index) orders exactly as ReplaySource's
     # heapq.merge keyed on ts (ties by file order; a file is never reordered)
-    stamps = [_load(os.path.join(scratch, f"piece-{p['index']}.ts"), "d") for p in pieces]
-    parts = [_load(os.path.join(scratch, f"piece-{p['index']}.parts"), "H") for p in pieces]
+    # one stream per file, its ranges one after the other
+    files = sorted({p["file"] for p in pieces})
+    stamps = [array("d") for _ in files]
+    parts = [array("H") for _ in files]
+    owner: list[list[int]] = [[] for _ in files]       # per file record: its piece's position
+    for pos, p in enumerate(pieces):
+        f = files.index(p["file"])
+        stamps[f].extend(_load(os.path.join(scratch, f"piece-{p['index']}.ts"), "d"))
+        parts[f].extend(_load(os.path.join(scratch, f"piece-{p['index']}.parts"), "H"))
+        owner[f].extend(repeat(pos, p["packets"]))
     numbers: list[list[array[Any]]] = [[array("q") for _ in range(partitions)] for _ in pieces]
     high = -float("inf")
     merged = heapq.merge(*(zip(s, repeat(f), count()) for f, s in enumerate(stamps)))
     for n, (ts, f, r) in enumerate(merged, 1):
+        out = numbers[owner[f][r]][parts[f][r]]
         if ts > high:
             high = ts
             tick_no.append(n)
             tick_ts.append(ts)
-            numbers[f][parts[f][r]].append(n)
+            out.append(n)
         else:
-            numbers[f][parts[f][r]].append(n if ts == high else -n)
-    for f, p in enumerate(pieces):
+            out.append(n if ts == high else -n)
+    for pos, p in enumerate(pieces):
         for part in range(partitions):
             _replace(os.path.join(scratch, f"piece-{p['index']}.part-{part}.no"),
-                     numbers[f][part])
+                     numbers[pos][part])
     _replace(os.path.join(scratch, "ticks.no"), tick_no)
     _replace(os.path.join(scratch, "ticks.ts"), tick_ts)
-    return {"offsets": None, "packets": total}
+    return {"offsets": None, "packets": total, "pieces": used}
