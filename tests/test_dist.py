@@ -43,6 +43,11 @@ class Cluster:
         port = _free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         full_env = dict(os.environ, **(env or {}))
+        # the test modules, importable on the workers as a user's modules must be: cloudpickle
+        # ships what is importable by reference
+        here = Path(__file__).resolve().parent
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(here), str(here / "corpus"), *filter(None, [os.environ.get("PYTHONPATH")])])
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         self.scheduler = subprocess.Popen(
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
@@ -305,3 +310,21 @@ def test_one_classic_pcap_cut_into_byte_ranges(cluster: Cluster, command: list[s
     assert len(ranges) > 2 and ranges[-1][4]
     one = cli(*command, "-r", pcap)
     assert cli(*command, "-r", pcap, "--dask", cluster.address) == one
+
+
+def test_monitor_run_on_a_cluster(cluster: Cluster) -> None:
+    from mostool.config import MonitorConfig
+    from mostool.events.types import ON_CONN_START
+    from mostool.monitor import MONITOR_STREAM, Monitor
+
+    def setup(mon: Monitor) -> None:
+        mon.socket(MONITOR_STREAM).on(ON_CONN_START, callback=lambda f, s, e: None)
+
+    files = [str(f) for f in netgen()[:3]]
+    config = MonitorConfig(hash_streams=True)
+    mon = Monitor(config)
+    setup(mon)
+    stats = mon.run(files, cluster=cluster.address)
+    flows, events = single(files, config, setup)
+    assert (stats["flows"], stats["events"]) == (flows, events)
+    assert stats["packets"] > 1000 and len(flows) > 10

@@ -46,9 +46,26 @@ from mostool.dist.pieces import plan_pieces
 from mostool.dist.route import DistError, build_timeline, route_piece
 
 __all__ = ["DistError", "Job", "run_plan", "run_partitions", "ship_app", "backend_for",
-           "DaskBackend", "LocalBackend", "merge_flows", "merge_events", "merge_printed"]
+           "DaskBackend", "LocalBackend", "merge_flows", "merge_events", "merge_printed",
+           "run_monitor"]
 
 _SKEW = 2.0         # a partition this many times the mean is called out
+
+
+def _dumps(obj: Any, what: str) -> bytes:
+    try:
+        import cloudpickle
+        return bytes(cloudpickle.dumps(obj))
+    except ImportError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - whatever cloudpickle refuses
+        raise DistError(f"cannot ship {what} to the workers ({exc}); give it as a path or "
+                        "module name instead") from None
+    try:
+        return pickle.dumps(obj)
+    except Exception as exc:  # noqa: BLE001
+        raise DistError(f"cannot ship {what} to the workers ({exc}); install cloudpickle or "
+                        "give it as a path or module name") from None
 
 
 def ship_app(app: Any) -> str | bytes:
@@ -58,19 +75,7 @@ def ship_app(app: Any) -> str | bytes:
         return app
     if not callable(app):
         raise DistError(f"an app is a path, a module name or a setup function, not {app!r}")
-    try:
-        import cloudpickle
-        return bytes(cloudpickle.dumps(app))
-    except ImportError:
-        pass
-    except Exception as exc:  # noqa: BLE001 - whatever cloudpickle refuses
-        raise DistError(f"cannot ship the app {app!r} to the workers ({exc}); give it as a "
-                        "path or module name instead") from None
-    try:
-        return pickle.dumps(app)
-    except Exception as exc:  # noqa: BLE001
-        raise DistError(f"cannot ship the app {app!r} to the workers ({exc}); install "
-                        "cloudpickle or give it as a path or module name") from None
+    return _dumps(app, f"the app {app!r}")
 
 
 def _gid_maps(results: list[dict[str, Any]]) -> list[dict[int, int]]:
@@ -207,3 +212,43 @@ def run_partitions(paths: Sequence[str], config: MonitorConfig | None, app: Any,
     finally:
         backend.close()
     return merge_flows(run["results"]), merge_events(run["results"])
+
+
+def run_monitor(mon: Any, source: Any, cluster: Any, *, err: IO[str] | None = None
+                ) -> dict[str, Any]:
+    """``Monitor.run(source, cluster=...)``: every partition runs a copy of ``mon`` as set up
+    so far (its sockets, callbacks and UDEs, shipped with cloudpickle) over ``source`` (paths,
+    or a ``ReplaySource`` at top speed). Returns the run's statistics with ``flows`` and
+    ``events``, the merged records. Callbacks run on the workers: what they change there stays
+    there; what they print is not brought back."""
+    if isinstance(source, str | os.PathLike):
+        paths = [os.fspath(source)]
+    elif isinstance(source, list | tuple):
+        paths = [os.fspath(p) for p in source]
+    else:
+        paths = list(getattr(source, "_paths", None) or [])
+        if not paths or getattr(source, "paced", False):
+            raise DistError("a cluster run reads capture files: give paths or a ReplaySource "
+                            "at top speed")
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    job = Job("app", mon.config, monitor=_dumps(mon, "the monitor"))
+    backend = backend_for(cluster, err)
+    try:
+        run = run_plan(paths, job, backend, err=err)
+    finally:
+        backend.close()
+    results = run["results"]
+    stats: dict[str, Any] = {}
+    for res in results:
+        for key, value in res["stats"].items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                stats[key] = stats.get(key, 0) + value
+    stats["packets"] = run["packets"]
+    stats["warnings"] = run["warnings"]
+    stats["partitions"] = run["counts"]
+    stats["flows"] = merge_flows(results)
+    stats["events"] = merge_events(results)
+    mon.warnings.extend(run["warnings"])
+    return stats

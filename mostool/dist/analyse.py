@@ -43,6 +43,7 @@ class Job:
     apps: list[str | bytes] = field(default_factory=list)
     trace: bool = True          # "app": record every event (as --events-out)
     printed: bool = False       # "app": keep what the apps print, by packet, and their reports
+    monitor: bytes | None = None    # "app": a pickled, set-up Monitor to start from
 
 
 class _Collector:
@@ -75,7 +76,7 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
     from mostool.events.trace import trace_record
     from mostool.events.types import BUILTIN_EVENTS
     from mostool.monitor import MONITOR_STREAM, Monitor
-    mon = Monitor(job.config)
+    mon = pickle.loads(job.monitor) if job.monitor is not None else Monitor(job.config)
     flows: list[dict[str, Any]] = []
     events: list[Any] = []
     recorder = None
