@@ -328,3 +328,27 @@ def test_monitor_run_on_a_cluster(cluster: Cluster) -> None:
     flows, events = single(files, config, setup)
     assert (stats["flows"], stats["events"]) == (flows, events)
     assert stats["packets"] > 1000 and len(flows) > 10
+
+
+def test_streams_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    files = reads([str(f) for f in netgen()[:4]] + [str(p) for p in BUNDLED[:3]])
+    one_dir, many_dir = tmp_path / "one", tmp_path / "many"
+    one = cli("streams", *files, "-o", str(one_dir))
+    many = cli("streams", *files, "-o", str(many_dir), "--dask", cluster.address)
+    assert many.replace(str(many_dir), "DIR") == one.replace(str(one_dir), "DIR")
+    names = sorted(p.name for p in one_dir.iterdir())
+    assert len(names) > 10 and names == sorted(p.name for p in many_dir.iterdir())
+    for name in names:
+        assert (one_dir / name).read_bytes() == (many_dir / name).read_bytes(), name
+
+
+def test_run_prints_the_apps_lines_in_capture_order(cluster: Cluster) -> None:
+    import re
+    files = reads([f for f in netgen() if f.name.startswith("http_")])
+    one = cli("run", "--app", "http", *files)
+    many = cli("run", "--app", "http", *files, "--dask", cluster.address)
+    # the lines an app prints as it goes come in the single run's order; the flow ids in
+    # them are the partitions' own (the README says so), the reports come per partition
+    def lines(text: str) -> list[str]:
+        return [re.sub(r"#\d+", "#", x) for x in text.splitlines() if x.startswith("#")]
+    assert lines(many) == lines(one) and len(lines(one)) > 100

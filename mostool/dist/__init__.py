@@ -47,7 +47,7 @@ from mostool.dist.route import DistError, build_timeline, route_piece
 
 __all__ = ["DistError", "Job", "run_plan", "run_partitions", "ship_app", "backend_for",
            "DaskBackend", "LocalBackend", "merge_flows", "merge_events", "merge_printed",
-           "run_monitor"]
+           "merge_stream_index", "run_monitor"]
 
 _SKEW = 2.0         # a partition this many times the mean is called out
 
@@ -124,6 +124,19 @@ def merge_events(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rec = dict(rec)
             rec["flow"] = gid
         out.append(rec)
+    return out
+
+
+def merge_stream_index(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The partitions' `streams` index records with a single run's flow ids, in its order."""
+    maps = _gid_maps(results)
+    out = []
+    for part, res in enumerate(results):
+        for rec in res["streams"].get("index", []):
+            rec = dict(rec)
+            rec["flow"] = maps[part].get(rec["flow"], rec["flow"])
+            out.append(rec)
+    out.sort(key=lambda r: (r["flow"], r["direction"]))
     return out
 
 

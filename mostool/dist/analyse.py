@@ -44,6 +44,7 @@ class Job:
     trace: bool = True          # "app": record every event (as --events-out)
     printed: bool = False       # "app": keep what the apps print, by packet, and their reports
     monitor: bytes | None = None    # "app": a pickled, set-up Monitor to start from
+    outdir: str | None = None       # "streams": where every partition writes its stream files
 
 
 class _Collector:
@@ -73,6 +74,8 @@ class _Collector:
 
 
 def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[Any]]:
+    """The partition's Monitor, set up for ``job``; what it collects; its apps (for
+    "streams", the StreamWriter is the one app)."""
     from mostool.events.trace import trace_record
     from mostool.events.types import BUILTIN_EVENTS
     from mostool.monitor import MONITOR_STREAM, Monitor
@@ -83,6 +86,13 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
     apps: list[Any] = []
     if job.kind == "flows":
         mon.socket(MONITOR_STREAM)
+    elif job.kind == "streams":
+        from mostool.sinks.streams import StreamWriter
+        assert job.outdir is not None
+        mon.socket(MONITOR_STREAM)
+        writer = StreamWriter(mon, job.outdir)
+        writer.attach()
+        apps.append(writer)
     elif job.kind == "events":
         sock = mon.socket(MONITOR_STREAM)
         engine = mon.engine
@@ -173,6 +183,16 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
         if printed is not None:
             printed.engine = mon.engine
         own = _run(mon, partition, scratch, pieces, offsets, total)
+    streams: dict[str, Any] = {}
+    if job.kind == "streams":
+        writer = apps[0]
+        # the files are in the shared directory; each partition's index goes to its scratch
+        # corner and comes back to be merged with a single run's flow ids
+        writer.directory = os.path.join(scratch, f"streams-{partition}")
+        os.makedirs(writer.directory, exist_ok=True)
+        writer.close()
+        streams = {"index": writer.index, "files": writer.files_written,
+                   "bytes": writer.bytes_written, "warnings": writer.warnings}
     report = io.StringIO()
     if job.printed:
         with contextlib.redirect_stdout(report):
@@ -181,7 +201,7 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
     return {"partition": partition, "packets": own, "flows": flows, "events": events,
             "lines": recorder.lines if recorder is not None else [],
             "printed": printed.lines if printed is not None else [],
-            "report": report.getvalue(), "stats": mon.engine.stats(),
+            "report": report.getvalue(), "stats": mon.engine.stats(), "streams": streams,
             "failures": [str(f) for f in mon.failures],
             "callback_errors": mon.engine.dispatcher.callback_errors}
 
