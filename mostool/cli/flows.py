@@ -10,9 +10,9 @@ from mostool.cli.common import (
     add_common_options,
     add_write_option,
     config_from,
-    refuse_empty,
     warn,
 )
+from mostool.cli.distributed import add_dist_options, wants_distributed
 from mostool.cli.outputs import add_output_options, run_with_outputs
 from mostool.config import MonitorConfig
 from mostool.monitor import MONITOR_STREAM, Monitor
@@ -43,6 +43,7 @@ def register(sub: Any) -> None:
     flows.add_argument("--hash", action="store_true",
                        help="SHA-256 of each direction's reassembled bytes")
     add_output_options(flows)
+    add_dist_options(flows)
     flows.set_defaults(func=cmd_flows)
 
 
@@ -60,7 +61,7 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         log = FlowLog(rows.append)
     if args.workers < 1:
         raise UsageError(f"--workers takes a number >= 1, not {args.workers}")
-    if args.workers > 1:
+    if wants_distributed(args):
         return _flows_in_workers(args, config, log, zeek, rows, out, err)
     mon = Monitor(config)
     mon.socket(MONITOR_STREAM)
@@ -79,42 +80,18 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: FlowLog,
                       zeek: ZeekConnLog | None, rows: list[dict[str, Any]], out: IO[str],
                       err: IO[str]) -> int:
-    """--workers N: the capture shared out by flow between N processes (mostool.parallel)."""
-    from mostool.parallel import run_flows
-    from mostool.replay import CaptureError, ReplaySource
-    if getattr(args, "interface", None):
-        raise UsageError("--workers shares out a capture file (-r), not a live capture")
-    others = [opt for opt, on in (("-w", getattr(args, "write", None)),
-                                  ("--events-out", getattr(args, "events_out", None)),
-                                  ("--flows-out", getattr(args, "flows_out", None)),
-                                  ("-c", getattr(args, "count", None)),
-                                  ("--duration", getattr(args, "duration", None))) if on]
-    if others:
-        raise UsageError(f"--workers does not combine with {', '.join(others)} yet")
-    if not args.files:
-        raise UsageError("no input: give -r FILE (or -i IFACE)")
-    for path in args.files:
-        refuse_empty(path)
-    try:
-        ReplaySource(args.files).close()            # unusable input: one line, exit 2
-    except CaptureError as exc:
-        raise UsageError(str(exc)) from exc
-    bpf = " ".join(args.bpf) if args.bpf else None
-    if bpf:
-        from mostool.bpf import BpfError, BpfFilter
-        try:
-            BpfFilter(bpf)
-        except BpfError as exc:
-            raise UsageError(str(exc)) from exc
-    records, _stats, warnings = run_flows(args.files, config, args.workers, bpf)
-    for record in records:
+    """--workers N / --dask: the capture shared out by host pair (mostool.dist)."""
+    from mostool.cli.distributed import run_distributed
+    from mostool.dist import Job, merge_flows
+    run = run_distributed(args, Job("flows", config), err)
+    for record in merge_flows(run["results"]):
         log.write(record)
     if zeek is not None:
         zeek.close()
     if args.format == "table":
         _print_table(rows, out)
     out.flush()
-    for warning in warnings:
+    for warning in run["warnings"]:
         err.write(f"mostool: warning: {warning}\n")
     return 0
 
