@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEB_PKGS := libpcap-dev tshark tcpdump iproute2 tmux
+DEB_PKGS := libpcap-dev tshark tcpdump iproute2 tmux ethtool
 
 .PHONY: demo test lint deb clean
 
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(MAKE) --no-print-directory deb; fi
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[test]'
+	PYTHONWARNINGS=ignore $(VPY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
 deb:
@@ -23,7 +23,12 @@ deb:
 	fi
 
 demo: $(STAMP)
-	$(VENV)/bin/mostool flows -r sample_pcaps/http_small.pcap --hash
+	@$(VENV)/bin/mostool flows -r sample_pcaps/http_small.pcap --format table
+	@$(VENV)/bin/mostool run -r sample_pcaps/http_small.pcap --app http
+	@echo
+	@echo "next: mostool watch -r sample_pcaps/http_small.pcap --app http --speed 1 --hold" \
+	  "(q quits); mostool streams -r sample_pcaps/http_small.pcap -o streams/;" \
+	  "mostool flows --help; the notebooks in notebooks/ (pip install -e '.[notebook]')"
 
 test: $(STAMP)
 	$(VPY) -m ruff check mostool tests

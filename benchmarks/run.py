@@ -221,6 +221,10 @@ def ensure_traces(tdir: Path, needed: set[str]) -> None:
                              "needs root (network namespaces); run as root once")
         if not MAKE_TRACES.exists():
             raise SystemExit(f"run.py: {MAKE_TRACES} not found")
+        missing = [tool for tool in ("ip", "ethtool", "tcpdump") if shutil.which(tool) is None]
+        if missing:
+            raise SystemExit(f"run.py: make_traces.sh needs {', '.join(missing)}: "
+                             "`make deb` (as root) installs them")
         print(f"making traces in {tdir} (about 40 s, 2.4 GB) ...", flush=True)
         subprocess.run(["bash", str(MAKE_TRACES), "all", str(tdir)], check=True, cwd=REPO)
     if "syn" in needed and not (tdir / TRACE_FILES["syn"]).exists():

@@ -213,7 +213,7 @@ class Monitor:
     # -- running ------------------------------------------------------------------------------
 
     def run(self, source: Source | Iterable[tuple[Any, ...]], *, count: int | None = None,
-            duration: float | None = None) -> dict[str, Any]:
+            duration: float | None = None, cluster: Any = None) -> dict[str, Any]:
         """Feed every frame of ``source`` to the engine, firing due timers on the source's
         clock, until the source ends (open flows end with reason "eof") or the run is stopped
         (reason "stopped"): by ``stop()`` (from a callback or a signal handler), after
@@ -222,7 +222,13 @@ class Monitor:
 
         An exception that is not an ``Exception`` (a second Ctrl-C's KeyboardInterrupt)
         aborts: the source is closed, but open flows are left as they are.
+
+        ``cluster`` (a Dask ``Client``, an address or ``"local:N"``): run copies of this
+        monitor over capture files on the cluster instead (``mostool.dist.run_monitor``).
         """
+        if cluster is not None:
+            from mostool.dist import run_monitor
+            return run_monitor(self, source, cluster)
         if count is not None and (not isinstance(count, int) or count <= 0):
             raise MosError(errno.EINVAL, f"count must be a positive integer, not {count!r}")
         if duration is not None and not (isinstance(duration, int | float)

@@ -604,6 +604,8 @@ class ReplaySource:
         self._max_gap = max_gap
         self._sleep = sleep
         self._clock = clock
+        # a paced replay waiting for its next frame: until this clock() time (None otherwise)
+        self.wait_until: float | None = None
         self.warnings: list[str] = []
         self._caps = self._open_all()
         self._started = False
@@ -682,6 +684,11 @@ class ReplaySource:
         return PcapRecords(self, cap, record_layout(bo, units, max(snaplen, MAX_SNAPLEN),
                                                     network & 0x0FFFFFFF))
 
+    def set_waiter(self, sleep: Callable[[float], None]) -> None:
+        """Call ``sleep(seconds)`` for the pacing waits (``mostool watch`` keeps its view
+        live and its keys read while a paced replay waits for a frame due later)."""
+        self._sleep = sleep
+
     def frames(self) -> Iterator[Frame]:
         """The frames of all files in timestamp order (stable), paced as configured.
 
@@ -752,11 +759,15 @@ class ReplaySource:
                     due += min(prev_wire * 8 / (mbps * 1e6), cap_gap)
                 target = start + due
                 now = clock()
+                if now < target:
+                    self.wait_until = target
                 while now < target:
                     if self._stopped:
                         return
                     sleep(min(target - now, _SLEEP_SLICE))
+                    sleep = self._sleep          # set_waiter may change it during a wait
                     now = clock()
+                self.wait_until = None
                 lag = now - target
                 self._lag_last = lag
                 if lag > self._lag_max:

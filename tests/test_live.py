@@ -733,7 +733,10 @@ def test_real_bad_filter_on_loopback() -> None:
 def test_real_no_permission_says_how() -> None:
     if shutil.which("setpriv") is None:
         pytest.skip("needs setpriv (util-linux) to run as an unprivileged user")
+    # the unprivileged user keeps only CAP_DAC_READ_SEARCH, so it can read the checkout
+    # wherever it is (a root user's /root/..., a mode 0700 directory) but cannot capture
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
                            sys.executable, "-m", "mostool", "flows", "-i", "lo"],
                           capture_output=True, text=True, timeout=60, cwd="/")
     assert proc.returncode == 2, proc.stderr

@@ -264,6 +264,8 @@ def test_checksums_skip_reports_null_and_keeps_every_segment() -> None:
         for d in ("c2s", "s2c"):
             assert a[d].pop("bad_checksums") is None
             b[d].pop("bad_checksums")
+        # Zeek's history writes C for a bad checksum only where checksums are verified
+        assert a.pop("history") == b.pop("history").replace("C", "").replace("c", "")
         assert a == b
 
 

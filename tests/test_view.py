@@ -344,3 +344,54 @@ def test_interactive_run_draws_and_counts_like_the_plain_one() -> None:
     assert snap.end_reasons == {"fin": 40}
     assert [r.id for r in w.model.top_flows(3)] == [40, 39, 38]
     assert "mostool watch" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_paced_replay_keeps_the_view_live_through_a_recorded_gap(tmp_path: Path) -> None:
+    """A capture with a months-long gap in recorded time, replayed at --speed 10: the view keeps
+    drawing while the replay waits, says it is waiting and for how long, the ETA is at least
+    that wait, and q ends the run at once (not at the next packet, weeks later)."""
+    import threading
+    sc = Scenario("10.0.0.1:40000", "10.0.0.2:80")
+    sc.handshake()
+    sc.advance(90 * 86400.0)                   # three months of silence
+    sc.send(CLI, b"late")
+    path = tmp_path / "gap.pcap"
+    sc.write_pcap(path)
+    r, w_fd = os.pipe()
+    keys = os.fdopen(r, "r")
+    screens: list[str] = []
+    try:
+        mon = mos.Monitor()
+        console = Console(file=io.StringIO(), force_terminal=True, width=140, height=40)
+        w = Watch(mon, console, interactive=True, refresh=20.0, keys=keys)
+        shown = w._show
+
+        def show(snap: Any) -> None:
+            screens.append(f"{snap.waiting} {snap.eta}")
+            shown(snap)
+        w._show = show  # type: ignore[method-assign]
+        done = threading.Event()
+
+        def quit_when_waiting() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not done.is_set():
+                if any(not s.startswith("None") for s in screens[-3:]):
+                    os.write(w_fd, b"q")
+                    return
+                time.sleep(0.05)
+        t = threading.Thread(target=quit_when_waiting)
+        t.start()
+        snap = w.run(ReplaySource(str(path), speed=10))
+        done.set()
+        t.join()
+        waits = [s for s in screens if not s.startswith("None")]
+        assert waits, "the view never drew while the replay waited"
+        waited, eta = (float(x) for x in waits[-1].split())
+        assert 86400 * 8 < waited <= 90 * 86400 / 10 and eta >= waited
+        assert snap.packets == 3 and mon.stopped_by == "q key"
+        frame = render_screen(w.snapshot(), 140, 40)
+        probe = Console(file=io.StringIO(), width=140, height=40)
+        probe.print(frame)
+    finally:
+        keys.close()
+        os.close(w_fd)

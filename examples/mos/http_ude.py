@@ -49,6 +49,7 @@ from mostool.compat.mos import (
     mtcp_socket,
     sockaddr_in,
 )
+from mostool.text import printable
 
 METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE",
            b"PATCH")
@@ -79,7 +80,7 @@ def OnHTTPRequest(mctx: mctx_t, sock: int, side: int, event: int, arg: object) -
         sys.stderr.write(f"mtcp_getpeername: {mtcp_errmsg()}\n")
         return
     data: bytes = mtcp_get_uctx(mctx, sock) or b""
-    line = data.split(b"\r\n", 1)[0].decode("latin-1")
+    line = printable(data.split(b"\r\n", 1)[0], 512)   # capture bytes: never raw to a tty
     g_requests.append(line)
     print(f"{addrs[MOS_SIDE_CLI]} -> {addrs[MOS_SIDE_SVR]} {line}", flush=True)
 

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import mostool as mos
 from mostool.apps.http import METHODS
+from mostool.text import printable
 
 __all__ = ["setup", "EarlyStop"]
 
@@ -55,7 +56,7 @@ class EarlyStop:
     def request_line(self, flow: Any, side: mos.Side, event: Any) -> None:
         line = flow.ppeek(mos.SVR, 0, MAX_LINE).split(b"\r\n", 1)[0]
         self.lines.append((flow.id, flow.client, flow.server, line.decode("latin-1")))
-        print(f"#{flow.id} {flow.client} > {flow.server}  {line.decode('latin-1')}",
+        print(f"#{flow.id} {flow.client} > {flow.server}  {printable(line, 512)}",
               file=self.out or sys.stdout)
         self._stop(flow)
 

@@ -23,12 +23,14 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import mostool as mos
+from mostool.text import columns, printable
 
 __all__ = ["setup", "HttpApp", "METHODS", "HTTP", "HTTP_REQUEST", "HTTP_RESPONSE"]
 
 METHODS = (b"GET", b"POST", b"PUT", b"HEAD", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT",
            b"TRACE")
 MAX_HEAD = 64 * 1024
+LINE_SHOWN = 512            # characters of a start line printed
 BUFFER = 256 * 1024          # per side; heads are read as soon as they are complete
 
 
@@ -87,6 +89,8 @@ def is_http(flow: Any, side: mos.Side, event: Any) -> bool:
     """The client's stream starts with '<METHOD> ' (decided on its first bytes, then cached)."""
     st = _state(flow)
     if st.is_http is None:
+        if flow.midstream:
+            return _midstream_http(flow, st)
         first = flow.ppeek(mos.SVR, 0, 8)
         if len(first) >= 8 or (first and b" " in first):
             st.is_http = first.split(b" ", 1)[0] in METHODS
@@ -95,6 +99,36 @@ def is_http(flow: Any, side: mos.Side, event: Any) -> bool:
         else:
             return False                # no client bytes yet: undecided
     return st.is_http
+
+
+def _midstream_http(flow: Any, st: _FlowState) -> bool:
+    """A flow picked up midstream (--midstream) starts anywhere in a message: it is HTTP once
+    a request line or a status line shows up in the first MAX_HEAD bytes of either direction
+    (the parsers then start there); undecided until then, not HTTP after."""
+    requests = flow.ppeek(mos.SVR, 0, MAX_HEAD)
+    responses = flow.ppeek(mos.CLI, 0, MAX_HEAD)
+    if _start_line(requests, True) >= 0 or _start_line(responses, False) >= 0:
+        st.is_http = True
+    elif len(requests) >= MAX_HEAD or len(responses) >= MAX_HEAD or \
+            flow.to_server.bytes_seen >= MAX_HEAD or flow.to_client.bytes_seen >= MAX_HEAD:
+        st.is_http = False
+    return bool(st.is_http)
+
+
+def _start_line(data: bytes, request: bool) -> int:
+    """Offset of the first line of ``data`` that starts an HTTP request (or response), -1."""
+    at = 0
+    while 0 <= at < len(data):
+        if request:
+            word = data[at:at + 8].split(b" ", 1)
+            if len(word) == 2 and word[0] in METHODS:
+                return at
+        elif data.startswith(b"HTTP/1.", at):
+            return at
+        at = data.find(b"\r\n", at)
+        if at >= 0:
+            at += 2
+    return -1
 
 
 def new_requests(flow: Any, side: mos.Side, event: Any) -> bool:
@@ -157,6 +191,13 @@ def _parse(flow: Any, side: mos.Side, d: _Direction, st: _FlowState, *, request:
             d.mode = "head"
             continue
         # a head
+        if d.current is None and flow.midstream:
+            start = _start_line(data, request)   # picked up midstream: skip to the first head
+            if start < 0:
+                d.pos += max(len(data) - 8, 0)
+                return
+            d.pos += start
+            data = data[start:]
         cut = data.find(b"\r\n\r\n")
         if cut == -1:
             if len(data) >= MAX_HEAD:
@@ -230,6 +271,12 @@ def _chunk(d: _Direction, data: bytes) -> bool:
     return True
 
 
+def _shown(start_line: str) -> str:
+    """A request or status line as a terminal may show it: its bytes (kept as latin-1) read as
+    UTF-8, controls escaped, at most ``LINE_SHOWN`` characters."""
+    return printable(start_line.encode("latin-1"), LINE_SHOWN)
+
+
 # -- the app --------------------------------------------------------------------------------------
 
 
@@ -259,7 +306,7 @@ class HttpApp:
         for msg in d.done:
             m = msg.method
             self.methods[m] = self.methods.get(m, 0) + 1
-            self._print(f"#{flow.id} {flow.client} > {flow.server}  {msg.start_line}")
+            self._print(f"#{flow.id} {flow.client} > {flow.server}  {_shown(msg.start_line)}")
         d.done.clear()
 
     def response(self, flow: Any, side: mos.Side, event: Any) -> None:
@@ -270,7 +317,7 @@ class HttpApp:
             self.statuses[status] = self.statuses.get(status, 0) + 1
             body = {"length": f"{msg.length} bytes", "chunked": "chunked",
                     "close": "until close", "none": "no body"}[msg.body]
-            self._print(f"#{flow.id} {flow.client} < {flow.server}  {msg.start_line} "
+            self._print(f"#{flow.id} {flow.client} < {flow.server}  {_shown(msg.start_line)} "
                         f"({body}, answers {msg.method or '?'})")
         d.done.clear()
 
@@ -288,10 +335,13 @@ class HttpApp:
         statuses = ", ".join(f"{s} {n}" for s, n in sorted(self.statuses.items()))
         print(f"http: {reqs} request(s) ({methods or 'none'}), {resps} response(s) "
               f"({statuses or 'none'}) on {len(self.flows)} flow(s)", file=out)
+        rows = []
         for fid in sorted(self.flows):
             client, server, nreq, nresp, req_body, resp_body = self.flows[fid]
-            print(f"  #{fid:<4} {client:<24}{server:<24}{nreq:>3} requests ({req_body} body "
-                  f"bytes), {nresp:>3} responses ({resp_body} body bytes)", file=out)
+            rows.append([f"#{fid}", client, server, f"{nreq} requests ({req_body} body bytes),",
+                         f"{nresp} responses ({resp_body} body bytes)"])
+        for line in columns(rows, "<<<<<"):
+            print("  " + line, file=out)
 
 
 def setup(mon: mos.Monitor, out: IO[str] | None = None, quiet: bool = False,

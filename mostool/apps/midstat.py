@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import mostool as mos
+from mostool.text import columns
 
 __all__ = ["setup", "Midstat"]
 
-HEADER = f"{'Proto':<6}{'Client Address':<24}{'Client State':<14}{'Server Address':<24}" \
-         f"{'Server State':<14}"
+HEADER = ["Proto", "Client Address", "Client State", "Server Address", "Server State"]
 
 
 class Midstat:
@@ -34,7 +34,7 @@ class Midstat:
         self.ended: list[tuple[int, str, str, str, str, str]] = []
         self.state_changes = 0
         self._first: float | None = None
-        self._last_table: list[str] = []
+        self._last_table: list[list[str]] = []
         self.tables = 0
         sock = mon.socket(mos.MONITOR_STREAM)
         sock.on(mos.ON_CONN_START, mos.HK_SND, self.created)
@@ -63,14 +63,13 @@ class Midstat:
                            flow.state(mos.SVR).name, event.reason))
 
     def tick(self, timer_id: int) -> None:
-        rows = [f"{'tcp':<6}{f.client:<24}{f.state(mos.CLI).name:<14}{f.server:<24}"
-                f"{f.state(mos.SVR).name:<14}" for f in self.flows.values()]
+        rows = [["tcp", f.client, f.state(mos.CLI).name, f.server, f.state(mos.SVR).name]
+                for f in self.flows.values()]
         if rows and rows != self._last_table:
             first = self._first if self._first is not None else self.mon.now
             self._print(f"-- {len(rows)} connection(s) at +{self.mon.now - first:.3f}s")
-            self._print(HEADER.rstrip())
-            for row in rows:
-                self._print(row.rstrip())
+            for line in columns([HEADER, *rows], "<<<<<", 0, (6, 24, 14, 24, 14)):
+                self._print(line)
             self.tables += 1
         self._last_table = rows
         self.mon.settimer(self.interval, self.tick)
@@ -84,9 +83,10 @@ class Midstat:
         how = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
         self._print(f"midstat: {len(self.ended)} connection(s) ({how or 'none'}), "
                     f"{self.state_changes} state changes, {self.tables} table(s) printed")
-        for fid, client, cstate, server, sstate, reason in self.ended:
-            self._print(f"  #{fid:<4} {client:<24}{cstate:<12} {server:<24}{sstate:<12} "
-                        f"{reason}".rstrip())
+        rows = [[f"#{fid}", client, cstate, server, sstate, reason]
+                for fid, client, cstate, server, sstate, reason in self.ended]
+        for line in columns(rows, "<<<<<<", 0, (6, 24, 13, 24, 13, 0)):
+            self._print("  " + line)
 
 
 def setup(mon: mos.Monitor, interval: float = 1.0,

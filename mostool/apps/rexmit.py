@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 import mostool as mos
+from mostool.text import columns
 
 __all__ = ["setup", "RexmitReport"]
 
@@ -50,14 +51,16 @@ class RexmitReport:
 
     def report(self) -> None:
         p = self.out or sys.stdout
-        print(f"{'flow':>5}  {'client':<24}{'server':<24}{'c2s rexmit':>12}{'bytes':>9}"
-              f"{'s2c rexmit':>12}{'bytes':>9}  end", file=p)
+        rows = [["flow", "client", "server", "c2s rexmit", "bytes", "s2c rexmit", "bytes",
+                 "end"]]
         tot = [0, 0, 0, 0]
         for fid in sorted(self.flows):
             client, server, cn, cb, sn, sb, cp, sp, reason = self.flows[fid]
             tot = [tot[0] + cn, tot[1] + cb, tot[2] + sn, tot[3] + sb]
-            print(f"{fid:>5}  {client:<24}{server:<24}{_pct(cn, cp):>12}{cb:>9}"
-                  f"{_pct(sn, sp):>12}{sb:>9}  {reason or 'open'}", file=p)
+            rows.append([str(fid), client, server, _pct(cn, cp), str(cb), _pct(sn, sp),
+                         str(sb), reason or "open"])
+        for line in columns(rows, "><<>>>><"):
+            print(line, file=p)
         print(f"rexmit: {tot[0] + tot[2]} retransmission(s) ({tot[1] + tot[3]} bytes) in "
               f"{len(self.flows)} of {self.total_flows} flow(s); client->server {tot[0]} "
               f"({tot[1]} bytes), server->client {tot[2]} ({tot[3]} bytes)", file=p)

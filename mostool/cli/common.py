@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterator
@@ -20,7 +22,9 @@ from mostool.apps import SHIPPED, App, AppError, start_apps
 from mostool.config import MonitorConfig
 from mostool.errors import CallbackError
 from mostool.monitor import Monitor
+from mostool.sinks.untracked import Untracked, linktype_name
 from mostool.sources import FilteredSource, is_live, source_attr
+from mostool.text import printable
 
 SHIPPED_APPS = ", ".join(SHIPPED)
 
@@ -84,6 +88,9 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
                      help="hand over each packet as it arrives (default) or a buffer at a time")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print what is read and a summary of the run on stderr")
+    p.add_argument("-n", dest="no_resolve", action="store_true",
+                   help="no name resolution (accepted as in tcpdump; mostool never resolves "
+                        "addresses or ports)")
 
 
 def add_write_option(p: argparse.ArgumentParser) -> None:
@@ -131,6 +138,8 @@ def open_source(args: argparse.Namespace, write: str | None = None) -> Any:
                              "(-r), not a live capture")
         return live_source(args, iface, bpf, write)
     from mostool.replay import CaptureError, ReplaySource
+    for path in files:
+        refuse_empty(path)
     if getattr(args, "max_gap", None) is not None and not pacing:
         raise UsageError("--max-gap limits the waits of a paced replay: add --speed, "
                          "--realtime, --pps or --mbps")
@@ -144,6 +153,17 @@ def open_source(args: argparse.Namespace, write: str | None = None) -> Any:
     if bpf:
         src = BpfFiltered(src, bpf)
     return src
+
+
+def refuse_empty(path: str) -> None:
+    """A zero-byte capture file is unusable input (tcpdump: "truncated dump file"), exit 2."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return                      # the reader says why it cannot open it
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        raise UsageError(f"{printable(path)}: empty file (0 bytes), no capture header: a "
+                         "truncated dump file?")
 
 
 def pacing_of(args: argparse.Namespace) -> dict[str, float]:
@@ -230,32 +250,30 @@ def run_source(mon: Monitor, source: Any, args: argparse.Namespace,
     start and end lines on stderr (live capture, paced replay, --verbose)."""
     count, duration = stop_options(args)
     verbose = getattr(args, "verbose", False)
+    untracked = Untracked(mon)
     with stop_on_signals(mon):
         if is_live(source):
             snaplen = source_attr(source, "snaplen")
-            err.write(f"mostool: listening on {source.name}, link-type "
+            err.write(f"mostool: listening on {printable(source.name)}, link-type "
                       f"{linktype_name(source_attr(source, 'linktype'))}, snapshot length "
                       f"{snaplen} bytes\n")
             err.flush()
         elif verbose:
-            err.write(f"mostool: reading from {source.name}\n")
+            err.write(f"mostool: reading from {printable(source.name)}\n")
             err.flush()
         stats = mon.run(source, count=count, duration=duration)
-    summary(mon, source, stats, verbose, err)
+    summary(mon, source, stats, verbose, err, untracked)
     return stats
 
 
-def linktype_name(linktype: Any) -> str:
-    names = {0: "NULL", 1: "EN10MB (Ethernet)", 101: "RAW (raw IP)", 108: "LOOP",
-             113: "LINUX_SLL (Linux cooked v1)", 276: "LINUX_SLL2 (Linux cooked v2)"}
-    return names.get(linktype, str(linktype))
 
 
 def summary(mon: Monitor, source: Any, stats: dict[str, Any], verbose: bool,
-            err: IO[str]) -> None:
+            err: IO[str], untracked: Untracked | None = None) -> None:
     src = stats.get("source", {})
     if is_live(source):
-        err.write(f"mostool: {src.get('packets', 0)} packets captured on {source.name}, "
+        err.write(f"mostool: {src.get('packets', 0)} packets captured on "
+                  f"{printable(source.name)}, "
                   f"{src.get('received', 0)} received by filter, "
                   f"{src.get('kernel_drops', 0)} dropped by kernel, "
                   f"{src.get('ifdrops', 0)} dropped by interface\n")
@@ -264,17 +282,29 @@ def summary(mon: Monitor, source: Any, stats: dict[str, Any], verbose: bool,
                   f"at the end {src.get('lag_last', 0.0):.3f} s\n")
     if verbose:
         why = mon.stopped_by
-        ended = f"stopped by {why}" if why else "to the end"
-        err.write(f"mostool: {stats.get('packets', 0)} packets, {stats.get('flows', 0)} flows, "
-                  f"{ended}\n")
+        ended = (f"stopped by {why}" if why else
+                 "read up to damage in the capture (see the warning)" if mon.warnings and
+                 not is_live(source) else "to the end")
+        left = (f", {untracked.packets} TCP packets untracked" if untracked is not None
+                and untracked.packets and not untracked.midstream else "")
+        err.write(f"mostool: {stats.get('packets', 0)} packets, {stats.get('flows', 0)} flows"
+                  f"{left}, {ended}\n")
+    if untracked is not None:
+        untracked_lines(untracked, err)
+
+
+def untracked_lines(untracked: Untracked, err: IO[str]) -> None:
+    """What the run left out, one line each: never dropped in silence."""
+    for line in untracked.lines():
+        err.write(f"mostool: {line}\n")
 
 
 def warn(mon: Monitor, err: IO[str]) -> None:
     for warning in mon.warnings:
-        err.write(f"mostool: warning: {warning}\n")
+        err.write(f"mostool: warning: {printable(warning)}\n")
     if mon.failures:
         err.write(f"mostool: warning: {mon.engine.dispatcher.callback_errors} callback "
-                  f"error(s); first: {mon.failures[0]}\n")
+                  f"error(s); first: {printable(str(mon.failures[0]))}\n")
 
 
 # -- apps (watch and run) -------------------------------------------------------------------------

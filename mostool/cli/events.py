@@ -7,6 +7,7 @@ import json
 from typing import IO, Any
 
 from mostool.cli.common import UsageError, add_common_options, add_write_option, config_from, warn
+from mostool.cli.distributed import add_dist_options, wants_distributed
 from mostool.cli.outputs import add_output_options, run_with_outputs
 from mostool.events.trace import trace_record
 from mostool.events.types import BUILTIN_EVENTS, Event, Side, UserEvent
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
     events.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated event names to print (default all)")
     add_output_options(events)
+    add_dist_options(events)
     events.set_defaults(func=cmd_events)
 
 
@@ -43,6 +45,8 @@ def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         unknown = wanted - known
         if unknown:
             raise UsageError(f"unknown event name(s): {', '.join(sorted(unknown))}")
+    if wants_distributed(args):
+        return _events_distributed(args, mon.config, wanted, out, err)
     engine = mon.engine
     dumps = json.dumps
 
@@ -58,4 +62,19 @@ def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     run_with_outputs(mon, args, err)
     out.flush()
     warn(mon, err)
+    return 0
+
+
+def _events_distributed(args: argparse.Namespace, config: Any, wanted: set[str] | None,
+                        out: IO[str], err: IO[str]) -> int:
+    """--dask: the same trace, from every partition, in capture order (mostool.dist)."""
+    from mostool.cli.distributed import run_distributed
+    from mostool.dist import Job, merge_events
+    run = run_distributed(args, Job("events", config, only=wanted), err)
+    dumps = json.dumps
+    for record in merge_events(run["results"]):
+        out.write(dumps(record) + "\n")
+    out.flush()
+    for warning in run["warnings"]:
+        err.write(f"mostool: warning: {warning}\n")
     return 0

@@ -12,10 +12,12 @@ from mostool.cli.common import (
     config_from,
     warn,
 )
+from mostool.cli.distributed import add_dist_options, wants_distributed
 from mostool.cli.outputs import add_output_options, run_with_outputs
 from mostool.config import MonitorConfig
 from mostool.monitor import MONITOR_STREAM, Monitor
 from mostool.sinks.flowlog import FlowLog
+from mostool.sinks.zeeklog import ZeekConnLog
 
 EXAMPLES_FLOWS = """examples:
   mostool flows -r capture.pcap
@@ -33,19 +35,25 @@ def register(sub: Any) -> None:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_options(flows)
     add_write_option(flows)
-    flows.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")
+    flows.add_argument("--format", choices=("jsonl", "csv", "table", "zeek"), default="jsonl",
+                       help="jsonl (default), csv, table (for people) or zeek (a Zeek "
+                            "conn.log: zeek-cut, zat and other Zeek-log readers take it)")
     flows.add_argument("--workers", type=int, default=1, metavar="N",
                        help="share the capture out by flow between N processes (default 1)")
     flows.add_argument("--hash", action="store_true",
                        help="SHA-256 of each direction's reassembled bytes")
     add_output_options(flows)
+    add_dist_options(flows)
     flows.set_defaults(func=cmd_flows)
 
 
 def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     config = config_from(args, hash_streams=args.hash, rcvbuf=args.rcvbuf or 0)
     rows: list[dict[str, Any]] = []
-    if args.format == "jsonl":
+    zeek = ZeekConnLog(out) if args.format == "zeek" else None
+    if zeek is not None:
+        log = FlowLog(zeek.write)
+    elif args.format == "jsonl":
         log = FlowLog.jsonl(out)
     elif args.format == "csv":
         log = FlowLog(FlowLog.csv_writer(out))
@@ -53,13 +61,15 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         log = FlowLog(rows.append)
     if args.workers < 1:
         raise UsageError(f"--workers takes a number >= 1, not {args.workers}")
-    if args.workers > 1:
-        return _flows_in_workers(args, config, log, rows, out, err)
+    if wants_distributed(args):
+        return _flows_in_workers(args, config, log, zeek, rows, out, err)
     mon = Monitor(config)
     mon.socket(MONITOR_STREAM)
     mon.on_flow_end(log.flow_ended)
     run_with_outputs(mon, args, err)
     log.close()
+    if zeek is not None:
+        zeek.close()
     if args.format == "table":
         _print_table(rows, out)
     out.flush()
@@ -68,39 +78,20 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: FlowLog,
-                      rows: list[dict[str, Any]], out: IO[str], err: IO[str]) -> int:
-    """--workers N: the capture shared out by flow between N processes (mostool.parallel)."""
-    from mostool.parallel import run_flows
-    from mostool.replay import CaptureError, ReplaySource
-    if getattr(args, "interface", None):
-        raise UsageError("--workers shares out a capture file (-r), not a live capture")
-    others = [opt for opt, on in (("-w", getattr(args, "write", None)),
-                                  ("--events-out", getattr(args, "events_out", None)),
-                                  ("--flows-out", getattr(args, "flows_out", None)),
-                                  ("-c", getattr(args, "count", None)),
-                                  ("--duration", getattr(args, "duration", None))) if on]
-    if others:
-        raise UsageError(f"--workers does not combine with {', '.join(others)} yet")
-    if not args.files:
-        raise UsageError("no input: give -r FILE (or -i IFACE)")
-    try:
-        ReplaySource(args.files).close()            # unusable input: one line, exit 2
-    except CaptureError as exc:
-        raise UsageError(str(exc)) from exc
-    bpf = " ".join(args.bpf) if args.bpf else None
-    if bpf:
-        from mostool.bpf import BpfError, BpfFilter
-        try:
-            BpfFilter(bpf)
-        except BpfError as exc:
-            raise UsageError(str(exc)) from exc
-    records, _stats, warnings = run_flows(args.files, config, args.workers, bpf)
-    for record in records:
+                      zeek: ZeekConnLog | None, rows: list[dict[str, Any]], out: IO[str],
+                      err: IO[str]) -> int:
+    """--workers N / --dask: the capture shared out by host pair (mostool.dist)."""
+    from mostool.cli.distributed import run_distributed
+    from mostool.dist import Job, merge_flows
+    run = run_distributed(args, Job("flows", config), err)
+    for record in merge_flows(run["results"]):
         log.write(record)
+    if zeek is not None:
+        zeek.close()
     if args.format == "table":
         _print_table(rows, out)
     out.flush()
-    for warning in warnings:
+    for warning in run["warnings"]:
         err.write(f"mostool: warning: {warning}\n")
     return 0
 
@@ -108,14 +99,41 @@ def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: Flow
 def _print_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
     table = Table(title=f"{len(rows)} TCP flows")
-    for col in ("id", "client", "server", "end", "states", "c2s bytes", "s2c bytes", "gaps",
-                "rexmit"):
-        table.add_column(col, justify="right" if "bytes" in col or col in ("id", "gaps",
-                                                                          "rexmit") else "left")
+    for col in ("id", "client", "server", "start (UTC)", "duration", "end", "states",
+                "zeek", "history", "c2s bytes", "s2c bytes", "gaps", "rexmit"):
+        table.add_column(col, no_wrap=True, justify="right" if "bytes" in col or col in (
+            "id", "gaps", "rexmit", "duration") else "left")
     for r in rows:
-        table.add_row(str(r["id"]), r["client"], r["server"], r["end_reason"],
-                      f"{r['client_state']}/{r['server_state']}", str(r["c2s"]["bytes"]),
-                      str(r["s2c"]["bytes"]), str(r["c2s"]["gaps"] + r["s2c"]["gaps"]),
-                      str(r["c2s"]["rexmit"] + r["s2c"]["rexmit"]))
-    Console(file=out, width=160).print(table)
+        # cells as Text: "[fd00::1]:80" is data, not a markup tag
+        table.add_row(*(Text(cell) for cell in (
+            str(r["id"]), r["client"], r["server"], _time(r["start"]), _duration(r),
+            r["end_reason"], f"{r['client_state']}/{r['server_state']}",
+            r.get("conn_state", ""), r.get("history", ""), str(r["c2s"]["bytes"]),
+            str(r["s2c"]["bytes"]), str(r["c2s"]["gaps"] + r["s2c"]["gaps"]),
+            str(r["c2s"]["rexmit"] + r["s2c"]["rexmit"]))))
+    # a terminal's own width (cells are cut, never wrapped); 160 columns into a file or pipe
+    Console(file=out, width=None if _isatty(out) else 160).print(table)
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _time(ts: float) -> str:
+    """A packet timestamp as people read it (UTC, to the millisecond)."""
+    import datetime
+    try:
+        when = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return repr(ts)
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _duration(record: dict[str, Any]) -> str:
+    from mostool.view.render import fmt_duration
+    return fmt_duration(max(record["end"] - record["start"], 0.0))

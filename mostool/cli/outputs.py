@@ -14,6 +14,9 @@ from mostool.cli.common import UsageError, open_source, run_source
 from mostool.monitor import Monitor
 from mostool.sinks.select import FlowSelector
 
+# commands that use --flow themselves, without -w
+_FLOW_ON_ITS_OWN = frozenset({"streams"})
+
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("outputs")
@@ -61,6 +64,10 @@ class Outputs:
             if not write_pcap and getattr(args, "write", None):
                 raise UsageError("--flow with -w is for replays (-r); a live capture (-i) "
                                  "records every packet")
+            if not getattr(args, "write", None) and \
+                    getattr(args, "command", None) not in _FLOW_ON_ITS_OWN:
+                raise UsageError("--flow chooses the flows whose packets -w writes: add "
+                                 "-w OUT.pcap")
         self._events_file: IO[str] | None = None
         self.recorder: Any = None
         self.flows: Any = None

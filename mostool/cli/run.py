@@ -18,6 +18,7 @@ from mostool.cli.common import (
     strict_failure,
     warn,
 )
+from mostool.cli.distributed import add_dist_options, wants_distributed
 from mostool.cli.outputs import add_output_options, open_with_outputs
 from mostool.errors import CallbackError
 from mostool.monitor import Monitor
@@ -44,6 +45,7 @@ def register(sub: Any) -> None:
     add_common_options(run)
     add_app_options(run)
     add_output_options(run)
+    add_dist_options(run)
     run.set_defaults(func=cmd_run)
 
 
@@ -51,6 +53,8 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     if not args.app:
         raise UsageError("no app: give --app NAME, --app path/to/app.py or --app module:func "
                          f"(shipped: {SHIPPED_APPS})")
+    if wants_distributed(args):
+        return _run_distributed(args, out, err)
     mon = Monitor(config_from(args, strict=args.strict))
     apps = start_apps_or_fail(mon, args.app)
     source, outs = open_with_outputs(args, mon)
@@ -67,3 +71,39 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         print_reports(apps, err)
     warn(mon, err)
     return code
+
+
+def _run_distributed(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """--dask: the apps run in every partition; what they print comes back in capture order,
+    then each partition's report (an app's report covers its partition's flows)."""
+    from mostool.cli.distributed import run_distributed
+    from mostool.dist import Job, merge_printed
+    for spec in args.app:                        # a bad app is one line here, not per worker
+        start_apps_or_fail(Monitor(), [spec])
+    job = Job("app", config_from(args, strict=args.strict), apps=list(args.app), trace=False,
+              printed=True)
+    try:
+        run = run_distributed(args, job, err)
+    except CallbackError as exc:
+        return strict_failure(exc, err)
+    for line in merge_printed(run["results"]):
+        out.write(line + "\n")
+    results = run["results"]
+    reports = [res["report"] for res in results if res["report"]]
+    if reports:
+        if len(results) > 1:
+            err.write(f"mostool: the apps' reports come from each of {len(results)} "
+                      "partitions (each covers its partition's flows)\n")
+        for res in results:
+            if res["report"]:
+                if len(results) > 1:
+                    out.write(f"-- partition {res['partition']} --\n")
+                out.write(res["report"])
+    out.flush()
+    for warning in run["warnings"]:
+        err.write(f"mostool: warning: {warning}\n")
+    errors = sum(res["callback_errors"] for res in results)
+    failures = [f for res in results for f in res["failures"]]
+    if errors:
+        err.write(f"mostool: warning: {errors} callback error(s); first: {failures[0]}\n")
+    return 0

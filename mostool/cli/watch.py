@@ -22,13 +22,14 @@ from mostool.cli.common import (
     stop_on_signals,
     stop_options,
     strict_failure,
+    untracked_lines,
     warn,
 )
 from mostool.cli.outputs import add_output_options, open_with_outputs
 from mostool.errors import CallbackError
 from mostool.monitor import Monitor
 from mostool.sinks.select import stream_sockets
-from mostool.view.model import SORT_KEYS
+from mostool.view.model import FEED_KINDS, SORT_KEYS
 
 _RAW = argparse.RawDescriptionHelpFormatter
 # Without an app nobody reads the bytes; a small buffer still lets a retransmission be compared
@@ -37,7 +38,8 @@ WATCH_RCVBUF = 64 << 10
 
 EXAMPLES_WATCH = f"""examples:
   mostool watch -r capture.pcap
-  mostool watch -r capture.pcap --app http --speed 1
+  mostool watch -r capture.pcap --app http --speed 1 --hold
+  mostool watch -i eth0 --feed state,rexmit,gap,error tcp port 443
   mostool watch -r a.pcap -r b.pcapng --sort rate tcp port 443
   mostool watch -r capture.pcap --app ./my_app.py:setup --events-out events.jsonl
 
@@ -62,6 +64,11 @@ def register(sub: Any) -> None:
     watch.add_argument("--all-events", action="store_true",
                        help="observe every event, state changes and data included (exact "
                             "counts, a fuller feed; costs throughput)")
+    watch.add_argument("--feed", metavar="KINDS", default=None,
+                       help="what the event feed shows, comma-separated from "
+                            f"{','.join(FEED_KINDS)} (default: all it sees - flow starts and "
+                            "ends, state changes, retransmissions, gaps, overlap conflicts, "
+                            "errors, timeouts, the apps' UDEs; sampled unless --all-events)")
     watch.add_argument("--hold", action="store_true",
                        help="keep the last screen when the replay ends, until q")
     watch.add_argument("--plain", action="store_true",
@@ -126,9 +133,16 @@ def cmd_watch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     console = Console(file=out) if interactive else Console(
         file=out, width=max(_columns(), 100), force_terminal=False, no_color=True,
         highlight=False)
+    feed = None
+    if args.feed is not None:
+        feed = {k.strip().lower() for k in args.feed.split(",") if k.strip()}
+        unknown = feed - set(FEED_KINDS)
+        if unknown:
+            raise UsageError(f"--feed: unknown kind(s) {', '.join(sorted(unknown))}; choose "
+                             f"from {','.join(FEED_KINDS)}")
     watch = Watch(mon, console, interactive=interactive, refresh=args.refresh, sort=args.sort,
                   all_events=args.all_events, hold=args.hold,
-                  keys=stdin_keys() if interactive else None)
+                  keys=stdin_keys() if interactive else None, feed=feed)
     count, duration = stop_options(args)
     source, outs = open_with_outputs(args, mon)
     code = 0
@@ -146,6 +160,8 @@ def cmd_watch(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     with stdout_to(out):
         print_reports(apps, err)
     print_summary(console, watch)
+    if watch.model.untracked is not None:
+        untracked_lines(watch.model.untracked, err)
     warn(mon, err)
     return code
 

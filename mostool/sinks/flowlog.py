@@ -14,7 +14,8 @@ __all__ = ["FlowLog", "CSV_COLUMNS", "flatten"]
 _DIRECTION_KEYS = ("packets", "payload_bytes", "bytes", "sha256", "gaps", "gap_bytes", "rexmit",
                    "overlap_conflicts", "bad_checksums")
 CSV_COLUMNS = (["id", "client", "server", "first_packet", "start", "end", "end_reason",
-                "client_state", "server_state", "midstream"]
+                "client_state", "server_state", "midstream", "duration", "orig_bytes",
+                "resp_bytes", "missed_bytes", "conn_state", "history"]
                + [f"c2s_{k}" for k in _DIRECTION_KEYS] + [f"s2c_{k}" for k in _DIRECTION_KEYS])
 
 
@@ -86,5 +87,7 @@ class FlowLog:
         writer.writeheader()
 
         def write(record: dict[str, Any]) -> None:
-            writer.writerow(flatten(record))
+            # booleans as data tools read them (true/false), not Python's True/False
+            writer.writerow({k: ("true" if v else "false") if isinstance(v, bool) else v
+                             for k, v in flatten(record).items()})
         return write

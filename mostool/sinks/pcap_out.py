@@ -14,6 +14,7 @@ from typing import IO, Any
 from mostool.events.types import ON_PKT_IN, Hook, Side
 from mostool.monitor import Monitor
 from mostool.sinks.select import FlowSelector, stream_sockets
+from mostool.text import printable
 
 __all__ = ["PcapWriter", "PacketWriter"]
 
@@ -67,6 +68,8 @@ class PacketWriter:
         self._hit = False
         self._last: Any = None
         self._verdicts: dict[int, bool] = {}
+        self.path = path
+        self.matched = 0                     # packets of the chosen flows
         if select is not None:
             listeners = stream_sockets(mon)
             for lst in listeners:
@@ -86,6 +89,7 @@ class PacketWriter:
             ok = self._verdicts[conn.id] = bool(self.select and self.select.matches(conn))
         if ok:
             self._hit = True
+            self.matched += 1
 
     def frames(self) -> Iterator[tuple[float, int, bytes, int]]:
         write = self.writer.write
@@ -112,3 +116,7 @@ class PacketWriter:
 
     def close(self) -> None:
         self.writer.close()
+        if self.select is not None and not self.matched:
+            # an empty pcap and exit 0 would look like success: say it
+            self.mon.warnings.append(f"--flow {printable(self.select.spec)} matched no flow: "
+                                     f"{printable(self.path)} holds no packets")

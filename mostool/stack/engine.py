@@ -546,6 +546,7 @@ class Engine:
         if ok:
             conn.valid_checksum[snd] = True
         elif ok is False:
+            conn.zeek.bad_checksum(snd)                         # zeek: 'C'
             conn.bad_checksums = pair_add(conn.bad_checksums, snd)
             self._counts["bad_checksums"] += 1
             mode = self._check_mode
@@ -569,6 +570,8 @@ class Engine:
                 if base is None or not (st.ooo_starts or
                                         0 < (seg.ack - base - st.nxt) & M32 < 0x80000000):
                     if not wire:
+                        if conn.zeek.pending or not seg.window:    # zeek: fast path
+                            conn.zeek.fast(snd, 0, seg.window)
                         if conn.fast_raise:
                             self._fast_events(conn, snd, 0, 0)
                         return
@@ -577,6 +580,8 @@ class Engine:
                     if (base is not None and not st.ooo_starts and seg.payload_len == wire
                             and not (seg.seq - base - st.nxt) & M32):
                         off = st.nxt
+                        if conn.zeek.pending or not seg.window:    # zeek: fast path
+                            conn.zeek.fast(snd, wire, seg.window)
                         st.take(seg.buf, seg.payload_off, wire)
                         if conn.fast_raise:
                             self._fast_events(conn, snd, off, wire)
@@ -584,6 +589,7 @@ class Engine:
                             self._account(conn)
                         return
         rcv = 1 - snd
+        conn.zeek.packet(snd, flags, seg.seq, wire, seg.window, conn.streams)  # zeek
         if flags & FIN and not self._fin_acceptable(conn, seg, rcv):
             # a FIN far outside what the receiver expects (before the stream's first byte, or
             # past its window) ends nothing: counted, ON_ERROR "bad_fin", taken as a plain

@@ -27,6 +27,7 @@ from mostool.events.types import (
 )
 from mostool.stack.decode import TcpOptions, TcpSegment, format_addr, parse_tcp_options
 from mostool.stack.stream import HalfStream
+from mostool.stack.zeek import ZeekRecorder
 
 if TYPE_CHECKING:
     from mostool.stack.engine import Engine, Listener
@@ -171,7 +172,7 @@ class Connection:
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "fast", "fast_raise", "control_rexmit", "alt_isn", "keepalives",
         "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
-        "bad_fin", "handles_rev",
+        "bad_fin", "handles_rev", "zeek",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -232,6 +233,7 @@ class Connection:
         self.set_aside: tuple[list[tuple[int, bytes | None, int]],
                               list[tuple[int, bytes | None, int]]] | None = None
         self.tw_deadline: float | None = None
+        self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
 
     @property
     def client(self) -> str:
@@ -284,9 +286,15 @@ class Connection:
             "client_state": _STATE_NAMES[self.state[0]],
             "server_state": _STATE_NAMES[self.state[1]],
             "midstream": self.midstream,
+            **self.zeek_fields(),
             "c2s": self.direction_record(0),
             "s2c": self.direction_record(1),
         }
+
+    def zeek_fields(self) -> dict[str, Any]:
+        """What Zeek's conn.log says of this connection (stack/zeek.py)."""
+        s2c, c2s = self.streams
+        return self.zeek.fields(self.end_ts - self.start, c2s, s2c)
 
     def record_json(self) -> str:
         """``json.dumps(self.record())``, formatted directly (a third of the cost): the same
@@ -299,6 +307,10 @@ class Connection:
             return json.dumps(self.record())
         state = self.state
         s2c, c2s = self.streams         # c2s bytes are received by the server's stack
+        zk = self.zeek
+        zk.gaps(len(c2s.gaps), len(s2c.gaps))
+        orig = c2s.delivered + c2s.gap_bytes
+        resp = s2c.delivered + s2c.gap_bytes
         h0, h1 = c2s.hasher, s2c.hasher
         d0 = "null" if h0 is None else '"' + h0.hexdigest() + '"'
         d1 = "null" if h1 is None else '"' + h1.hexdigest() + '"'
@@ -315,6 +327,9 @@ class Connection:
                 f'"client_state": "{_STATE_NAMES[state[0]]}", '
                 f'"server_state": "{_STATE_NAMES[state[1]]}", '
                 f'"midstream": {"true" if mid else "false"}, '
+                f'"duration": {end - start!r}, "orig_bytes": {orig}, "resp_bytes": {resp}, '
+                f'"missed_bytes": {c2s.gap_bytes + s2c.gap_bytes}, '
+                f'"conn_state": "{zk.conn_state(orig, resp)}", "history": "{zk.history}", '
                 f'"c2s": {{"packets": {packets[0]}, "payload_bytes": {payload[0]}, '
                 f'"bytes": {c2s.delivered}, '
                 f'"sha256": {d0}, '

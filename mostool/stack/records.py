@@ -161,6 +161,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             conn.packets[snd] += 1
                             conn.payload_bytes[snd] += wire
                             conn.window[snd] = win
+                            if conn.zeek.pending or not win:    # zeek: fast path
+                                conn.zeek.fast(snd, wire, win)
                             conn.last_seg = off
                             conn.last_number = number
                             if ok:

@@ -40,9 +40,10 @@ from mostool.events.types import (
 )
 from mostool.monitor import Monitor
 from mostool.sinks.select import stream_sockets
+from mostool.sinks.untracked import Untracked
 from mostool.sources import is_live, source_attr
 
-__all__ = ["ViewModel", "Snapshot", "FlowRow", "FeedEntry", "SORT_KEYS"]
+__all__ = ["ViewModel", "Snapshot", "FlowRow", "FeedEntry", "SORT_KEYS", "FEED_KINDS"]
 
 SORT_KEYS = ("bytes", "rate", "packets", "age", "id")
 FEED_LEN = 200
@@ -122,6 +123,7 @@ class Snapshot:
     finished: bool = False
     paused: bool = False
     warnings: list[str] = field(default_factory=list)
+    waiting: float | None = None       # a paced replay waits this long for its next frame
 
 
 def _state_name(state: Any) -> str:
@@ -131,9 +133,14 @@ def _state_name(state: Any) -> str:
 class ViewModel:
     """Collects what the view shows from one Monitor. ``attach`` before ``Monitor.run``."""
 
-    def __init__(self, mon: Monitor, *, all_events: bool = False, sort: str = "bytes") -> None:
+    def __init__(self, mon: Monitor, *, all_events: bool = False, sort: str = "bytes",
+                 feed: frozenset[str] | set[str] | None = None) -> None:
         if sort not in SORT_KEYS:
             raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, not {sort!r}")
+        unknown = set(feed or ()) - set(FEED_KINDS)
+        if unknown:
+            raise ValueError(f"unknown feed kind(s) {', '.join(sorted(unknown))}; choose from "
+                             f"{', '.join(FEED_KINDS)}")
         self.mon = mon
         self.engine = mon.engine
         self.all_events = all_events
@@ -142,7 +149,9 @@ class ViewModel:
         self.ude_names: set[str] = set()
         self.errors: dict[str, int] = {}
         # (seq, ts, flow id, side, name, kind, event value or detail text)
-        self.feed: deque[tuple[int, float, int, int, str, str, Any]] = deque(maxlen=FEED_LEN)
+        self.feed: deque[tuple[int, float, int, int, str, str, Any]] = (
+            _FilteredFeed(frozenset(feed)) if feed is not None else deque(maxlen=FEED_LEN))
+        self._states: dict[int, tuple[Any, Any]] = {}   # active flows' states, as last drawn
         self.last_event: dict[int, str] = {}
         self.recent_ended: deque[Any] = deque(maxlen=RECENT_ENDED)
         self.top: list[tuple[int, int, Any]] = []   # min-heap of the busiest ended flows
@@ -162,6 +171,7 @@ class ViewModel:
         self._prev_wall = 0.0
         self._prev_packets = 0
         self._prev_bytes_total = 0
+        self.untracked: Untracked | None = None
         self._pps = 0.0
         self._bps = 0.0
         self._failures_seen = 0
@@ -174,6 +184,7 @@ class ViewModel:
         ``watch`` without an app shows every flow), to their UDEs, and to flow ends."""
         listeners = stream_sockets(self.mon)
         self.listeners = listeners
+        self.untracked = Untracked(self.mon)      # what no flow took: said, not dropped
         wanted = _ALL if self.all_events else ()
         for lst in listeners:
             # UDEs with the app's own callbacks go to the feed; UDEs that only lead to them
@@ -300,6 +311,22 @@ class ViewModel:
                     self.feed.append((self._seq, ts, conn.id, side, name, kind, detail))
                     self.last_event[conn.id] = name
 
+    def _sample_states(self, conn: Any, states: dict[int, tuple[Any, Any]]) -> None:
+        """A feed line per side whose state changed since the previous frame (sampled: the
+        states in between are not seen)."""
+        now = (conn.state[0], conn.state[1])
+        states[conn.id] = now
+        before = self._states.get(conn.id)
+        if before is None or before == now:
+            return
+        for side in (0, 1):
+            if before[side] != now[side]:
+                self._seq += 1
+                self.feed.append((self._seq, conn.last_ts, conn.id, side,
+                                  "ON_TCP_STATE_CHANGE", "state",
+                                  f"{_state_name(before[side])}→{_state_name(now[side])}"))
+                self.last_event[conn.id] = "ON_TCP_STATE_CHANGE"
+
     # -- frames ---------------------------------------------------------------------------------
 
     def _row(self, conn: Any, rate: float) -> FlowRow:
@@ -322,7 +349,7 @@ class ViewModel:
     def snapshot(self, wall: float, *, source: Any = None, packets: int = 0, nbytes: int = 0,
                  first_ts: float | None = None, rows: int = 20, feed_rows: int = 50,
                  finished: bool = False,
-                 paused: bool = False) -> Snapshot:
+                 paused: bool = False, waiting: float | None = None) -> Snapshot:
         """One frame's worth of data; ``wall`` is seconds since the run started."""
         eng = self.engine
         self.drain()
@@ -354,6 +381,9 @@ class ViewModel:
         rexmit = self.ended_rexmit
         prev = self._prev_bytes
         new_prev: dict[int, int] = {}
+        # state changes seen by looking (all_events subscribes to them instead)
+        sample_states = not self.all_events
+        states: dict[int, tuple[Any, Any]] = {}
         rates: dict[int, float] = {}
         for c in conns:
             s0, s1 = c.streams
@@ -365,12 +395,16 @@ class ViewModel:
             if marks is not None:
                 rexmit += marks[0] + marks[3]
                 self._sample(c, marks, c.last_ts)
+            if sample_states:
+                self._sample_states(c, states)
             total = s0.delivered + s1.delivered
             if rate_dt:
                 rates[c.id] = (total - prev.get(c.id, 0)) / rate_dt
                 new_prev[c.id] = total
         if rate_dt:
             self._prev_bytes = new_prev
+        if sample_states:
+            self._states = states
         key = _sort_key(self.sort, rates)
         chosen = heapq.nlargest(rows, conns, key=key)
         table = [self._row(c, rates.get(c.id, 0.0)) for c in chosen]
@@ -399,6 +433,9 @@ class ViewModel:
                 if pos and not finished:
                     frac = pos / total_bytes
                     eta = wall * (1 - frac) / frac if frac > 0 else None
+                if waiting is not None:
+                    # a paced replay waiting out a recorded gap: at least that long
+                    eta = max(eta or 0.0, waiting)
         failures = self.mon.failures
         if len(failures) > self._failures_seen:
             for f in failures[self._failures_seen:self._failures_seen + 16]:
@@ -413,7 +450,10 @@ class ViewModel:
             "gap bytes": gap_bytes,
             "overlap conflicts": conflicts,
             "bad RSTs": counters.get("bad_rst", 0),
-            "decode errors": counters.get("malformed", 0) + counters.get("unknown_linktype", 0),
+            "decode errors": max(counters.get("malformed", 0)
+                                 + counters.get("unknown_linktype", 0),
+                                 self.untracked.undecoded if self.untracked else 0),
+            "untracked TCP": self.untracked.packets if self.untracked else 0,
             "orphans": counters.get("orphans", 0),
             "callback errors": eng.dispatcher.callback_errors,
         }
@@ -431,6 +471,7 @@ class ViewModel:
             feed=feed, events=events, udes=udes, errors=dict(self.errors),
             anomalies=anomalies, end_reasons=dict(self.end_reasons),
             failures=[str(f) for f in failures[:5]], finished=finished, paused=paused,
+            waiting=waiting,
             warnings=list(getattr(source, "warnings", []) or []) + list(self.mon.warnings))
 
     def _event_counts(self) -> dict[str, int]:
@@ -473,6 +514,35 @@ _KINDS = {
     "ON_CONN_NEW_DATA": "data", "ON_PKT_IN": "data", "ON_ORPHAN": "orphan",
 }
 _SIDE_NAMES = {0: "CLI", 1: "SVR", 2: "BOTH"}
+
+# what the feed can show (watch --feed): a line's category from its kind and detail
+FEED_KINDS = ("start", "end", "state", "rexmit", "gap", "conflict", "error", "timeout", "ude",
+              "failure", "data", "orphan")
+
+
+def feed_category(kind: str, name: str, detail: Any) -> str:
+    if kind == "error" and isinstance(detail, str):
+        if detail.startswith("gap"):
+            return "gap"
+        if detail.startswith("overlap_conflict"):
+            return "conflict"
+    if kind == "end" and detail == "timeout":
+        return "timeout"
+    if kind == "event":
+        return "error"
+    return kind
+
+
+class _FilteredFeed(deque[tuple[int, float, int, int, str, str, Any]]):
+    """The feed when --feed chooses what it shows: other lines are not kept."""
+
+    def __init__(self, kinds: frozenset[str]) -> None:
+        super().__init__(maxlen=FEED_LEN)
+        self.kinds = kinds
+
+    def append(self, entry: tuple[int, float, int, int, str, str, Any]) -> None:
+        if feed_category(entry[5], entry[4], entry[6]) in self.kinds:
+            super().append(entry)
 
 
 _NO_MARKS = (0, 0, 0, 0, 0, 0)

@@ -12,6 +12,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from mostool.text import printable
 from mostool.view.model import FeedEntry, FlowRow, Snapshot
 
 __all__ = ["render_screen", "render_summary", "layout_sizes", "fmt_bytes", "fmt_count",
@@ -61,7 +62,7 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_duration(s: float) -> str:
-    """0.101s, 12.3s, 5m02s, 2h03m."""
+    """0.101s, 12.3s, 5m02s, 2h03m, 9d00h."""
     if s < 10:
         return f"{s:.3f}s"
     if s < 60:
@@ -69,8 +70,11 @@ def fmt_duration(s: float) -> str:
     if s < 3600:
         m, sec = divmod(int(s), 60)
         return f"{m}m{sec:02d}s"
-    h, rest = divmod(int(s), 3600)
-    return f"{h}h{rest // 60:02d}m"
+    if s < 86400:
+        h, rest = divmod(int(s), 3600)
+        return f"{h}h{rest // 60:02d}m"
+    d, rest = divmod(int(s), 86400)
+    return f"{d}d{rest // 3600:02d}h"
 
 
 def layout_sizes(height: int) -> tuple[int, int]:
@@ -95,7 +99,7 @@ def render_header(snap: Snapshot) -> RenderableType:
         pct = 100.0 if snap.finished else (100.0 * pos / total if total else 0.0)
         eta = "done" if snap.finished else (
             f"ETA {fmt_duration(snap.eta)}" if snap.eta is not None else "ETA -")
-        grid.add_row(Text.assemble((f"{kind} ", "bold"), (snap.source, "bold cyan")),
+        grid.add_row(Text.assemble((f"{kind} ", "bold"), (printable(snap.source), "bold cyan")),
                      ProgressBar(total=100.0, completed=pct),
                      f"{pct:5.1f}%  {eta}")
     else:
@@ -107,9 +111,15 @@ def render_header(snap: Snapshot) -> RenderableType:
                      if isinstance(snap.capture.get(k), int | float)]
             extra = "  ".join(parts)
         status = "finished" if snap.finished else ("paused" if snap.paused else "running")
-        grid.add_row(Text.assemble((f"{kind} ", "bold"), (snap.source, "bold cyan")),
+        if snap.waiting is not None and not snap.finished:
+            status = f"waiting {fmt_duration(snap.waiting)} for the next packet"
+        grid.add_row(Text.assemble((f"{kind} ", "bold"), (printable(snap.source), "bold cyan")),
                      Text(extra), status)
+    wait = ([(f"waiting {fmt_duration(snap.waiting)} for the next packet (a gap in the "
+              "recorded time)  ", "bold yellow")]
+            if snap.waiting is not None and snap.waiting >= 1.0 and not snap.finished else [])
     line = Text.assemble(
+        *wait,
         ("packets ", "dim"), (fmt_count(snap.packets), "bold"), (f" ({fmt_rate(snap.pps)}/s)  ",
                                                                  "dim"),
         ("bytes ", "dim"), (fmt_bytes(snap.bytes), "bold"),
@@ -197,7 +207,7 @@ def render_flows(snap: Snapshot, rows: int, width: int = 120) -> RenderableType:
                      _state(r.server_state, r.ended), Text(f"{r.c2s:,}", style=dim),
                      Text(f"{r.s2c:,}", style=dim), Text(f"{r.packets:,}", style=dim),
                      Text(fmt_duration(r.age), style=dim),
-                     Text(last, style="dim" if r.ended else _last_style(last))])
+                     Text(printable(last), style="dim" if r.ended else _last_style(last))])
     table = fixed_table(["id", "client", "state", "server", "state", "→ bytes", "← bytes",
                          "pkts", "age", "last event"], "><<<<>>>><",
                         body, width - 4, 9, drop=(8, 7), shrink=(2, 4, 3, 1))
@@ -229,8 +239,8 @@ def feed_line(e: FeedEntry, first_ts: float | None) -> Text:
         style = "red"
     flow = f"#{e.flow}" if e.flow else "-"
     return Text.assemble((f"{rel:9.4f} ", "dim"), (f"{flow:>5} ", "bold"),
-                         (f"{e.side:<4} ", "dim"), (e.name, style),
-                         (f" {e.detail}" if e.detail else "", "dim"), no_wrap=True,
+                         (f"{e.side:<4} ", "dim"), (printable(e.name), style),
+                         (f" {printable(e.detail)}" if e.detail else "", "dim"), no_wrap=True,
                          overflow="ellipsis")
 
 
@@ -246,7 +256,7 @@ def counter_table(items: Iterable[tuple[str, int, str]]) -> Table:
     t.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     t.add_column(justify="right", no_wrap=True)
     for name, n, style in items:
-        t.add_row(Text(name, style=style), Text(fmt_count(n), style=style or "bold"))
+        t.add_row(Text(printable(name), style=style), Text(fmt_count(n), style=style or "bold"))
     return t
 
 
@@ -261,7 +271,7 @@ def _event_items(snap: Snapshot) -> list[tuple[str, int, str]]:
     return items
 
 
-_MILD = frozenset({"orphans", "gap bytes", "retransmissions", "gaps"})
+_MILD = frozenset({"orphans", "gap bytes", "retransmissions", "gaps", "untracked TCP"})
 
 
 _SHORT = {"retransmissions": "rexmits", "overlap conflicts": "conflicts",
@@ -310,7 +320,7 @@ def render_footer(snap: Snapshot) -> RenderableType:
 def render_summary(snap: Snapshot, top: list[FlowRow], title: str = "mostool watch"
                    ) -> RenderableType:
     head = Text.assemble(
-        (f"{title}: ", "bold"), (snap.source or "-", "bold cyan"),
+        (f"{title}: ", "bold"), (printable(snap.source or "-"), "bold cyan"),
         f"\n{snap.packets:,} packets, {snap.bytes:,} bytes, {snap.flows:,} "
         f"flow{'' if snap.flows == 1 else 's'} "
         f"in {fmt_duration(snap.packet_time)} of packet time "
@@ -324,30 +334,31 @@ def render_summary(snap: Snapshot, top: list[FlowRow], title: str = "mostool wat
                       ("s2c bytes", "right"), ("pkts", "right"), ("duration", "right")):
         flows.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in top:
-        flows.add_row(str(r.id), r.client, r.server, r.ended or "open",
-                      f"{r.client_state}/{r.server_state}", f"{r.c2s:,}", f"{r.s2c:,}",
-                      f"{r.packets:,}", fmt_duration(r.age))
+        flows.add_row(*(Text(cell) for cell in (
+            str(r.id), r.client, r.server, r.ended or "open",
+            f"{r.client_state}/{r.server_state}", f"{r.c2s:,}", f"{r.s2c:,}",
+            f"{r.packets:,}", fmt_duration(r.age))))
     if top:
         parts.append(flows)
     counts = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="events", title_justify="left")
     counts.add_column("event", no_wrap=True)
     counts.add_column("count", justify="right")
     for name, n, _style in _event_items(snap):
-        counts.add_row(name, f"{n:,}")
+        counts.add_row(Text(printable(name)), f"{n:,}")
     anomalies = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="anomalies",
                       title_justify="left")
     anomalies.add_column("anomaly", no_wrap=True)
     anomalies.add_column("count", justify="right")
     for name, n, _style in _anomaly_items(snap):
-        anomalies.add_row(name, f"{n:,}")
+        anomalies.add_row(Text(name), f"{n:,}")
     ends = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="flow ends", title_justify="left")
     ends.add_column("reason", no_wrap=True)
     ends.add_column("flows", justify="right")
     for reason, n in sorted(snap.end_reasons.items(), key=lambda kv: (-kv[1], kv[0])):
-        ends.add_row(reason, f"{n:,}")
+        ends.add_row(Text(printable(reason)), f"{n:,}")
     side = Table.grid(padding=(0, 4))
     side.add_row(counts, anomalies, ends)
     parts.append(side)
     for failure in snap.failures:
-        parts.append(Text(f"callback error: {failure}", style="red"))
+        parts.append(Text(f"callback error: {printable(str(failure))}", style="red"))
     return Group(*parts)

@@ -24,11 +24,15 @@ from rich.console import Console
 from rich.live import Live
 
 from mostool.monitor import Monitor
-from mostool.sources import is_live, source_attr
+from mostool.sources import TICK, is_live, source_attr
 from mostool.view.model import Snapshot, ViewModel
 from mostool.view.render import layout_sizes, render_screen, render_summary
 
 __all__ = ["Sampler", "Watch", "print_summary"]
+
+
+# frames that come on the wall clock (live, paced): check at least this often (seconds)
+_CHECK_AT_LEAST = 0.1
 
 
 class Sampler:
@@ -61,6 +65,8 @@ class Sampler:
         check = self.check
         n = self.every
         nbytes = self.bytes
+        clock = time.monotonic
+        due = clock() + _CHECK_AT_LEAST
         try:
             for frame in it:
                 if self.first_ts is None:
@@ -68,9 +74,13 @@ class Sampler:
                 nbytes += frame[3]
                 yield frame
                 n -= 1
-                if not n:
+                # a clock tick means the link is idle, and frames that trickle in after a
+                # burst may take long to fill a batch grown during it: check then too, or the
+                # view stays frozen while packets arrive
+                if not n or frame[1] == TICK or clock() >= due:
                     self.bytes = nbytes
                     n = self.every = check() if check is not None else self.every
+                    due = clock() + _CHECK_AT_LEAST
         finally:
             self.bytes = nbytes
             close = getattr(it, "close", None)
@@ -133,7 +143,7 @@ class Watch:
                  refresh: float = 4.0, sort: str = "bytes", all_events: bool = False,
                  hold: bool = False, budget: float = 0.02,
                  clock: Callable[[], float] = time.monotonic,
-                 keys: IO[str] | None = None) -> None:
+                 keys: IO[str] | None = None, feed: set[str] | None = None) -> None:
         if refresh <= 0:
             raise ValueError(f"refresh must be positive, not {refresh}")
         self.mon = mon
@@ -143,7 +153,7 @@ class Watch:
         self.hold = hold
         self.budget = budget
         self.clock = clock
-        self.model = ViewModel(mon, all_events=all_events, sort=sort)
+        self.model = ViewModel(mon, all_events=all_events, sort=sort, feed=feed)
         self.model.attach()
         self.keys = keys
         self.sampler: Sampler | None = None
@@ -171,6 +181,9 @@ class Watch:
             self.mon.run(self.sampler, **run_options)
             self.final = self.snapshot(finished=True)
             return self.final
+        waiter = source_attr(source, "set_waiter")
+        if callable(waiter):
+            waiter(self._wait)              # a paced replay's waits keep the view live
         live = Live(console=self.console, screen=True, auto_refresh=False,
                     redirect_stdout=True, redirect_stderr=True, transient=True)
         with _cbreak(self.keys), live:
@@ -184,11 +197,35 @@ class Watch:
         self._live = None
         return self.final
 
+    def _wait(self, seconds: float) -> None:
+        """A paced replay's wait for its next frame: sleep in short slices, drawing the view
+        (which says what it waits for) and reading keys; q stops the replay at once."""
+        end = self.clock() + seconds
+        while not self._quit:
+            now = self.clock()
+            if now >= end:
+                return
+            if now >= self._next_draw or self._paused:
+                self._draw(now)
+                self._poll_keys()
+                if self._quit:
+                    self.mon.stop("q key")
+                    return
+            time.sleep(max(0.0, min(end - now, self.period / 2, 0.05)))
+
+    def waiting(self) -> float | None:
+        """Seconds until a paced replay's next frame is due, while it waits (else None)."""
+        until = source_attr(self.source, "wait_until") if self.source is not None else None
+        if until is None:
+            return None
+        return max(0.0, float(until) - time.monotonic())
+
     def snapshot(self, *, finished: bool = False) -> Snapshot:
         s = self.sampler
         rows, bottom = layout_sizes(self.console.size.height)
         return self.model.snapshot(
             self.clock() - self._t0, source=self.source,
+            waiting=None if finished else self.waiting(),
             packets=self.mon.engine.counters.get("packets", 0),
             nbytes=s.bytes if s is not None else 0,
             first_ts=s.first_ts if s is not None else None, rows=rows, feed_rows=bottom,
@@ -276,9 +313,13 @@ def _cbreak(stream: IO[str] | None) -> Iterator[None]:
     try:
         import termios
         import tty
+    except ImportError:
+        yield
+        return
+    try:
         fd = stream.fileno()
         saved = termios.tcgetattr(fd)
-    except (ImportError, OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, termios.error):
         yield
         return
     try:

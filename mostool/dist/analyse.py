@@ -1,0 +1,274 @@
+"""Phase 2 of the plan: one partition runs the full engine over its records.
+
+The partition merges its shards (one per input file) by global packet number, which is the
+single run's order. Before each of its own records it replays the capture's clock: while the
+engine's next deadline (a timer, an idle timeout, a TIME_WAIT expiry) falls before the record,
+it advances the engine to the first tick (a record of any partition where the capture's clock
+rose) past that deadline, with the engine's packet number set to that tick's: timers and
+timeouts fire at the packet and time where one process fires them. A record older than the
+clock (a file whose timestamps go backwards) first moves the clock to where the single run's
+clock stands. Each own record is then processed with the engine's packet number set to its
+global number, so flows' first packets and every event carry the numbers a single run gives.
+
+A ``Job`` says what to set up on the partition's Monitor and what to bring back: flow records
+(``flows``), the `mostool events` trace (``events``), or a user's app with every flow record and
+event record (``app``). The records carry partition-local flow ids; ``merge`` renumbers them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import mmap
+import os
+import pickle
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mostool.config import MonitorConfig
+from mostool.dist.route import SHARD_RECORD, DistError
+
+__all__ = ["Job", "run_partition"]
+
+
+@dataclass
+class Job:
+    """What every partition runs: ``kind`` is "flows", "events" or "app"; ``app`` a spec
+    (path or module name, as ``--app``) or a pickled setup function (bytes)."""
+
+    kind: str
+    config: MonitorConfig
+    only: set[str] | None = None
+    apps: list[str | bytes] = field(default_factory=list)
+    trace: bool = True          # "app": record every event (as --events-out)
+    printed: bool = False       # "app": keep what the apps print, by packet, and their reports
+    monitor: bytes | None = None    # "app": a pickled, set-up Monitor to start from
+    outdir: str | None = None       # "streams": where every partition writes its stream files
+
+
+class _Collector:
+    """A file-like sink that keeps each written line with the packet number it came at."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine: Any = engine
+        self.lines: list[tuple[int, float, str]] = []
+        self._partial = ""
+        self._at: tuple[int, float] = (0, 0.0)
+
+    def write(self, text: str) -> int:
+        if not self._partial:
+            engine = self.engine
+            self._at = (engine.packet_number, engine.now) if engine is not None else (0, 0.0)
+        self._partial += text
+        if "\n" in self._partial:
+            *done, self._partial = self._partial.split("\n")
+            packet, now = self._at
+            self.lines.extend((packet, now, line) for line in done)
+            if self._partial and self.engine is not None:
+                self._at = (self.engine.packet_number, self.engine.now)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[Any]]:
+    """The partition's Monitor, set up for ``job``; what it collects; its apps (for
+    "streams", the StreamWriter is the one app)."""
+    from mostool.events.trace import trace_record
+    from mostool.events.types import BUILTIN_EVENTS
+    from mostool.monitor import MONITOR_STREAM, Monitor
+    mon = pickle.loads(job.monitor) if job.monitor is not None else Monitor(job.config)
+    flows: list[dict[str, Any]] = []
+    events: list[Any] = []
+    recorder = None
+    apps: list[Any] = []
+    if job.kind == "flows":
+        mon.socket(MONITOR_STREAM)
+    elif job.kind == "streams":
+        from mostool.sinks.streams import StreamWriter
+        assert job.outdir is not None
+        mon.socket(MONITOR_STREAM)
+        writer = StreamWriter(mon, job.outdir)
+        writer.attach()
+        apps.append(writer)
+    elif job.kind == "events":
+        sock = mon.socket(MONITOR_STREAM)
+        engine = mon.engine
+
+        def record(flow: Any, side: Any, event: Any) -> None:
+            fid = getattr(flow, "id", 0)
+            events.append((engine.packet_number, engine.now, fid,
+                           trace_record(engine.packet_number, engine.now, fid, side, event)))
+
+        for etype in BUILTIN_EVENTS:
+            if job.only is None or etype.name in job.only:
+                for hook in etype.hooks:
+                    sock.on(etype, hook, record)
+    else:
+        from mostool.apps import App, load_app
+        for spec in job.apps:
+            if isinstance(spec, bytes):
+                setup = pickle.loads(spec)
+                app = App("<function>", getattr(setup, "__name__", "setup"), setup)
+            else:
+                app = load_app(spec)
+            app.start(mon)
+            apps.append(app)
+        if job.trace:
+            from mostool.sinks.events_out import EventRecorder
+            recorder = _Collector(mon.engine)
+            EventRecorder(mon, recorder).attach()  # type: ignore[arg-type]
+    mon.on_flow_end(lambda conn: flows.append(conn.record()))
+    return mon, flows, events, recorder, apps
+
+
+class _Array:
+    """A file of int64 or float64 values, mapped (ticks are read by bisection only)."""
+
+    def __init__(self, path: str, code: str) -> None:
+        self._map: mmap.mmap | None = None
+        size = os.path.getsize(path)
+        if size:
+            with open(path, "rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self.values: Sequence[Any] = memoryview(self._map).cast(code)  # type: ignore[call-overload]
+        else:
+            self.values = []
+
+    def close(self) -> None:
+        if self._map is not None:
+            values = self.values
+            self.values = []
+            if isinstance(values, memoryview):
+                values.release()
+            self._map.close()
+
+
+def _shard_records(path: str, numbers: Any) -> Iterator[tuple[int, float, int, bytes, int]]:
+    """(signed global number, ts, linktype, data, wire length) of one shard, in file order."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    unpack = SHARD_RECORD.unpack_from
+    size = SHARD_RECORD.size
+    off = 0
+    i = 0
+    end = len(buf)
+    while off < end:
+        r, ts, linktype, caplen, wire = unpack(buf, off)
+        off += size
+        data = buf[off:off + caplen]
+        off += caplen
+        no = numbers + r + 1 if isinstance(numbers, int) else numbers[i]
+        i += 1
+        yield no, ts, linktype, data, wire
+
+
+def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
+                  offsets: list[int] | None, total: int) -> dict[str, Any]:
+    """Run ``job`` over partition ``partition``; returns its records and counters."""
+    if not os.path.isdir(scratch):
+        import socket
+        raise DistError(f"worker on {socket.gethostname()} cannot see the scratch directory "
+                        f"{scratch} (it must be shared by every worker: --scratch DIR)")
+    import contextlib
+    import io
+    printed: _Collector | None = None
+    with contextlib.ExitStack() as stack:
+        if job.printed:
+            printed = _Collector(None)
+            stack.enter_context(contextlib.redirect_stdout(printed))
+        mon, flows, events, recorder, apps = _setup(job)
+        if printed is not None:
+            printed.engine = mon.engine
+        own = _run(mon, partition, scratch, pieces, offsets, total)
+    streams: dict[str, Any] = {}
+    if job.kind == "streams":
+        writer = apps[0]
+        # the files are in the shared directory; each partition's index goes to its scratch
+        # corner and comes back to be merged with a single run's flow ids
+        writer.directory = os.path.join(scratch, f"streams-{partition}")
+        os.makedirs(writer.directory, exist_ok=True)
+        writer.close()
+        streams = {"index": writer.index, "files": writer.files_written,
+                   "bytes": writer.bytes_written, "warnings": writer.warnings}
+    report = io.StringIO()
+    if job.printed:
+        with contextlib.redirect_stdout(report):
+            for app in apps:
+                app.report()
+    return {"partition": partition, "packets": own, "flows": flows, "events": events,
+            "lines": recorder.lines if recorder is not None else [],
+            "printed": printed.lines if printed is not None else [],
+            "report": report.getvalue(), "stats": mon.engine.stats(), "streams": streams,
+            "failures": [str(f) for f in mon.failures],
+            "callback_errors": mon.engine.dispatcher.callback_errors}
+
+
+def _run(mon: Any, partition: int, scratch: str, pieces: list[int],
+         offsets: list[int] | None, total: int) -> int:
+    """Feed the partition's records to ``mon``'s engine with the capture's ticks; returns how
+    many records were its own."""
+    from array import array
+    engine = mon.engine
+    tick_no_a = _Array(os.path.join(scratch, "ticks.no"), "q")
+    tick_ts_a = _Array(os.path.join(scratch, "ticks.ts"), "d")
+    tick_no, tick_ts = tick_no_a.values, tick_ts_a.values
+    ntick = len(tick_no)
+    streams = []
+    for k, index in enumerate(pieces):
+        base = f"piece-{index}.part-{partition}"
+        if offsets is not None:
+            numbers: Any = offsets[k]
+        else:
+            numbers = array("q")
+            with open(os.path.join(scratch, base + ".no"), "rb") as f:
+                numbers.frombytes(f.read())
+        streams.append(_shard_records(os.path.join(scratch, base), numbers))
+    advance = engine.advance
+    process = engine.process
+    next_deadline = engine.next_deadline
+
+    def catch_up(before: int) -> None:
+        """Fire what falls due at the ticks numbered below ``before``."""
+        while True:
+            d = next_deadline()
+            if d is None:
+                return
+            i = bisect_right(tick_ts, d)
+            if i >= ntick or tick_no[i] >= before:
+                return
+            engine.packet_number = tick_no[i]
+            advance(tick_ts[i])
+
+    own = 0
+    try:
+        if ntick:                       # the capture's first packet starts every clock
+            engine.packet_number = tick_no[0]
+            advance(tick_ts[0])
+        for no, ts, linktype, data, wire in heapq.merge(*streams, key=lambda x: abs(x[0])):
+            if no < 0:                  # older than the clock: move it where one run has it
+                no = -no
+                catch_up(no)
+                i = bisect_left(tick_no, no) - 1
+                if i >= 0 and tick_ts[i] > engine.now:
+                    engine.packet_number = tick_no[i]
+                    advance(tick_ts[i])
+            else:
+                d = next_deadline()
+                if d is not None and d < ts:
+                    catch_up(no)
+            engine.packet_number = no - 1
+            process(ts, linktype, data, wire)
+            own += 1
+        catch_up(total + 1)
+        if ntick and tick_ts[ntick - 1] > engine.now:
+            engine.packet_number = tick_no[ntick - 1]
+            advance(tick_ts[ntick - 1])
+        engine.packet_number = total
+        mon.close()
+    finally:
+        tick_no_a.close()
+        tick_ts_a.close()
+    return own
