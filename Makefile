@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEB_PKGS := libpcap-dev tshark tcpdump iproute2 tmux ethtool
 
-.PHONY: demo test lint deb clean
+.PHONY: demo test lint deb clean notebook
 
 $(STAMP): pyproject.toml
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(MAKE) --no-print-directory deb; fi
@@ -34,6 +34,11 @@ test: $(STAMP)
 	$(VPY) -m ruff check mostool tests
 	$(VPY) -m mypy mostool
 	$(VPY) -m pytest
+
+# JupyterLab on notebooks/ (the notebook extra is in the test extra; JupyterLab is added here)
+notebook: $(STAMP)
+	PYTHONWARNINGS=ignore $(VPY) -m pip install -q -e '.[jupyter]'
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lint: $(STAMP)
 	$(VPY) -m ruff check mostool tests

@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/dist_bench.py [--trace /work/traces/web.pcap] [--files 16]
                                               [--dask local:2] [--no-append]
 
-The trace is cut with `editcap -F pcap -c` into a temporary directory (removed afterwards). Each run is
-a whole `mostool flows` process; wall time, and CPU time of the process and every process it
-started (the LocalCluster's workers: user + sys from ``os.wait4``). The outputs of the two
-runs are compared byte for byte. The route phase's cost per packet is measured apart: one
+The trace is cut with `editcap -F pcap -c` into a temporary directory (removed afterwards).
+Each run is a whole `mostool flows` process; wall time, and CPU time of the process and every
+process it started (the LocalCluster's workers: user + sys from ``os.wait4``). The outputs of
+the two runs are compared byte for byte. The route phase's cost per packet is measured apart: one
 ``route_piece`` over one of the files in this process (CPU time / packets). A row is appended
 to results.md.
 """
@@ -67,8 +67,8 @@ def main() -> None:
         count = int(subprocess.check_output(["capinfos", "-Mc", args.trace], text=True)
                     .split(":")[-1].strip())
         per = -(-count // args.files)
-        subprocess.run(["editcap", "-F", "pcap", "-c", str(per), args.trace, os.path.join(tmp, "cut.pcap")],
-                       check=True)
+        subprocess.run(["editcap", "-F", "pcap", "-c", str(per), args.trace,
+                        os.path.join(tmp, "cut.pcap")], check=True)
         files = sorted(str(p) for p in Path(tmp).glob("cut*.pcap"))
         reads = [a for f in files for a in ("-r", f)]
         one_out, many_out = os.path.join(tmp, "one.jsonl"), os.path.join(tmp, "many.jsonl")

@@ -289,3 +289,11 @@ def test_run_until_a_predicate_and_its_errors() -> None:
         st.run_until(broken)
     with pytest.raises(ValueError):
         st.step(0)
+
+
+def test_flows_on_a_dask_cluster_equal_one_process() -> None:
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    files = [SAMPLES / "http_small.pcap", SAMPLES / "impaired_small.pcap"]
+    here = mos.analyze(files).flows
+    there = mos.analyze(files, cluster="local:2").flows
+    pd.testing.assert_frame_equal(here, there)

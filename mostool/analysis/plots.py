@@ -57,9 +57,10 @@ class Plots:
         re = data["rexmit"].to_numpy(np.int64) > 0
         ax.vlines(t[~re], seq[~re], end[~re], colors="tab:blue", linewidth=1.5,
                   label="segments")
-        if re.any():
-            ax.vlines(t[re], seq[re], end[re], colors="tab:red", linewidth=2.0,
-                      label="retransmissions")
+        if re.any():             # a bar and a dot: a short bar is lost among thousands
+            ax.vlines(t[re], seq[re], end[re], colors="tab:red", linewidth=2.0)
+            ax.scatter(t[re], seq[re], s=16, color="tab:red", zorder=3,
+                       label="retransmissions")
         ackers = peer[peer["flags"].str.contains("A", regex=False).fillna(False)]
         if len(ackers):
             ta = ackers["ts"].to_numpy(float) - t0
