@@ -194,6 +194,11 @@ class Monitor:
         self.engine.add_listener(sock)
         return sock
 
+    def sockets(self, kind: str | None = None) -> list[MonitorSocket]:
+        """The open sockets, in the order they were made (of one ``kind`` if given)."""
+        return [x for x in self.engine.listeners
+                if isinstance(x, MonitorSocket) and not x.closed and kind in (None, x.kind)]
+
     def settimer(self, delay: float, callback: Callable[[int], Any]) -> int:
         """Call ``callback(timer_id)`` once after ``delay`` seconds of packet time."""
         return self.engine.settimer(delay, callback)

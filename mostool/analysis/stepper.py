@@ -16,10 +16,13 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mostool.events.types import BUILTIN_EVENTS, ON_CONN_START, EventType, Hook
-from mostool.monitor import MONITOR_STREAM, Monitor
+from mostool.sinks.select import stream_sockets
+
+if TYPE_CHECKING:
+    from mostool.monitor import Monitor
 
 __all__ = ["Stepper", "Hit"]
 
@@ -63,7 +66,7 @@ class Stepper:
         self._open: dict[int, Any] = {}
         self._ended: list[dict[str, Any]] = []
         self._watched: set[tuple[EventType, Hook]] = set()
-        self._sockets = [s for s in _stream_sockets(mon)]
+        self._sockets = stream_sockets(mon)
         for sock in self._sockets:
             udes = [(e, h) for e, h, _cb in list(sock.subs.entries) if not e.builtin]
             for etype in BUILTIN_EVENTS:
@@ -202,10 +205,3 @@ class Stepper:
     def __repr__(self) -> str:
         state = "done" if self.done else f"packet {self.packet}"
         return f"<Stepper {state}, {len(self.hits)} hit(s)>"
-
-
-def _stream_sockets(mon: Monitor) -> list[Any]:
-    from mostool.sinks.select import stream_sockets
-    socks = stream_sockets(mon)
-    return socks or [mon.socket(MONITOR_STREAM)]
-

@@ -12,14 +12,13 @@ from typing import Any
 
 __all__ = ["FlowSelector", "stream_sockets"]
 
+STREAM = "stream"           # mostool.monitor.MONITOR_STREAM (this module is imported by it)
+
 
 def stream_sockets(mon: Any) -> list[Any]:
     """The monitor's open MONITOR_STREAM sockets - the apps' - or a new one that accepts
     every flow when there is none (an output then sees every flow)."""
-    from mostool.monitor import MONITOR_STREAM, MonitorSocket
-    found = [x for x in mon.engine.listeners
-             if isinstance(x, MonitorSocket) and x.kind == MONITOR_STREAM and not x.closed]
-    return found or [mon.socket(MONITOR_STREAM)]
+    return mon.sockets(STREAM) or [mon.socket(STREAM)]
 
 
 class FlowSelector:
