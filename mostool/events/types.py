@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -196,7 +196,7 @@ def next_ude_id() -> int:
 # Raised events: values handed to callbacks and filters as their third argument.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Event:
     """A raised event. ``type`` is its definition (compare with ``is``), ``hook`` where it ran."""
 
@@ -221,20 +221,26 @@ class Event:
         """What the event carries, JSON-ready (for the event trace)."""
         return {}
 
+    def __repr__(self) -> str:
+        # written out because compiled with mypyc the generated one also lists TYPE
+        values = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                           if f.name != "TYPE")
+        return f"{type(self).__qualname__}({values})"
 
-@dataclass(frozen=True, slots=True, init=False)
+
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class PktIn(Event):
-    TYPE: ClassVar[EventType] = ON_PKT_IN
+    TYPE = ON_PKT_IN
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ConnStart(Event):
-    TYPE: ClassVar[EventType] = ON_CONN_START
+    TYPE = ON_CONN_START
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ConnNewData(Event):
-    TYPE: ClassVar[EventType] = ON_CONN_NEW_DATA
+    TYPE = ON_CONN_NEW_DATA
     offset: int
     length: int
 
@@ -247,29 +253,39 @@ class ConnNewData(Event):
         return {"offset": self.offset, "length": self.length}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ErrorEvent(Event):
-    TYPE: ClassVar[EventType] = ON_ERROR
+    TYPE = ON_ERROR
     kind: str
     offset: int = 0
     length: int = 0
+
+    def __init__(self, hook: Hook, kind: str, offset: int = 0, length: int = 0) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_error[0](self, kind)
+        _set_error[1](self, offset)
+        _set_error[2](self, length)
 
     def details(self) -> dict[str, Any]:
         return {"kind": self.kind, "offset": self.offset, "length": self.length}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Timeout(Event):
-    TYPE: ClassVar[EventType] = ON_TIMEOUT
+    TYPE = ON_TIMEOUT
     idle: float
+
+    def __init__(self, hook: Hook, idle: float) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_timeout[0](self, idle)
 
     def details(self) -> dict[str, Any]:
         return {"idle": round(self.idle, 6)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class TcpStateChange(Event):
-    TYPE: ClassVar[EventType] = ON_TCP_STATE_CHANGE
+    TYPE = ON_TCP_STATE_CHANGE
     old: TcpState
     new: TcpState
 
@@ -282,18 +298,22 @@ class TcpStateChange(Event):
         return {"old": self.old.name, "new": self.new.name}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Orphan(Event):
-    TYPE: ClassVar[EventType] = ON_ORPHAN
+    TYPE = ON_ORPHAN
     reason: str
+
+    def __init__(self, hook: Hook, reason: str) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_orphan[0](self, reason)
 
     def details(self) -> dict[str, Any]:
         return {"reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Rexmit(Event):
-    TYPE: ClassVar[EventType] = ON_REXMIT
+    TYPE = ON_REXMIT
     offset: int
     length: int
 
@@ -306,16 +326,20 @@ class Rexmit(Event):
         return {"offset": self.offset, "length": self.length}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ConnEnd(Event):
-    TYPE: ClassVar[EventType] = ON_CONN_END
+    TYPE = ON_CONN_END
     reason: str
+
+    def __init__(self, hook: Hook, reason: str) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_conn_end[0](self, reason)
 
     def details(self) -> dict[str, Any]:
         return {"reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class UserEvent:
     """A UDE raised on top of a built-in event: ``type`` is the UDE, ``base`` the built-in value."""
 
@@ -348,3 +372,7 @@ _set_new_data = _setters(ConnNewData, "offset", "length")
 _set_state_change = _setters(TcpStateChange, "old", "new")
 _set_rexmit = _setters(Rexmit, "offset", "length")
 _set_user_event = _setters(UserEvent, "type", "base")
+_set_error = _setters(ErrorEvent, "kind", "offset", "length")
+_set_timeout = _setters(Timeout, "idle")
+_set_orphan = _setters(Orphan, "reason")
+_set_conn_end = _setters(ConnEnd, "reason")
