@@ -35,6 +35,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mostool.config import MonitorConfig
 from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, Registration, SubscriptionRegistry
@@ -125,6 +127,8 @@ def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
     return shard_hash(addrs, sport ^ dport) % count
 
 
+# subclassed by the interpreted shell (monitor.MonitorSocket)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Listener:
     """The engine's view of a monitoring socket (MONITOR_STREAM or MONITOR_RAW)."""
 
