@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import itertools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mostool.errors import CallbackError, MosError
 from mostool.events.types import Callback, Event, EventType, Hook, Side, UserEvent
@@ -143,10 +143,11 @@ class Dispatcher:
         self.callback_errors = 0
         self._raising: list[list[EventType] | None] = []    # per filter running: raised
 
-    def dispatch(self, subs: SubscriptionSet, hook: Hook, flow: Flow | None, side: Side,
+    def dispatch(self, subs: SubscriptionSet, hook: Hook, flow: Any, side: Side,
                  value: Event) -> None:
         """Run what ``subs`` registered for ``value`` at ``hook`` (Engine._emit inlines the
-        plain-callbacks case of this)."""
+        plain-callbacks case of this). ``flow`` is a Flow, the engine's handle on an orphan
+        frame, or None (typed Any: compiled with mypyc, a union is checked at run time)."""
         entry = subs.plan[hook].get(value.TYPE.id)
         if entry is None:
             return

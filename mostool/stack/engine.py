@@ -402,7 +402,7 @@ class Engine:
                     lst.raw_match is None or lst.raw_match(linktype, frame)):
                 self._orphan_handle.frame = (linktype, frame)
                 self._orphan_handle.seg = None
-                self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,  # type: ignore[arg-type]
+                self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,
                                          Side.BOTH, PktIn(Hook.NULL))
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
@@ -423,7 +423,7 @@ class Engine:
                 handle.frame = (linktype, frame)
                 handle.seg = seg
                 self._event_n[_ORPHAN_ID] += 1
-                self.dispatcher.dispatch(lst.subs, Hook.NULL, handle,  # type: ignore[arg-type]
+                self.dispatcher.dispatch(lst.subs, Hook.NULL, handle,
                                          Side.BOTH, Orphan(Hook.NULL, reason))
 
     def _same_connection(self, conn: Connection, seg: TcpSegment) -> bool:
