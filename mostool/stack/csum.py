@@ -59,7 +59,7 @@ def ones_sum_loop(data: bytes, initial: int = 0) -> int:
     return acc
 
 
-def ones_sum_bigint(data: bytes, initial: int = 0) -> int:
+def ones_sum_bigint(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     """The sum as the buffer's integer value modulo 0xFFFF (the interpreted engine's choice).
 
     CPython divides a big int digit by digit, so a long value is first folded at multiples of
