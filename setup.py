@@ -56,6 +56,12 @@ class BuildWithManifest(build_ext):
         out = PKG if self.inplace else Path(self.build_lib) / "mostool"
         out.mkdir(parents=True, exist_ok=True)
         build = _load_build_module()
+        if self.inplace:        # extension files of modules this build no longer compiles
+            built = {e.name for e in self.extensions}
+            for name in build.INTERPRETED:
+                old = build._extension_file(name, PKG)
+                if old is not None and name not in built:
+                    os.unlink(old)
         build.write_manifest(out, build.engine_modules(PKG), PKG)
         print(f"mostool: compiled engine built in {time.perf_counter() - t0:.0f} s "
               f"({len(build.engine_modules(PKG))} modules)", file=sys.stderr)
@@ -72,7 +78,7 @@ def _extensions() -> tuple[list[Extension], dict[str, type]]:
     from mypyc.build import mypycify
 
     build = _load_build_module()
-    sources = [str(build.module_path(m, PKG).relative_to(HERE)) for m in build.engine_modules(PKG)]
+    sources = [os.path.relpath(build.module_path(m, PKG), HERE) for m in build.engine_modules(PKG)]
     exts = mypycify(sources, opt_level=os.environ.get("MOSTOOL_MYPYC_OPT", "3"),
                     debug_level="0", group_name="mostool._engine")
     for name, c_file in build.C_EXTENSIONS.items():

@@ -21,8 +21,10 @@ share one library and cannot be mixed with interpreted ones):
 
 Otherwise compiled. In the interpreted case a meta-path finder placed first on ``sys.meta_path``
 hands out the ``.py`` file for every compiled module and refuses the C extensions, so the
-compiled files are never loaded. :data:`COMPILED` holds the decision, :data:`REASON` why, and
-:func:`version_text` is the line ``mostool --version`` prints.
+compiled files are never loaded; in the compiled case it does the same for the modules the
+build left interpreted (an older build's extension file may still lie beside them).
+:data:`COMPILED` holds the decision, :data:`REASON` why, and :func:`version_text` is the line
+``mostool --version`` prints.
 
 This module is never compiled and imports only the standard library: ``setup.py`` loads it by
 path (the package's dependencies need not be installed at build time).
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
@@ -40,16 +41,20 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
+from typing import Union
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+# paths are handled with os.path: pathlib is not among what importing the engine may load
+StrPath = Union[str, "os.PathLike[str]"]
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = "_compiled.json"
 VERSION = "0.1.0"
 # what mypyc compiles: every module of these packages (so that new files join the build)
 COMPILED_PACKAGES = ("stack", "events")
-# modules of those packages left interpreted (none yet)
-INTERPRETED: frozenset[str] = frozenset()
+# modules of those packages left interpreted: user-facing registration, off the per-packet path
+# (compiled, a wrong argument type would raise mypyc's TypeError before the API's own MosError)
+INTERPRETED: frozenset[str] = frozenset({"mostool.events.ude"})
 # small C extensions of the same build (name -> C file under mostool/); each has a pure
 # fallback chosen by the module that imports it
 C_EXTENSIONS = {"mostool.stack._csum": "stack/_csum.c"}
@@ -58,25 +63,38 @@ COMPILED = False
 REASON = "not decided"
 
 
-def engine_modules(root: Path = PACKAGE_DIR) -> list[str]:
+def engine_modules(root: StrPath = PACKAGE_DIR) -> list[str]:
     """The dotted names of the modules mypyc compiles, from the files under ``root``."""
+    root = os.fspath(root)
     names = []
     for pkg in COMPILED_PACKAGES:
-        for py in sorted((root / pkg).glob("*.py")):
-            name = f"mostool.{pkg}.{py.stem}"
-            if py.stem != "__init__" and name not in INTERPRETED:
+        folder = os.path.join(root, pkg)
+        files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        for file in files:
+            stem, ext = os.path.splitext(file)
+            name = f"mostool.{pkg}.{stem}"
+            if ext == ".py" and stem != "__init__" and name not in INTERPRETED:
                 names.append(name)
     return names
 
 
-def module_path(name: str, root: Path = PACKAGE_DIR) -> Path:
-    return root.joinpath(*name.split(".")[1:]).with_suffix(".py")
+def module_path(name: str, root: StrPath = PACKAGE_DIR) -> str:
+    return os.path.join(os.fspath(root), *name.split(".")[1:]) + ".py"
 
 
-def _imports(path: Path) -> set[str]:
+def _package_init(name: str, root: StrPath) -> str:
+    return os.path.join(os.fspath(root), *name.split(".")[1:], "__init__.py")
+
+
+def _rel(path: StrPath, root: StrPath) -> str:
+    return os.path.relpath(path, os.fspath(root)).replace(os.sep, "/")
+
+
+def _imports(path: StrPath) -> set[str]:
     """The ``mostool`` modules ``path`` imports (names only; from-imports of a package's
     submodules count as the submodule)."""
-    tree = ast.parse(path.read_bytes(), str(path))
+    with open(path, "rb") as f:
+        tree = ast.parse(f.read(), path)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -88,7 +106,7 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def build_sources(modules: Sequence[str], root: Path = PACKAGE_DIR) -> list[str]:
+def build_sources(modules: Sequence[str], root: StrPath = PACKAGE_DIR) -> list[str]:
     """The ``.py`` files (relative to ``root``) compiled code built from ``modules`` depends
     on: the modules themselves and the ``mostool`` modules they import, transitively."""
     seen: set[str] = set()
@@ -99,57 +117,64 @@ def build_sources(modules: Sequence[str], root: Path = PACKAGE_DIR) -> list[str]
             continue
         seen.add(name)
         path = module_path(name, root)
-        if not path.is_file():
-            pkg_init = root.joinpath(*name.split(".")[1:], "__init__.py")
-            if name != "mostool" and not pkg_init.is_file():
+        if not os.path.isfile(path):
+            path = _package_init(name, root)
+            if not os.path.isfile(path):
                 seen.discard(name)          # a name imported from a module, not a module
-            continue
+                continue
         todo.extend(_imports(path) - seen)
     files = set()
     for name in seen:
         path = module_path(name, root)
-        if not path.is_file():
-            path = root.joinpath(*name.split(".")[1:], "__init__.py")
-        files.add(path.relative_to(root).as_posix())
+        if not os.path.isfile(path):
+            path = _package_init(name, root)
+        files.add(_rel(path, root))
     return sorted(files)
 
 
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def digest(path: StrPath) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
-def write_manifest(out_dir: Path, modules: Sequence[str], root: Path = PACKAGE_DIR) -> Path:
+def write_manifest(out_dir: StrPath, modules: Sequence[str], root: StrPath = PACKAGE_DIR) -> str:
     """Record what was compiled, from which sources (called by ``setup.py``)."""
     data = {
         "version": VERSION,
         "python": sys.implementation.cache_tag,
         "modules": list(modules),
         "extensions": sorted(C_EXTENSIONS),
-        "sources": {rel: digest(root / rel) for rel in build_sources(modules, root)},
+        "interpreted": sorted(INTERPRETED),
+        "sources": {rel: digest(os.path.join(os.fspath(root), rel))
+                    for rel in build_sources(modules, root)},
     }
-    out = out_dir / MANIFEST
-    out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    out = os.path.join(os.fspath(out_dir), MANIFEST)
+    with open(out, "w") as f:
+        f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
     return out
 
 
-def _extension_file(name: str, root: Path) -> Path | None:
-    base = root.joinpath(*name.split(".")[1:])
+def _extension_file(name: str, root: StrPath) -> str | None:
+    base = os.path.join(os.fspath(root), *name.split(".")[1:])
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = base.with_name(base.name + suffix)
-        if candidate.is_file():
-            return candidate
+        if os.path.isfile(base + suffix):
+            return base + suffix
     return None
 
 
-def decide(root: Path = PACKAGE_DIR, environ: dict[str, str] | None = None
+def decide(root: StrPath = PACKAGE_DIR, environ: dict[str, str] | None = None
            ) -> tuple[bool, str, list[str]]:
-    """(compiled?, why, the modules the build compiled). Warns when the build is stale."""
+    """(compiled?, why, the modules whose ``.py`` file must be loaded whatever lies beside it:
+    every module the build compiled when running pure, the ones it left interpreted when
+    compiled). Warns when the build is stale."""
     env = os.environ if environ is None else environ
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
+        with open(os.path.join(os.fspath(root), MANIFEST)) as f:
+            manifest = json.loads(f.read())
         modules: list[str] = list(manifest["modules"])
         extensions: list[str] = list(manifest["extensions"])
         sources: dict[str, str] = dict(manifest["sources"])
+        interpreted: list[str] = list(manifest.get("interpreted", []))
     except FileNotFoundError:
         return False, "no compiled build", []
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -162,24 +187,26 @@ def decide(root: Path = PACKAGE_DIR, environ: dict[str, str] | None = None
             modules + extensions
     changed = []
     for rel, want in sorted(sources.items()):
-        path = root / rel
-        if not path.is_file() or digest(path) != want:
+        path = os.path.join(os.fspath(root), rel)
+        if not os.path.isfile(path) or digest(path) != want:
             changed.append(rel)
-    changed += [module_path(m, root).relative_to(root).as_posix()
-                for m in engine_modules(root) if m not in modules]
+    changed += [_rel(module_path(m, root), root) for m in engine_modules(root)
+                if m not in modules]
     if changed:
         why = (f"compiled build is stale: {', '.join(changed)} changed since it was built; "
                "running the pure-Python engine (rebuild: pip install -e . or make build; "
                "set MOSTOOL_PURE=1 to silence)")
         warnings.warn(f"mostool: {why}", RuntimeWarning, stacklevel=3)
         return False, why, modules + extensions
-    return True, "compiled with mypyc", modules + extensions
+    return True, "compiled with mypyc", interpreted
 
 
-class _PureFinder(importlib.abc.MetaPathFinder):
-    """Hands out the ``.py`` file of every compiled module; refuses the C extensions."""
+class _PureFinder:
+    # a sys.meta_path finder (not an importlib.abc subclass: that module loads pathlib and
+    # tempfile, which importing the engine must not)
+    """Hands out the ``.py`` file of the modules it is given; refuses the C extensions."""
 
-    def __init__(self, root: Path, names: Sequence[str]) -> None:
+    def __init__(self, root: StrPath, names: Sequence[str]) -> None:
         self.root = root
         self.names = frozenset(names)
 
@@ -193,13 +220,13 @@ class _PureFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, module_path(fullname, self.root))
 
 
-def install(root: Path = PACKAGE_DIR) -> bool:
+def install(root: StrPath = PACKAGE_DIR) -> bool:
     """Decide compiled or interpreted for this process (once) and arrange the imports."""
     global COMPILED, REASON
     if REASON != "not decided":
         return COMPILED
     COMPILED, REASON, names = decide(root)
-    if not COMPILED and names:
+    if names:
         sys.meta_path.insert(0, _PureFinder(root, names))
     return COMPILED
 
