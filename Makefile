@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(MAKE) --no-print-directory deb; fi
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[test]'
+	# dependencies and an editable pure install; `build` then compiles (and says how long)
+	MOSTOOL_PURE=1 $(VPY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
 build: $(STAMP)
