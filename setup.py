@@ -56,12 +56,13 @@ class BuildWithManifest(build_ext):
         out = PKG if self.inplace else Path(self.build_lib) / "mostool"
         out.mkdir(parents=True, exist_ok=True)
         build = _load_build_module()
-        if self.inplace:        # extension files of modules this build no longer compiles
-            built = {e.name for e in self.extensions}
-            for name in build.INTERPRETED:
-                old = build._extension_file(name, PKG)
-                if old is not None and name not in built:
-                    os.unlink(old)
+        # extension files of modules this build no longer compiles (an older build's, in the
+        # tree or in build/lib)
+        built = {e.name for e in self.extensions}
+        for name in build.INTERPRETED:
+            old = build._extension_file(name, out)
+            if old is not None and name not in built:
+                os.unlink(old)
         build.write_manifest(out, build.engine_modules(PKG), PKG)
         print(f"mostool: compiled engine built in {time.perf_counter() - t0:.0f} s "
               f"({len(build.engine_modules(PKG))} modules)", file=sys.stderr)
