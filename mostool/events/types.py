@@ -194,6 +194,11 @@ def next_ude_id() -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Raised events: values handed to callbacks and filters as their third argument.
+#
+# Frozen slotted dataclasses (eq, hash, frozen) with every __init__ written out (init=False):
+# the same source compiles with mypyc, which cannot call a base's custom __init__ with a
+# subclass's arguments nor build dataclass __init__s around ClassVars. Subclasses set TYPE
+# without an annotation: compiled, an annotated one would become a field (and show in repr).
 
 
 @dataclass(frozen=True, slots=True, init=False, repr=False)
