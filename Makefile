@@ -15,11 +15,11 @@ DEB_PKGS := libpcap-dev tshark tcpdump iproute2 tmux gcc python3-dev
 
 .PHONY: demo test lint deb clean build
 
+# dependencies and an editable pure install; `build` then compiles (and says how long)
 $(STAMP): pyproject.toml
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(MAKE) --no-print-directory deb; fi
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	# dependencies and an editable pure install; `build` then compiles (and says how long)
 	MOSTOOL_PURE=1 $(VPY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
