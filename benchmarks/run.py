@@ -41,7 +41,7 @@ SHARED = REPO.parent / "shared" / "bench"
 SOL = SHARED / "sol.py"
 MAKE_TRACES = SHARED / "make_traces.sh"
 PY = sys.executable
-ALL_CASES = ("1", "1b", "1s", "2", "2s", "3", "3s", "4", "4s", "5", "idle", "syn")
+ALL_CASES = ("1", "1p", "1b", "1s", "2", "2s", "3", "3s", "4", "4p", "4s", "5", "idle", "syn")
 TRACE_FILES = {"web": "web.pcap", "bulk": "bulk.pcap", "syn": "synflood.pcap"}
 
 
@@ -121,14 +121,15 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def measure(argv: list[str], stdout_to_null: bool = False) -> Run:
+def measure(argv: list[str], stdout_to_null: bool = False, pure: bool = False) -> Run:
     """Run ``argv`` to completion; its CPU time, wall time and memory."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         null = open(os.devnull, "w")  # noqa: SIM115 - closed below
         try:
             t0 = time.perf_counter()
             proc = subprocess.Popen(argv, stdout=null if stdout_to_null else out, stderr=err,
-                                    cwd=Src.cwd, env=Src.env)
+                                    cwd=Src.cwd,
+                                    env=dict(Src.env, MOSTOOL_PURE="1") if pure else Src.env)
             peak = {"anon": 0, "procs": 1}
             done = threading.Event()
 
@@ -168,12 +169,15 @@ class Case:
     baseline: str | None = None      # a case id run in the same rotation (speedup)
     implemented: bool = True
     once: bool = False               # a memory case: one run, whatever --repeat says
+    pure: bool = False               # run with MOSTOOL_PURE=1 (the interpreted engine)
 
 
 def _cases() -> dict[str, Case]:
     flows = ["-m", "mostool", "flows", "-r", "{trace}"]
     cases = [
         Case("1", "mostool flows (CLI defaults)", "web", flows, [[]], "<= 2.0"),
+        Case("1p", "case 1 on the pure-Python engine (MOSTOOL_PURE=1)", "web", flows, [[]],
+             "-", pure=True),
         Case("1b", "mostool flows --rcvbuf 1048576 (buffering on)", "web",
              flows + ["--rcvbuf", "1048576"], [[]], "-"),
         Case("2", "+ callbacks on ON_PKT_IN and ON_TCP_STATE_CHANGE", "web",
@@ -182,6 +186,8 @@ def _cases() -> dict[str, Case]:
              [str(HERE / "cases" / "ude_ppeek.py"), "{trace}"], [[]], "<= 3.0"),
         Case("4", "mostool flows --hash", "bulk", flows + ["--hash"], [["--reasm"], []],
              "<= 3.0"),
+        Case("4p", "case 4 on the pure-Python engine (MOSTOOL_PURE=1)", "bulk",
+             flows + ["--hash"], [["--reasm"], []], "-", pure=True),
         # what-ifs: the same work without TCP checksum verification (--checksums skip), the
         # one cost pure CPython cannot make small (~2.2 us per full-size segment)
         Case("1s", "case 1 with --checksums skip", "web", flows + ["--checksums", "skip"],
@@ -280,7 +286,8 @@ def run_case(case: Case, cases: dict[str, Case], tdir: Path, repeat: int) -> Res
                         b = measure(_case_argv(base, trace), stdout_to_null=True)
                         _check(b, f"case {base.id}")
                         res.base.append(b)
-                    r = measure(_case_argv(case, trace), stdout_to_null=to_null)
+                    r = measure(_case_argv(case, trace), stdout_to_null=to_null,
+                                pure=case.pure)
                     _check(r, f"case {case.id}")
                     res.runs.append(r)
             print(f"  case {case.id} run {i + 1}/{repeat}: {_progress(res)}", flush=True)
@@ -422,6 +429,12 @@ def idle_lines(idle: dict[str, Any]) -> list[str]:
     ]
 
 
+def _engine_text() -> str:
+    r = subprocess.run([PY, "-c", "import mostool; print(mostool.version_text())"],
+                       capture_output=True, text=True, cwd=Src.cwd, env=Src.env)
+    return r.stdout.strip() or "mostool (version unknown: no version_text)"
+
+
 def header(label: str, repeat: int, tdir: Path, load0: tuple[float, float, float]
            ) -> list[str]:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -435,6 +448,8 @@ def header(label: str, repeat: int, tdir: Path, load0: tuple[float, float, float
     load1 = os.getloadavg()
     return [
         f"## {now} — commit {label}",
+        "",
+        f"Engine: {_engine_text()} (rows 1p, 4p: MOSTOOL_PURE=1).",
         "",
         f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
         f"--repeat {repeat}, traces in {tdir}; load average {load0[0]:.2f} at start, "

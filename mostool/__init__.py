@@ -12,6 +12,9 @@
     mon.run(mos.replay("capture.pcap"))
 """
 
+# first: decides compiled or pure before any engine module loads (see _build.py)
+from mostool._build import COMPILED as COMPILED
+from mostool._build import version_text as version_text
 from mostool.config import MonitorConfig
 from mostool.errors import BytesLost, CallbackError, MosError
 from mostool.events.types import (

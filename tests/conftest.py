@@ -32,3 +32,22 @@ def shared_pcaps() -> Path:
     if not SHARED_PCAPS.is_dir():
         pytest.skip(f"shared capture corpus not found at {SHARED_PCAPS}")
     return SHARED_PCAPS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pure_engine: needs the interpreted engine (patches engine classes, or "
+        "checks what only interpreted code passes through); with a compiled build they run "
+        "in a MOSTOOL_PURE=1 subprocess (test_build.py)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import mostool
+
+    if not mostool.COMPILED:
+        return
+    skip = pytest.mark.skip(reason="compiled engine: run on the pure engine by "
+                            "test_build.py::test_pure_engine_tests_on_the_pure_engine")
+    for item in items:
+        if "pure_engine" in item.keywords:
+            item.add_marker(skip)

@@ -198,6 +198,7 @@ def test_flow_lines_are_json_dumps_of_the_records(config: dict[str, object]) -> 
     assert n > 20
 
 
+@pytest.mark.pure_engine      # int timestamps: compiled, Engine.process(ts: float) makes floats
 def test_flow_lines_fall_back_to_json_dumps_for_unusual_values() -> None:
     """Integer timestamps and an end reason that needs escaping still come out as json.dumps
     writes them (and FlowLog.jsonl orders lines as the plain writer does)."""

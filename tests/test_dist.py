@@ -312,6 +312,19 @@ def test_one_classic_pcap_cut_into_byte_ranges(cluster: Cluster, command: list[s
     assert cli(*command, "-r", pcap, "--dask", cluster.address) == one
 
 
+def test_monitor_run_on_a_cluster_is_refused_by_the_compiled_engine() -> None:
+    import mostool
+    from mostool.dist import DistError
+    from mostool.monitor import MONITOR_STREAM, Monitor
+    if not mostool.COMPILED:
+        pytest.skip("the pure engine ships a set-up Monitor (test_monitor_run_on_a_cluster)")
+    mon = Monitor()
+    mon.socket(MONITOR_STREAM)
+    with pytest.raises(DistError, match="MOSTOOL_PURE=1"):
+        mon.run(str(BUNDLED[0]), cluster="local:1")
+
+
+@pytest.mark.pure_engine
 def test_monitor_run_on_a_cluster(cluster: Cluster) -> None:
     from mostool.config import MonitorConfig
     from mostool.events.types import ON_CONN_START

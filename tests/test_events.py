@@ -586,3 +586,18 @@ def test_events_only_filter(samples: Path) -> None:
     ends = [json.loads(x) for x in lines if "ON_CONN_END" in x]
     truth = json.loads((samples / "http_small.json").read_text())
     assert len(ends) == 2 * len(truth["connections"])
+
+
+def _always(flow: object, side: object, event: object) -> bool:
+    return True
+
+
+def test_events_pickle_by_definition() -> None:
+    """Dask and multiprocessing ship callbacks that name events: a built-in comes back as the
+    same object, a UDE as the interned definition under its base."""
+    import pickle
+    assert pickle.loads(pickle.dumps(mos.ON_CONN_START)) is mos.ON_CONN_START
+    ude = mos.define_event(mos.ON_CONN_NEW_DATA, _always, name="always")
+    chained = mos.define_event(ude, _always, arg=3, name="always3")
+    assert pickle.loads(pickle.dumps(ude)) is ude
+    assert pickle.loads(pickle.dumps(chained)) is chained

@@ -137,6 +137,7 @@ TRACED += [ROOT / "sample_pcaps" / "synthetic" / "idle_timeout.pcap"]
 TRACED += [p for p in CAPTURES if p.stem in ("http_keepalive", "abort_rst", "keepalive_idle")]
 
 
+@pytest.mark.pure_engine      # counts calls by patching Engine methods
 @pytest.mark.parametrize("pcap", TRACED, ids=[p.stem for p in TRACED])
 def test_callbacks_timers_last_packets_and_stop(pcap: Path,
                                                 frame_by_frame: Callable[[], None]) -> None:

@@ -49,19 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def version_text() -> str:
-    """``mostool <version>``, then what ``mostool.build_info()`` says (when the build has it)."""
-    from importlib import metadata
-
+    """``mostool <version> (compiled with mypyc)`` or ``(pure Python[: why])``."""
     import mostool
-    try:
-        version = metadata.version("mostool")
-    except metadata.PackageNotFoundError:
-        version = getattr(mostool, "__version__", "unknown")
-    text = f"mostool {version}"
-    info = getattr(mostool, "build_info", None)
-    if callable(info):
-        text += "\n" + str(info()).rstrip()
-    return text + "\n"
+    return mostool.version_text() + "\n"
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -234,6 +234,13 @@ def run_monitor(mon: Any, source: Any, cluster: Any, *, err: IO[str] | None = No
     or a ``ReplaySource`` at top speed). Returns the run's statistics with ``flows`` and
     ``events``, the merged records. Callbacks run on the workers: what they change there stays
     there; what they print is not brought back."""
+    import mostool
+    if mostool.COMPILED:
+        # the set-up engine's native (mypyc) objects do not unpickle in a worker
+        raise DistError("Monitor.run(cluster=...) ships the set-up Monitor, which the compiled "
+                        "engine cannot pickle: pass the setup as an app instead "
+                        "(mos.analyze(paths, app=setup, cluster=...) or mostool.dist."
+                        "run_partitions), or run with MOSTOOL_PURE=1")
     if isinstance(source, str | os.PathLike):
         paths = [os.fspath(source)]
     elif isinstance(source, list | tuple):

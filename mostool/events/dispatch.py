@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import itertools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mostool.errors import CallbackError, MosError
 from mostool.events.types import Callback, Event, EventType, Hook, Side, UserEvent
@@ -143,10 +143,11 @@ class Dispatcher:
         self.callback_errors = 0
         self._raising: list[list[EventType] | None] = []    # per filter running: raised
 
-    def dispatch(self, subs: SubscriptionSet, hook: Hook, flow: Flow | None, side: Side,
+    def dispatch(self, subs: SubscriptionSet, hook: Hook, flow: Any, side: Side,
                  value: Event) -> None:
         """Run what ``subs`` registered for ``value`` at ``hook`` (Engine._emit inlines the
-        plain-callbacks case of this)."""
+        plain-callbacks case of this). ``flow`` is a Flow, the engine's handle on an orphan
+        frame, or None (typed Any: compiled with mypyc, a union is checked at run time)."""
         entry = subs.plan[hook].get(value.TYPE.id)
         if entry is None:
             return
@@ -159,7 +160,7 @@ class Dispatcher:
         else:
             self.walk(subs, hook, entry, flow, side, value)
 
-    def walk(self, subs: SubscriptionSet, hook: Hook, node: _Node, flow: Flow | None,
+    def walk(self, subs: SubscriptionSet, hook: Hook, node: _Node, flow: Any,
              side: Side, value: Event) -> None:
         """A built-in's tree with UDEs below: its own callbacks, then each UDE subtree."""
         for callback in node.callbacks:
@@ -170,7 +171,7 @@ class Dispatcher:
         for child in node.children:
             self._visit(subs, hook, child, flow, side, value)
 
-    def _visit(self, subs: SubscriptionSet, hook: Hook, node: _Node, flow: Flow | None,
+    def _visit(self, subs: SubscriptionSet, hook: Hook, node: _Node, flow: Any,
                side: Side, base: Event) -> None:
         etype = node.type
         event = UserEvent(etype, base)
@@ -200,14 +201,14 @@ class Dispatcher:
                     for callback in floating.callbacks:
                         self._call(callback, flow, side, child_event)
 
-    def _call(self, callback: Callback, flow: Flow | None, side: Side,
+    def _call(self, callback: Callback, flow: Any, side: Side,
               event: Event | UserEvent) -> None:
         try:
             callback(flow, side, event)
         except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
             self._failed("callback", flow, event, exc)
 
-    def _failed(self, what: str, flow: Flow | None, event: Event | UserEvent,
+    def _failed(self, what: str, flow: Any, event: Event | UserEvent,
                 exc: Exception) -> None:
         self.callback_errors += 1
         if self.strict:

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -157,6 +157,14 @@ class EventType:
     def __repr__(self) -> str:
         return f"<event {self.name}>" if self.builtin else f"<UDE {self.name} on {self.base!r}>"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (Dask, multiprocessing) by definition, not by field: a built-in comes back as
+        # the same object (``event.type is ON_CONN_START`` holds in a worker), a UDE is defined
+        # again under its unpickled base, where ``define_event`` interns it
+        if self.base is None:
+            return (builtin_event, (self.id,))
+        return (_restore_ude, (self.base, self.filter, self.arg, self.name, self.floating))
+
 
 _FLOW_HOOKS = (Hook.HK_SND, Hook.HK_RCV)
 _ANY_HOOK = (Hook.NULL, Hook.HK_RCV, Hook.HK_SND)
@@ -171,6 +179,22 @@ ON_TCP_STATE_CHANGE = EventType(7, "ON_TCP_STATE_CHANGE", hooks=_FLOW_HOOKS,
 ON_ORPHAN = EventType(8, "ON_ORPHAN", hooks=(Hook.NULL,))
 ON_REXMIT = EventType(9, "ON_REXMIT", hooks=(Hook.HK_RCV,), default_hook=Hook.HK_RCV)
 ON_CONN_END = EventType(10, "ON_CONN_END", hooks=_FLOW_HOOKS, default_hook=Hook.HK_RCV)
+
+def builtin_event(event_id: int) -> EventType:
+    """The built-in event with mOS's ``event_id`` (its bit number)."""
+    for etype in BUILTIN_EVENTS:
+        if etype.id == event_id:
+            return etype
+    raise ValueError(f"no built-in event {event_id}")
+
+
+def _restore_ude(base: EventType, filter: Filter | None, arg: Any, name: str,
+                 floating: bool) -> EventType:
+    from mostool.events.ude import alloc_event, define_event
+    if floating or filter is None:
+        return alloc_event(base, name)
+    return define_event(base, filter, arg, name)
+
 
 BUILTIN_EVENTS: tuple[EventType, ...] = (
     ON_PKT_IN, ON_CONN_START, ON_CONN_NEW_DATA, ON_ERROR, ON_TIMEOUT, ON_TCP_STATE_CHANGE,
@@ -194,9 +218,14 @@ def next_ude_id() -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Raised events: values handed to callbacks and filters as their third argument.
+#
+# Frozen slotted dataclasses (eq, hash, frozen) with every __init__ written out (init=False):
+# the same source compiles with mypyc, which cannot call a base's custom __init__ with a
+# subclass's arguments nor build dataclass __init__s around ClassVars. Subclasses set TYPE
+# without an annotation: compiled, an annotated one would become a field (and show in repr).
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Event:
     """A raised event. ``type`` is its definition (compare with ``is``), ``hook`` where it ran."""
 
@@ -221,20 +250,26 @@ class Event:
         """What the event carries, JSON-ready (for the event trace)."""
         return {}
 
+    def __repr__(self) -> str:
+        # written out because compiled with mypyc the generated one also lists TYPE
+        values = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                           if f.name != "TYPE")
+        return f"{type(self).__qualname__}({values})"
 
-@dataclass(frozen=True, slots=True, init=False)
+
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class PktIn(Event):
-    TYPE: ClassVar[EventType] = ON_PKT_IN
+    TYPE = ON_PKT_IN
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ConnStart(Event):
-    TYPE: ClassVar[EventType] = ON_CONN_START
+    TYPE = ON_CONN_START
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ConnNewData(Event):
-    TYPE: ClassVar[EventType] = ON_CONN_NEW_DATA
+    TYPE = ON_CONN_NEW_DATA
     offset: int
     length: int
 
@@ -247,29 +282,39 @@ class ConnNewData(Event):
         return {"offset": self.offset, "length": self.length}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ErrorEvent(Event):
-    TYPE: ClassVar[EventType] = ON_ERROR
+    TYPE = ON_ERROR
     kind: str
     offset: int = 0
     length: int = 0
+
+    def __init__(self, hook: Hook, kind: str, offset: int = 0, length: int = 0) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_error[0](self, kind)
+        _set_error[1](self, offset)
+        _set_error[2](self, length)
 
     def details(self) -> dict[str, Any]:
         return {"kind": self.kind, "offset": self.offset, "length": self.length}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Timeout(Event):
-    TYPE: ClassVar[EventType] = ON_TIMEOUT
+    TYPE = ON_TIMEOUT
     idle: float
+
+    def __init__(self, hook: Hook, idle: float) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_timeout[0](self, idle)
 
     def details(self) -> dict[str, Any]:
         return {"idle": round(self.idle, 6)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class TcpStateChange(Event):
-    TYPE: ClassVar[EventType] = ON_TCP_STATE_CHANGE
+    TYPE = ON_TCP_STATE_CHANGE
     old: TcpState
     new: TcpState
 
@@ -282,18 +327,22 @@ class TcpStateChange(Event):
         return {"old": self.old.name, "new": self.new.name}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Orphan(Event):
-    TYPE: ClassVar[EventType] = ON_ORPHAN
+    TYPE = ON_ORPHAN
     reason: str
+
+    def __init__(self, hook: Hook, reason: str) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_orphan[0](self, reason)
 
     def details(self) -> dict[str, Any]:
         return {"reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class Rexmit(Event):
-    TYPE: ClassVar[EventType] = ON_REXMIT
+    TYPE = ON_REXMIT
     offset: int
     length: int
 
@@ -306,16 +355,20 @@ class Rexmit(Event):
         return {"offset": self.offset, "length": self.length}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class ConnEnd(Event):
-    TYPE: ClassVar[EventType] = ON_CONN_END
+    TYPE = ON_CONN_END
     reason: str
+
+    def __init__(self, hook: Hook, reason: str) -> None:
+        _set_hook(self, hook)               # as Event.__init__
+        _set_conn_end[0](self, reason)
 
     def details(self) -> dict[str, Any]:
         return {"reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class UserEvent:
     """A UDE raised on top of a built-in event: ``type`` is the UDE, ``base`` the built-in value."""
 
@@ -348,3 +401,7 @@ _set_new_data = _setters(ConnNewData, "offset", "length")
 _set_state_change = _setters(TcpStateChange, "old", "new")
 _set_rexmit = _setters(Rexmit, "offset", "length")
 _set_user_event = _setters(UserEvent, "type", "base")
+_set_error = _setters(ErrorEvent, "kind", "offset", "length")
+_set_timeout = _setters(Timeout, "idle")
+_set_orphan = _setters(Orphan, "reason")
+_set_conn_end = _setters(ConnEnd, "reason")

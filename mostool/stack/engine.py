@@ -35,6 +35,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mostool.config import MonitorConfig
 from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, Registration, SubscriptionRegistry
@@ -125,6 +127,8 @@ def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
     return shard_hash(addrs, sport ^ dport) % count
 
 
+# subclassed by the interpreted shell (monitor.MonitorSocket)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Listener:
     """The engine's view of a monitoring socket (MONITOR_STREAM or MONITOR_RAW)."""
 
@@ -398,7 +402,7 @@ class Engine:
                     lst.raw_match is None or lst.raw_match(linktype, frame)):
                 self._orphan_handle.frame = (linktype, frame)
                 self._orphan_handle.seg = None
-                self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,  # type: ignore[arg-type]
+                self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,
                                          Side.BOTH, PktIn(Hook.NULL))
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
@@ -419,7 +423,7 @@ class Engine:
                 handle.frame = (linktype, frame)
                 handle.seg = seg
                 self._event_n[_ORPHAN_ID] += 1
-                self.dispatcher.dispatch(lst.subs, Hook.NULL, handle,  # type: ignore[arg-type]
+                self.dispatcher.dispatch(lst.subs, Hook.NULL, handle,
                                          Side.BOTH, Orphan(Hook.NULL, reason))
 
     def _same_connection(self, conn: Connection, seg: TcpSegment) -> bool:

@@ -21,7 +21,7 @@ holds an int) and decoded again only if someone asks (``Flow.last_packet``);
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
 from mostool.stack.decode import _mod_ffff
@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from mostool.stack.engine import Engine
 
 # bytes, or the source's mmap of the capture, which reads the same way (indexing, slicing,
-# unpack_from); the engine imports nothing to do with files
-RecordBuffer: TypeAlias = bytes
+# unpack_from); the engine imports nothing to do with files. Any, not bytes: compiled with mypyc
+# a bytes annotation is checked at run time and refuses the mmap
+RecordBuffer: TypeAlias = Any
 
 __all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash"]
 

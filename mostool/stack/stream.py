@@ -260,11 +260,12 @@ class HalfStream:
         self.chunk_head = 0
         self.buffered = 0
 
-    def take(self, buf: bytes, start: int, n: int) -> None:
+    def take(self, buf: Any, start: int, n: int) -> None:
         """In-order bytes nobody is told about (the engine's fast path): ``buf[start:start+n]``
-        at ``nxt``, into the hash and the buffer, without recording a NEW_DATA run."""
+        at ``nxt``, into the hash and the buffer, without recording a NEW_DATA run. ``buf`` is
+        a records.RecordBuffer (bytes or the capture's mmap)."""
         if self.keep_bytes:
-            data = buf[start:start + n]
+            data: bytes = buf[start:start + n]
             if self.hasher is not None:
                 self.hasher.update(data)
             if self.bufsize:

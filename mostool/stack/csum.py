@@ -1,0 +1,98 @@
+"""The RFC 1071 ones'-complement sum, the heart of IP/TCP/UDP checksums.
+
+Contract of :data:`ones_sum` ``(data, initial=0) -> int``: ``data`` is bytes (the C and
+big-int variants also take any buffer: bytearray, memoryview), read as big-endian 16-bit words,
+an odd last byte padded with a zero byte; ``initial`` is a partial sum in ``0..0xFFFF`` (the
+pseudo-header's, say) added in ones'-complement arithmetic. The result is in ``0..0xFFFF``; it
+is 0 only when ``data`` and ``initial`` are all zero: other sums that are multiples of 0xFFFF
+come out as 0xFFFF (ones'-complement "negative zero"). A segment whose checksum field is right
+sums (with its pseudo-header) to 0xFFFF.
+
+Three variants, one picked at import:
+
+* ``mostool.stack._csum.ones_sum``, a small C function of the compiled build (32-bit words into
+  a 64-bit accumulator), when the build has it and the pure engine is not forced;
+* :func:`ones_sum_loop`, a plain loop written for mypyc, when this module is compiled but the C
+  function is missing (interpreted, it is by far the slowest: never picked then);
+* :func:`ones_sum_bigint`, the fastest interpreted form: 2**16 == 1 (mod 0xFFFF), so the sum is
+  the buffer's big-endian integer value modulo 0xFFFF, computed in C inside ``int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+from collections.abc import Callable
+from typing import Final
+
+from mypy_extensions import i64
+
+__all__ = ["ones_sum", "ones_sum_loop", "ones_sum_bigint", "ones_sum_reference", "VARIANT"]
+
+# masks for folding big ints at multiples of 256 bits (see ones_sum_bigint)
+_FOLD_MASKS: Final = tuple((1 << (256 * k)) - 1 for k in range(65))
+
+
+def ones_sum_reference(data: bytes, initial: int = 0) -> int:
+    """The definition, word by word with end-around carry (for tests)."""
+    total = initial
+    padded = bytes(data) + b"\0" * (len(data) & 1)
+    for i in range(0, len(padded), 2):
+        total += (padded[i] << 8) | padded[i + 1]
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def ones_sum_loop(data: bytes, initial: int = 0) -> int:
+    """A plain loop over 16-bit words in native 64-bit arithmetic when compiled with mypyc."""
+    n: i64 = len(data)
+    acc: i64 = initial
+    i: i64 = 0
+    last: i64 = n - 1
+    while i < last:
+        acc += (i64(data[i]) << 8) | i64(data[i + 1])
+        i += 2
+    if i < n:
+        acc += i64(data[i]) << 8
+    while acc > 0xFFFF:
+        acc = (acc & 0xFFFF) + (acc >> 16)
+    return acc
+
+
+def ones_sum_bigint(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+    """The sum as the buffer's integer value modulo 0xFFFF (the interpreted engine's choice).
+
+    CPython divides a big int digit by digit, so a long value is first folded at multiples of
+    256 bits (2**(256k) == 1 mod 0xFFFF keeps the residue) down to <= 2048 bits.
+    """
+    x = int.from_bytes(data, "big")
+    if len(data) & 1:
+        x <<= 8
+    nonzero = x != 0 or initial != 0
+    n = x.bit_length()
+    while n > 2048:
+        h = ((n + 511) >> 9) << 8      # a multiple of 256 bits, at least n / 2
+        x = (x >> h) + (x & (_FOLD_MASKS[h >> 8] if h <= 16384 else (1 << h) - 1))
+        n = x.bit_length()
+    r = (x + initial) % 0xFFFF
+    return 0xFFFF if r == 0 and nonzero else r
+
+
+def _compiled() -> bool:
+    return __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
+def _pick() -> tuple[str, Callable[..., int]]:
+    try:
+        c_module = importlib.import_module("mostool.stack._csum")
+    except ImportError:
+        if _compiled():
+            return "mypyc loop", ones_sum_loop
+        return "big int", ones_sum_bigint
+    fn: Callable[..., int] = c_module.ones_sum
+    return "C", fn
+
+
+_PICKED: Final = _pick()
+VARIANT: Final[str] = _PICKED[0]
+ones_sum: Final[Callable[..., int]] = _PICKED[1]
