@@ -110,6 +110,8 @@ _ORPHAN_REASONS = {
 Matcher = Callable[[int, bytes], bool]
 _N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
 _EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
+_PKT_IN_ID = next(e.id for e in BUILTIN_EVENTS if e.name == "ON_PKT_IN")
+_ERROR_ID = next(e.id for e in BUILTIN_EVENTS if e.name == "ON_ERROR")
 _ORPHAN_ID = ON_ORPHAN.id
 _CONN_END_ID = ON_CONN_END.id
 _CONN_ID = operator.attrgetter("id")
@@ -397,20 +399,24 @@ class Engine:
         self._rec_buf = self._rec_layout = None
 
     def _raw(self, linktype: int, frame: bytes) -> None:
+        raised = False
         for lst in self._raw_listeners:
             if lst.subs.masks[Hook.NULL] & PKT_IN_BIT and (
                     lst.raw_match is None or lst.raw_match(linktype, frame)):
                 self._orphan_handle.frame = (linktype, frame)
                 self._orphan_handle.seg = None
+                raised = True
                 self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,
                                          Side.BOTH, PktIn(Hook.NULL))
+        if raised:                          # one raise per packet, as _emit counts them
+            self._event_n[_PKT_IN_ID] += 1
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
         if status == decode.FRAGMENT:
             self._counts["fragments"] += 1
             return
         reason = _ORPHAN_REASONS.get(status, "malformed")
-        self.counters[reason] += 1
+        self._counts[reason] += 1
         self._orphan(reason, linktype, frame)
 
     def _orphan(self, reason: str, linktype: int, frame: bytes,
@@ -895,7 +901,7 @@ class Engine:
 
     def _rst_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
         """RFC 5961-ish, loosely: an RST must land near what the receiver expects."""
-        if self.config.mos_compat:
+        if self._mos_compat:
             return True
         state = conn.state[rcv]
         if state == ST.SYN_SENT:
@@ -957,6 +963,7 @@ class Engine:
                     continue
                 h.overflowed = pair_set(h.overflowed, side, True)
                 if h.subs.masks[Hook.NULL] & ERROR_BIT and h.mon & (1 << side):
+                    self._event_n[_ERROR_ID] += 1
                     self.dispatcher.dispatch(h.subs, Hook.NULL, h, SIDES[side],
                                              ErrorEvent(Hook.NULL, "buffer_overflow", cur,
                                                         head - cur))
