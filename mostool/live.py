@@ -47,6 +47,7 @@ import pcapy
 
 from mostool._callable import make_callable
 from mostool.sources import TICK, Frame
+from mostool.stdio import close_output, open_output
 
 __all__ = ["LiveError", "LiveSource", "live", "interfaces", "permission_hint"]
 
@@ -100,7 +101,7 @@ class _PcapDump:
 
     def __init__(self, path: str, linktype: int, snaplen: int) -> None:
         self.path = path
-        self._f: IO[bytes] | None = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._f: IO[bytes] | None = open_output(path)       # "-": standard output
         self._f.write(_PCAP_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
         self.count = 0
         self.error: str | None = None
@@ -129,7 +130,7 @@ class _PcapDump:
         f, self._f = self._f, None
         if f is not None:
             try:
-                f.close()
+                close_output(f)
             except OSError as exc:
                 self.error = f"cannot write {self.path}: {exc.strerror or exc}"
 

@@ -155,6 +155,14 @@ def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) 
         parser.print_help(out)
         return 2
     try:
+        files = getattr(args, "files", None)
+        if files and "-" in files:          # -r -: standard input, read as a file
+            if files.count("-") > 1:
+                raise UsageError("-r - (standard input) can be given once")
+            from mostool.stdio import spool_stdin
+            args.files = [spool_stdin() if f == "-" else f for f in files]
+        if getattr(args, "write", None) == "-":
+            out = err                       # -w -: stdout carries the pcap, text goes to stderr
         return int(args.func(args, out, err))
     except UsageError as exc:
         err.write(f"mostool: error: {printable(str(exc))}\n")

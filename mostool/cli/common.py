@@ -60,7 +60,8 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     """Where the frames come from and when the run stops (every command that reads frames)."""
     src = p.add_argument_group("input (one of -r or -i)")
     src.add_argument("-r", "--read", dest="files", action="append", metavar="FILE",
-                     help="capture file (pcap or pcapng); repeat to merge several by time")
+                     help="capture file (pcap or pcapng; - reads standard input); repeat to "
+                          "merge several by time")
     src.add_argument("-i", "--interface", dest="interface", metavar="IFACE",
                      help="capture live on this interface (`mostool interfaces` lists them)")
     stop = p.add_argument_group("stopping (Ctrl-C or SIGTERM also stops cleanly)")
@@ -97,7 +98,8 @@ def add_write_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--write", dest="write", metavar="OUT.pcap",
                    help="write packets to a pcap while monitoring: with -i every captured "
                         "packet (to replay later), with -r the packets of the --flow selection "
-                        "(default all)")
+                        "(default all); - writes the pcap to standard output, and the "
+                        "command's own output then goes to standard error")
 
 
 def config_from(args: argparse.Namespace, **extra: Any) -> MonitorConfig:

@@ -28,7 +28,8 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     if "-w" not in p._option_string_actions:
         g.add_argument("-w", "--write", dest="write", metavar="OUT.pcap",
                        help="write the frames that went through (after the BPF; with --flow, "
-                            "of those flows) to a pcap")
+                            "of those flows) to a pcap; - writes it to standard output (the "
+                            "command's own output then goes to standard error)")
     g.add_argument("--flow", metavar="SPEC",
                    help="with -w (and streams): only these flows - ids as `mostool flows` "
                         "numbers them (3,5-7) or endpoints (10.0.0.1:80, [2001:db8::1]:443)")
@@ -116,6 +117,8 @@ class Outputs:
 
 
 def check_writable(path: str) -> None:
+    if path == "-":                         # -w -: standard output
+        return
     parent = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UsageError(f"cannot write {path}: it is a directory")

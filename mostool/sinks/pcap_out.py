@@ -14,6 +14,7 @@ from typing import IO, Any
 from mostool.events.types import ON_PKT_IN, Hook, Side
 from mostool.monitor import Monitor
 from mostool.sinks.select import FlowSelector, stream_sockets
+from mostool.stdio import close_output, open_output
 from mostool.text import printable
 
 __all__ = ["PcapWriter", "PacketWriter"]
@@ -28,7 +29,7 @@ class PcapWriter:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._f: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._f: IO[bytes] = open_output(path)      # "-": standard output
         self.linktype: int | None = None
         self.count = 0
         self.skipped_linktype = 0
@@ -51,7 +52,7 @@ class PcapWriter:
     def close(self) -> None:
         if self.linktype is None:           # no frame: still a valid (empty) capture
             self._f.write(_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1))
-        self._f.close()
+        close_output(self._f)
 
 
 class PacketWriter:
