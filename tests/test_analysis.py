@@ -297,3 +297,15 @@ def test_flows_on_a_dask_cluster_equal_one_process() -> None:
     here = mos.analyze(files).flows
     there = mos.analyze(files, cluster="local:2").flows
     pd.testing.assert_frame_equal(here, there)
+
+
+def test_flow_html_escapes_and_shows_both_stacks() -> None:
+    from mostool.analysis.html import event_html, flow_html
+    mon = mos.Monitor()
+    mon.socket(mos.MONITOR_STREAM)
+    st = mon.stepper(mos.replay(str(SAMPLES / "http_small.pcap")))
+    hit = st.run_until("ON_CONN_NEW_DATA")
+    assert hit is not None
+    page = flow_html(hit.flow)
+    assert "CLI (client" in page and "SVR (server" in page and "&gt;" in page
+    assert "ON_CONN_NEW_DATA" in event_html(hit.event)

@@ -70,3 +70,22 @@ def test_dissect_inside_a_kernel_with_a_running_event_loop(tmp_path: Path) -> No
     _execute(book, tmp_path)
     out = "".join(o.get("text", "") for o in book.cells[0].outputs)
     assert "dissected" in out
+
+
+def test_live_flows_and_events_display_as_html_in_a_kernel(tmp_path: Path) -> None:
+    pcap = ROOT / "sample_pcaps" / "http_small.pcap"
+    book = nbformat.v4.new_notebook()
+    book.cells = [
+        nbformat.v4.new_code_cell(
+            "import mostool as mos\n"
+            "mon = mos.Monitor(); mon.socket(mos.MONITOR_STREAM)\n"
+            f"st = mon.stepper(mos.replay({str(pcap)!r}))\n"
+            "hit = st.run_until('ON_CONN_NEW_DATA')"),
+        nbformat.v4.new_code_cell("hit.flow"),
+        nbformat.v4.new_code_cell("hit.event"),
+    ]
+    _execute(book, tmp_path)
+    flow_out = book.cells[1].outputs[0]["data"]
+    event_out = book.cells[2].outputs[0]["data"]
+    assert "SVR (server" in flow_out["text/html"] and "ESTABLISHED" in flow_out["text/html"]
+    assert "ON_CONN_NEW_DATA" in event_out["text/html"]

@@ -47,7 +47,8 @@ class Hit:
         flow = self.flow
         head = (f"<b>{html.escape(self.name)}</b> on packet {self.packet} "
                 f"(side {html.escape(getattr(self.side, 'name', str(self.side)))})")
-        body = flow._repr_html_() if hasattr(flow, "_repr_html_") else html.escape(repr(flow))
+        from mostool.analysis.html import flow_html
+        body = flow_html(flow)
         return f"<div>{head}<br>{body}</div>"
 
 
