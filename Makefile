@@ -47,7 +47,7 @@ demo: $(STAMP)
 	@echo
 	@echo "next: mostool watch -r sample_pcaps/http_small.pcap --app http --speed 1 --hold" \
 	  "(q quits); mostool streams -r sample_pcaps/http_small.pcap -o streams/;" \
-	  "mostool flows --help; the notebooks in notebooks/ (pip install -e '.[notebook]')"
+	  "mostool flows --help; make notebook (JupyterLab on notebooks/)"
 
 test: build
 	$(VPY) -m ruff check mostool tests
