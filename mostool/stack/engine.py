@@ -45,7 +45,9 @@ from mostool.events.types import (
     ERROR_BIT,
     NEW_DATA_BIT,
     ON_CONN_END,
+    ON_ERROR,
     ON_ORPHAN,
+    ON_PKT_IN,
     ORPHAN_BIT,
     PKT_IN_BIT,
     REXMIT_BIT,
@@ -110,6 +112,8 @@ _N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
 _EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
 _ORPHAN_ID = ON_ORPHAN.id
 _CONN_END_ID = ON_CONN_END.id
+_PKT_IN_ID = ON_PKT_IN.id
+_ERROR_ID = ON_ERROR.id
 _CONN_ID = operator.attrgetter("id")
 
 
@@ -187,7 +191,7 @@ class Engine:
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
             "dropped_bad_checksum": 0, "bad_checksum_acked": 0, "evicted": 0, "timeouts": 0,
             "bad_rst": 0, "bad_fin": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
-            "after_close": 0,
+            "after_close": 0, "snaplen_cut": 0,
         }
         self._event_n = [0] * _N_BUILTIN     # raised built-in events, by event id
         self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
@@ -311,8 +315,11 @@ class Engine:
     # -- the per-frame pipeline ---------------------------------------------------------------
 
     def process(self, ts: float, linktype: int, frame: bytes, wire_len: int = 0) -> None:
-        """Handle one captured frame."""
+        """Handle one captured frame; ``wire_len`` is its length on the wire (0: not known), and
+        a frame captured shorter than that is counted as cut by the snaplen."""
         self.packet_number += 1
+        if wire_len > len(frame):
+            self._counts["snaplen_cut"] += 1
         if ts > self.now:
             if not self._clock_started:
                 self._start_clock(ts)
@@ -398,6 +405,7 @@ class Engine:
                     lst.raw_match is None or lst.raw_match(linktype, frame)):
                 self._orphan_handle.frame = (linktype, frame)
                 self._orphan_handle.seg = None
+                self._event_n[_PKT_IN_ID] += 1
                 self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,  # type: ignore[arg-type]
                                          Side.BOTH, PktIn(Hook.NULL))
 
@@ -406,7 +414,7 @@ class Engine:
             self._counts["fragments"] += 1
             return
         reason = _ORPHAN_REASONS.get(status, "malformed")
-        self.counters[reason] += 1
+        self._counts[reason] += 1
         self._orphan(reason, linktype, frame)
 
     def _orphan(self, reason: str, linktype: int, frame: bytes,
@@ -891,7 +899,7 @@ class Engine:
 
     def _rst_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
         """RFC 5961-ish, loosely: an RST must land near what the receiver expects."""
-        if self.config.mos_compat:
+        if self._mos_compat:
             return True
         state = conn.state[rcv]
         if state == ST.SYN_SENT:
@@ -932,18 +940,18 @@ class Engine:
         st = conn.streams[side]
         runs = st.new_runs
         st.new_runs = ()
-        if st.bufsize and conn.masks[_HK_NULL] & ERROR_BIT:   # (its guard, without a call)
-            self._check_overflow(conn, side, snd)   # ON_ERROR comes before the new data
+        if st.bufsize and conn.masks[_HK_NULL] & ERROR_BIT:
+            self._check_overflow(conn, side)        # ON_ERROR comes before the new data
         if self._mos_compat and conn.state[side] != _ESTABLISHED:
             return                  # mOS signals new data only while the receiver is ESTABLISHED
         if conn.masks[_HK_NULL] & NEW_DATA_BIT:
             for off, n in runs:
                 self._emit(conn, _HK_NULL, SIDES[side], ConnNewData(_HK_NULL, off, n), snd)
 
-    def _check_overflow(self, conn: Connection, side: int, snd: int) -> None:
+    def _check_overflow(self, conn: Connection, side: int) -> None:
+        """ON_ERROR "buffer_overflow" to each handle whose unread bytes the buffer overwrote
+        (the caller checked that the side buffers and some handle wants ON_ERROR)."""
         st = conn.streams[side]
-        if not st.bufsize or not conn.masks[_HK_NULL] & ERROR_BIT:
-            return
         head = st.head
         for h in conn.handles:
             cur = h.cursors[side]
@@ -953,6 +961,7 @@ class Engine:
                     continue
                 h.overflowed = pair_set(h.overflowed, side, True)
                 if h.subs.masks[Hook.NULL] & ERROR_BIT and h.mon & (1 << side):
+                    self._event_n[_ERROR_ID] += 1
                     self.dispatcher.dispatch(h.subs, Hook.NULL, h, SIDES[side],
                                              ErrorEvent(Hook.NULL, "buffer_overflow", cur,
                                                         head - cur))
