@@ -37,7 +37,6 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
-from mostool.config import MonitorConfig
 from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, Registration, SubscriptionRegistry
 from mostool.events.types import (
@@ -47,7 +46,9 @@ from mostool.events.types import (
     ERROR_BIT,
     NEW_DATA_BIT,
     ON_CONN_END,
+    ON_ERROR,
     ON_ORPHAN,
+    ON_PKT_IN,
     ORPHAN_BIT,
     PKT_IN_BIT,
     REXMIT_BIT,
@@ -70,6 +71,7 @@ from mostool.events.types import (
     Timeout,
 )
 from mostool.stack import decode
+from mostool.stack.config import MonitorConfig
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok, tcp_wscale
 from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
 from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
@@ -110,10 +112,10 @@ _ORPHAN_REASONS = {
 Matcher = Callable[[int, bytes], bool]
 _N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
 _EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
-_PKT_IN_ID = next(e.id for e in BUILTIN_EVENTS if e.name == "ON_PKT_IN")
-_ERROR_ID = next(e.id for e in BUILTIN_EVENTS if e.name == "ON_ERROR")
 _ORPHAN_ID = ON_ORPHAN.id
 _CONN_END_ID = ON_CONN_END.id
+_PKT_IN_ID = ON_PKT_IN.id
+_ERROR_ID = ON_ERROR.id
 _CONN_ID = operator.attrgetter("id")
 
 
@@ -193,7 +195,7 @@ class Engine:
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
             "dropped_bad_checksum": 0, "bad_checksum_acked": 0, "evicted": 0, "timeouts": 0,
             "bad_rst": 0, "bad_fin": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
-            "after_close": 0,
+            "after_close": 0, "snaplen_cut": 0,
         }
         self._event_n = [0] * _N_BUILTIN     # raised built-in events, by event id
         self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
@@ -317,8 +319,11 @@ class Engine:
     # -- the per-frame pipeline ---------------------------------------------------------------
 
     def process(self, ts: float, linktype: int, frame: bytes, wire_len: int = 0) -> None:
-        """Handle one captured frame."""
+        """Handle one captured frame; ``wire_len`` is its length on the wire (0: not known), and
+        a frame captured shorter than that is counted as cut by the snaplen."""
         self.packet_number += 1
+        if wire_len > len(frame):
+            self._counts["snaplen_cut"] += 1
         if ts > self.now:
             if not self._clock_started:
                 self._start_clock(ts)
@@ -942,18 +947,18 @@ class Engine:
         st = conn.streams[side]
         runs = st.new_runs
         st.new_runs = ()
-        if st.bufsize and conn.masks[_HK_NULL] & ERROR_BIT:   # (its guard, without a call)
-            self._check_overflow(conn, side, snd)   # ON_ERROR comes before the new data
+        if st.bufsize and conn.masks[_HK_NULL] & ERROR_BIT:
+            self._check_overflow(conn, side)        # ON_ERROR comes before the new data
         if self._mos_compat and conn.state[side] != _ESTABLISHED:
             return                  # mOS signals new data only while the receiver is ESTABLISHED
         if conn.masks[_HK_NULL] & NEW_DATA_BIT:
             for off, n in runs:
                 self._emit(conn, _HK_NULL, SIDES[side], ConnNewData(_HK_NULL, off, n), snd)
 
-    def _check_overflow(self, conn: Connection, side: int, snd: int) -> None:
+    def _check_overflow(self, conn: Connection, side: int) -> None:
+        """ON_ERROR "buffer_overflow" to each handle whose unread bytes the buffer overwrote
+        (the caller checked that the side buffers and some handle wants ON_ERROR)."""
         st = conn.streams[side]
-        if not st.bufsize or not conn.masks[_HK_NULL] & ERROR_BIT:
-            return
         head = st.head
         for h in conn.handles:
             cur = h.cursors[side]

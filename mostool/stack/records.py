@@ -85,7 +85,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     due = engine._due
     engine._rec_buf = buf
     engine._rec_layout = layout
-    n = nbytes = nwire = inline_count = 0
+    n = nbytes = nwire = inline_count = cut = 0
     while off < stop and n != max_records:
         if off + RECORD_HEADER_LEN > end:
             break
@@ -158,6 +158,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                 engine.now = now = ts
                             number += 1
                             inline_count += 1
+                            if orig > incl:
+                                cut += 1
                             conn.last_ts = now
                             conn.packets[snd] += 1
                             conn.payload_bytes[snd] += wire
@@ -210,6 +212,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
         inline = linktype == ETHERNET and engine._inline_ok()
     engine.packet_number = number
     engine.decoder._n_tcp += inline_count
+    engine._counts["snaplen_cut"] += cut
     return off, n, nbytes, nwire
 
 
