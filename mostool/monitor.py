@@ -262,15 +262,15 @@ class Monitor:
                 if not self._stopping and left:
                     frames = records.rest()
             if count is None and duration is None:  # the hot loop: nothing to count
-                for ts, linktype, data, wire_len in frames:
+                for ts, linktype, data, _wire_len in frames:
                     if linktype < 0:  # TICK: the source's clock moved, no packet
                         advance(ts)
                     else:
-                        process(ts, linktype, data, wire_len)
+                        process(ts, linktype, data)
                     if self._stopping:
                         break
             else:
-                for ts, linktype, data, wire_len in frames:
+                for ts, linktype, data, _wire_len in frames:
                     if linktype < 0:
                         advance(ts)
                     else:
@@ -281,7 +281,7 @@ class Monitor:
                                 advance(packet_end)
                                 self.stop("duration")
                                 break
-                        process(ts, linktype, data, wire_len)
+                        process(ts, linktype, data)
                         left -= 1
                         if not left:
                             self.stop("count")
@@ -345,7 +345,7 @@ class Monitor:
 
     def feed(self, ts: float, linktype: int, frame: bytes) -> None:
         """Hand one frame to the engine (notebooks, tests); call ``close()`` at the end."""
-        self.engine.process(ts, linktype, frame, len(frame))
+        self.engine.process(ts, linktype, frame)
 
     def close(self) -> None:
         """End every open flow (reason "eof"), as at the end of a capture."""

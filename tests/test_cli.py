@@ -218,8 +218,8 @@ def test_flow_lines_fall_back_to_json_dumps_for_unusual_values() -> None:
     mon.on_flow_end(FlowLog(FlowLog.jsonl_writer(plain_out)).flow_ended)
     mon.on_flow_end(lambda conn: plain.append(json.dumps(conn.record())))
     engine = mon.engine
-    for i, (_ts, linktype, frame, wire) in enumerate(frames):
-        engine.process(1_700_000_000 + i, linktype, frame, wire)    # int timestamps
+    for i, (_ts, linktype, frame, _wire) in enumerate(frames):
+        engine.process(1_700_000_000 + i, linktype, frame)    # int timestamps
     engine.finish('odd "reason" é\n')
     plain.sort(key=lambda line: json.loads(line)["id"])    # (they ended in another order)
     assert fast_out.getvalue() == plain_out.getvalue() == "".join(p + "\n" for p in plain)

@@ -45,7 +45,9 @@ from mostool.events.types import (
     ERROR_BIT,
     NEW_DATA_BIT,
     ON_CONN_END,
+    ON_ERROR,
     ON_ORPHAN,
+    ON_PKT_IN,
     ORPHAN_BIT,
     PKT_IN_BIT,
     REXMIT_BIT,
@@ -110,6 +112,8 @@ _N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
 _EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
 _ORPHAN_ID = ON_ORPHAN.id
 _CONN_END_ID = ON_CONN_END.id
+_PKT_IN_ID = ON_PKT_IN.id
+_ERROR_ID = ON_ERROR.id
 _CONN_ID = operator.attrgetter("id")
 
 
@@ -310,8 +314,9 @@ class Engine:
 
     # -- the per-frame pipeline ---------------------------------------------------------------
 
-    def process(self, ts: float, linktype: int, frame: bytes, wire_len: int = 0) -> None:
-        """Handle one captured frame."""
+    def process(self, ts: float, linktype: int, frame: bytes) -> None:
+        """Handle one captured frame (its captured bytes: what a snaplen cut, the IP header's
+        total length tells)."""
         self.packet_number += 1
         if ts > self.now:
             if not self._clock_started:
@@ -398,6 +403,7 @@ class Engine:
                     lst.raw_match is None or lst.raw_match(linktype, frame)):
                 self._orphan_handle.frame = (linktype, frame)
                 self._orphan_handle.seg = None
+                self._event_n[_PKT_IN_ID] += 1
                 self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,  # type: ignore[arg-type]
                                          Side.BOTH, PktIn(Hook.NULL))
 
@@ -406,7 +412,7 @@ class Engine:
             self._counts["fragments"] += 1
             return
         reason = _ORPHAN_REASONS.get(status, "malformed")
-        self.counters[reason] += 1
+        self._counts[reason] += 1
         self._orphan(reason, linktype, frame)
 
     def _orphan(self, reason: str, linktype: int, frame: bytes,
@@ -947,6 +953,7 @@ class Engine:
                     continue
                 h.overflowed = pair_set(h.overflowed, side, True)
                 if h.subs.masks[Hook.NULL] & ERROR_BIT and h.mon & (1 << side):
+                    self._event_n[_ERROR_ID] += 1
                     self.dispatcher.dispatch(h.subs, Hook.NULL, h, SIDES[side],
                                              ErrorEvent(Hook.NULL, "buffer_overflow", cur,
                                                         head - cur))

@@ -192,7 +192,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             off = nxt
                             continue
         engine.packet_number = number
-        process(ts, linktype, buf[p:nxt], orig)
+        process(ts, linktype, buf[p:nxt])
         number = engine.packet_number
         if key is not None:
             # a plain frame: its flow remembers where it is rather than its decoded copy
