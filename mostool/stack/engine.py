@@ -35,7 +35,6 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from mostool.config import MonitorConfig
 from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, Registration, SubscriptionRegistry
 from mostool.events.types import (
@@ -70,6 +69,7 @@ from mostool.events.types import (
     Timeout,
 )
 from mostool.stack import decode
+from mostool.stack.config import MonitorConfig
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok, tcp_wscale
 from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
 from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
