@@ -16,8 +16,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mostool as mos
+from mostool.stack.decode import Decoder
 from mostool.stack.flow import Connection
-from mostool.stack.tcp import TERMINAL, TRANSITIONS, TcpInput, TcpState, sender_input, step
+from mostool.stack.stream import HalfStream
+from mostool.stack.tcp import (
+    TERMINAL,
+    TRANSITIONS,
+    TcpInput,
+    TcpState,
+    sender_input,
+    sender_update,
+    step,
+)
 
 S = TcpState
 I = TcpInput
@@ -125,6 +135,37 @@ def test_terminal_states() -> None:
 ])
 def test_sender_input(flags: int, inp: TcpInput) -> None:
     assert sender_input(flags) == inp
+
+
+def _conn_for() -> Connection:
+    sc = Scenario()
+    frame = sc.raw(CLI, flags="S", seq=1000)[0]
+    seg = Decoder().decode(frame[1], frame[2], frame[0])
+    assert not isinstance(seg, int)
+    halves = (HalfStream(0, False, False, 8, 1 << 16), HalfStream(0, False, False, 8, 1 << 16))
+    conn = Connection(1, seg, True, 1, 0.0, halves)
+    conn.isn = (1000, 5000)
+    return conn
+
+
+@given(st.sampled_from(ALL_STATES), st.integers(0, 0x1F))
+def test_sender_update_is_sender_input_through_the_table(state: TcpState, flags: int) -> None:
+    # the code that runs is the tested helper: outside the missed-packet cases (an ACK or a
+    # FIN+ACK from SYN_SENT) the sender's next state is step(state, sender_input(flags))
+    conn = _conn_for()
+    frame = Scenario().raw(CLI, flags="".join(n for b, n in zip(
+        (0x01, 0x02, 0x04, 0x10), "FSRA", strict=True) if flags & b) or "P", seq=1001, ack=5001)[0]
+    seg = Decoder().decode(frame[1], frame[2], frame[0])
+    assert not isinstance(seg, int)
+    new = sender_update(conn, seg, 0, state)
+    plain = seg.flags & 0x17
+    if not plain:
+        assert new == state
+    elif state == S.SYN_SENT and plain & 0x10 and not plain & 0x06:
+        expected = step(S.ESTABLISHED, I.SND_FIN) if plain & 0x01 else S.ESTABLISHED
+        assert new == expected
+    else:
+        assert new == step(state, sender_input(seg.flags))
 
 
 # --------------------------------------------------------------------------------------------
