@@ -19,18 +19,16 @@ pace. The clock starts at the first frame (or tick): a timer set before that cou
 6. When both stacks are CLOSED/TIME_WAIT the flow ends (after ``time_wait``): remaining
    out-of-order bytes are delivered over their holes, then ON_CONN_END.
 
-Every user-visible call goes through the Dispatcher (``_emit`` runs a plain callback list from
-its compiled plan inline), and only when a subscription mask says some handle of the flow wants
-that event at that hook.
+Every event leaves through the one funnel, ``Emitter`` (emit.py), which counts it and delivers
+it only when a subscription mask says some handle of the flow wants that event at that hook.
+What is not the pipeline itself lives beside it: the TCP state logic in tcp.py, deadlines in
+timers.py, the flow table in flowtable.py, the in-place record reader in records.py.
 """
 
 from __future__ import annotations
 
 import errno
-import heapq
 import itertools
-import math
-import operator
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -38,43 +36,30 @@ from typing import Any
 from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, Registration, SubscriptionRegistry
 from mostool.events.types import (
-    BUILTIN_EVENTS,
     CONN_END_BIT,
-    CONN_START_BIT,
     ERROR_BIT,
-    NEW_DATA_BIT,
-    ON_CONN_END,
-    ON_ERROR,
-    ON_ORPHAN,
-    ON_PKT_IN,
-    ORPHAN_BIT,
-    PKT_IN_BIT,
     REXMIT_BIT,
-    STATE_CHANGE_BIT,
     TIMEOUT_BIT,
     Callback,
-    ConnEnd,
-    ConnNewData,
-    ConnStart,
     ErrorEvent,
-    Event,
     EventType,
     Hook,
-    Orphan,
     PktIn,
     Rexmit,
     Side,
     TcpState,
-    TcpStateChange,
     Timeout,
 )
 from mostool.stack import decode, tcp
 from mostool.stack.config import MonitorConfig
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
-from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
+from mostool.stack.emit import Emitter, OrphanHandle
+from mostool.stack.flow import UNCHECKED, Connection, Flow, pair_add, pair_set
+from mostool.stack.flowtable import FlowTable, new_streams
 from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
 from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
 from mostool.stack.tcp import TERMINAL, TRANSITIONS
+from mostool.stack.timers import IDLE, TIME_WAIT, Timers
 
 __all__ = ["Engine", "Listener", "STREAM", "RAW"]
 
@@ -91,7 +76,6 @@ _HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
 _ESTABLISHED = ST.ESTABLISHED
 _CONFLICT_LATE = CONFLICT | LATE
 _HANDSHAKE = frozenset({ST.LISTEN, ST.SYN_SENT, ST.SYN_RCVD})
-_AFTER_CLOSE = 120.0        # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
 _MAX_SET_ASIDE = 64         # bad-checksum segments kept per side in case they get acknowledged
 _ORPHAN_REASONS = {
     decode.NOT_IP: "non_ip",
@@ -100,13 +84,6 @@ _ORPHAN_REASONS = {
     decode.UNKNOWN_LINKTYPE: "unknown_linktype",
 }
 Matcher = Callable[[int, bytes], bool]
-_N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
-_EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
-_ORPHAN_ID = ON_ORPHAN.id
-_CONN_END_ID = ON_CONN_END.id
-_PKT_IN_ID = ON_PKT_IN.id
-_ERROR_ID = ON_ERROR.id
-_CONN_ID = operator.attrgetter("id")
 
 
 _SCRATCH_DECODER = Decoder()     # decodes remembered records again: its counters are not ours
@@ -165,17 +142,17 @@ class Engine:
         self.on_flow_end = on_flow_end
         self.dispatcher = Dispatcher(strict=self.config.strict,
                                      on_error=on_callback_error or _ignore_error)
+        cfg = self.config
         self.decoder = Decoder(frag_timeout=self.config.frag_timeout)
         self.listeners: list[Listener] = []
         self._stream_listeners: list[Listener] = []
         self._raw_listeners: list[Listener] = []
-        self.table: dict[bytes, Connection] = {}
-        self.active = 0
-        self.flows_total = 0
+        self.flows = FlowTable(cfg.max_flows)
+        self.table = self.flows.table       # the open flows by directional key
+        self.timers = Timers(cfg.idle_timeout)
         self.packet_number = 0
         self.now = 0.0
         self._clock_started = False
-        self._due = math.inf                # no timer can fall due before this time
         self._held = 0                      # bytes held by every flow's buffers and runs
         self._max_held = self.config.max_buffered_bytes
         self._counts: dict[str, int] = {
@@ -185,21 +162,15 @@ class Engine:
             "bad_rst": 0, "bad_fin": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
             "after_close": 0,
         }
-        self._event_n = [0] * _N_BUILTIN     # raised built-in events, by event id
-        self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
-        self._timer_seq = itertools.count()
-        self._timer_ids = itertools.count(1)
-        self._cancelled: set[int] = set()
-        self._idle: list[tuple[float, int, Connection]] = []  # (last_ts when pushed, id, conn)
         self._conn_ids = itertools.count(1)
-        self._orphan_handle = OrphanHandle(self)
-        cfg = self.config
-        self._idle_timeout = cfg.idle_timeout
+        # the one funnel of events (emit.py); its doors bound here, as the per-packet code
+        # calls them
+        self.emitter = Emitter(self.dispatcher, OrphanHandle(self), cfg.mos_compat)
+        self._emit = self.emitter.emit
+        self.fast_events = self.emitter.fast_events
         # (index, count) when this engine is one of several sharing a capture by flow: it
         # tracks only the TCP packets whose shard_of is its index; non-TCP frames go to shard 0
         self.shard: tuple[int, int] | None = None
-        self._recently_closed: dict[bytes, float] = {}   # midstream: key -> when it closed
-        self._idle_dead = 0                 # ended flows still in the idle heap
         self._check_mode = cfg.checksums
         self._verify = cfg.checksums != "skip"
         self._midstream = cfg.midstream
@@ -224,39 +195,25 @@ class Engine:
         self._stream_listeners = [x for x in self.listeners if x.kind == STREAM and not x.closed]
         self._raw_listeners = [x for x in self.listeners if x.kind == RAW and not x.closed]
 
-    # -- timers -------------------------------------------------------------------------------
+    # -- timers (timers.py) --------------------------------------------------------------------
 
     def settimer(self, delay: float, callback: Callable[[int], Any]) -> int:
         """Call ``callback(timer_id)`` once, ``delay`` seconds of packet time from now."""
         if delay < 0:
             raise MosError(errno.EINVAL, f"timer delay must be >= 0, not {delay}")
-        if not callable(callback):
-            raise MosError(errno.EINVAL, "timer callback must be callable")
-        timer_id = next(self._timer_ids)
-        self._due = min(self._due, self.now + delay)
-        heapq.heappush(self._timers, (self.now + delay, next(self._timer_seq), timer_id,
-                                      callback))
-        return timer_id
+        return self.timers.add(self.now + delay, callback)
 
     def cancel_timer(self, timer_id: int) -> None:
-        self._cancelled.add(timer_id)
+        self.timers.cancel(timer_id)
 
     def next_deadline(self) -> float | None:
         """When the next timer falls due (for a live source's idle ticking)."""
-        best: float | None = self._timers[0][0] if self._timers else None
-        if self._idle and self._idle_timeout is not None:
-            d = self._idle[0][0] + self._idle_timeout
-            best = d if best is None or d < best else best
-        return best
+        return self.timers.next_deadline()
 
     def _start_clock(self, ts: float) -> None:
         """The first frame or tick: timers set before it count from its timestamp."""
         self._clock_started = True
-        if ts > self.now:
-            self._timers = [(when - self.now + ts, seq, timer_id, target)
-                            for when, seq, timer_id, target in self._timers]
-            heapq.heapify(self._timers)
-        self._due = -math.inf               # recompute on the next frame
+        self.timers.shift(self.now, ts)
 
     def advance(self, ts: float) -> None:
         """Move the clock to ``ts`` (no packet), firing what falls due before it."""
@@ -267,42 +224,22 @@ class Engine:
             self.now = ts
 
     def _fire_due(self, ts: float) -> None:
-        timers = self._timers
-        idle = self._idle
-        timeout = self._idle_timeout
-        while True:
-            t_deadline = timers[0][0] if timers else None
-            i_deadline = idle[0][0] + timeout if idle and timeout is not None else None
-            if (t_deadline is None or t_deadline >= ts) and (i_deadline is None
-                                                            or i_deadline >= ts):
-                self._due = min(math.inf if t_deadline is None else t_deadline,
-                                math.inf if i_deadline is None else i_deadline)
-                return
-            if i_deadline is not None and (t_deadline is None or i_deadline <= t_deadline):
-                pushed, _, conn = heapq.heappop(idle)
-                if conn.ended:
-                    continue
-                if conn.last_ts > pushed:
-                    heapq.heappush(idle, (conn.last_ts, conn.id, conn))
-                    continue
-                self.now = max(self.now, i_deadline)
-                self._timeout(conn)
+        """What falls due before ``ts``, in time order, each with the clock at its deadline."""
+        pop = self.timers.pop_expired
+        while (due := pop(ts)) is not None:
+            when, timer_id, target = due
+            if when > self.now:
+                self.now = when
+            if timer_id == IDLE:
+                self._timeout(target)
+            elif timer_id == TIME_WAIT:
+                if not target.ended and target.tw_deadline == when:
+                    self._end(target, "rst" if target.rst_seen else "fin", None)
             else:
-                when, _, timer_id, target = heapq.heappop(timers)
-                self.now = max(self.now, when)
-                if isinstance(target, Connection):
-                    if not target.ended and target.tw_deadline == when:
-                        self._end(target, "rst" if target.rst_seen else "fin", None)
-                elif timer_id in self._cancelled:
-                    self._cancelled.discard(timer_id)
-                else:
-                    self._run_timer(timer_id, target)
-
-    def _run_timer(self, timer_id: int, callback: Callable[[int], Any]) -> None:
-        try:
-            callback(timer_id)
-        except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-            self.dispatcher._failed("timer", None, PktIn(Hook.NULL), exc)
+                try:
+                    target(timer_id)
+                except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+                    self.dispatcher.report_failure("timer", None, PktIn(Hook.NULL), exc)
 
     # -- the per-frame pipeline ---------------------------------------------------------------
 
@@ -313,13 +250,13 @@ class Engine:
         if ts > self.now:
             if not self._clock_started:
                 self._start_clock(ts)
-            if self._due < ts:
+            if self.timers.due < ts:
                 self._fire_due(ts)
             self.now = ts
         elif not self._clock_started:
             self._start_clock(ts)
         if self._raw_listeners:
-            self._raw(linktype, frame)
+            self.emitter.raw(self._raw_listeners, linktype, frame)
         seg = self.decoder.decode(linktype, frame, ts)
         if isinstance(seg, int):
             if self.shard is None or self.shard[0] == 0:
@@ -393,16 +330,6 @@ class Engine:
                 conn.last_seg = None
         self._rec_buf = self._rec_layout = None
 
-    def _raw(self, linktype: int, frame: bytes) -> None:
-        for lst in self._raw_listeners:
-            if lst.subs.masks[Hook.NULL] & PKT_IN_BIT and (
-                    lst.raw_match is None or lst.raw_match(linktype, frame)):
-                self._orphan_handle.frame = (linktype, frame)
-                self._orphan_handle.seg = None
-                self._event_n[_PKT_IN_ID] += 1
-                self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,  # type: ignore[arg-type]
-                                         Side.BOTH, PktIn(Hook.NULL))
-
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
         if status == decode.FRAGMENT:
             self._counts["fragments"] += 1
@@ -414,26 +341,17 @@ class Engine:
     def _orphan(self, reason: str, linktype: int, frame: bytes,
                 seg: TcpSegment | None = None) -> None:
         self._counts["orphans"] += 1
-        for lst in self._stream_listeners:
-            if lst.subs.masks[Hook.NULL] & ORPHAN_BIT and (
-                    lst.orphan_match is None or lst.orphan_match(linktype, frame)):
-                handle = self._orphan_handle
-                handle.frame = (linktype, frame)
-                handle.seg = seg
-                self._event_n[_ORPHAN_ID] += 1
-                self.dispatcher.dispatch(lst.subs, Hook.NULL, handle,  # type: ignore[arg-type]
-                                         Side.BOTH, Orphan(Hook.NULL, reason))
+        self.emitter.orphan(self._stream_listeners, reason, linktype, frame, seg)
 
     def _new_flow(self, seg: TcpSegment) -> Connection | None:
         flags = seg.flags
         is_syn = flags & SYN and not flags & (ACK | RST)
-        if not is_syn and self._midstream and not seg.wire_len and not flags & SYN:
-            closed_at = self._recently_closed.get(seg.key)
-            if closed_at is not None and self.now - closed_at <= _AFTER_CLOSE:
-                # the last ACK of a closed flow, or ACKs after its RST: not a new flow
-                self._counts["after_close"] += 1
-                self._orphan("after_close", seg.linktype, seg.buf, seg)
-                return None
+        if (not is_syn and self._midstream and not seg.wire_len and not flags & SYN
+                and self.flows.closed_recently(seg.key, self.now)):
+            # the last ACK of a closed flow, or ACKs after its RST: not a new flow
+            self._counts["after_close"] += 1
+            self._orphan("after_close", seg.linktype, seg.buf, seg)
+            return None
         if not is_syn and not self._midstream:
             self._orphan("no_flow", seg.linktype, seg.buf, seg)
             return None
@@ -446,8 +364,9 @@ class Engine:
         if flags & RST and not is_syn:
             self._orphan("no_flow", seg.linktype, seg.buf, seg)
             return None
-        if len(self.table) >= 2 * self.config.max_flows:
-            self._evict_one()
+        if self.flows.full() and (oldest := self.timers.longest_idle()) is not None:
+            self._counts["evicted"] += 1
+            self._end(oldest, "evicted", None)
         if is_syn:
             client_is_sender = True
         elif flags & SYN:                   # a SYN/ACK: its sender is the server
@@ -455,29 +374,9 @@ class Engine:
         else:                               # midstream guess: the lower port serves
             client_is_sender = seg.dport < seg.sport or (
                 seg.dport == seg.sport and seg.src > seg.dst)
-        cfg = self.config
-        # per side: the largest buffer any listener asks for, the first overlap policy set
-        sizes = [0, 0]
-        overlaps: list[str | None] = [None, None]
-        for x in listeners:
-            for side in (0, 1):
-                size = x.rcvbuf[side]
-                size = cfg.rcvbuf if size is None else size
-                if size > sizes[side]:
-                    sizes[side] = size
-                if overlaps[side] is None:
-                    overlaps[side] = x.overlap[side]
-        overlaps = [cfg.overlap if o is None else o for o in overlaps]
-        # (bufsize, hashing, overlap_last, max_ooo_segments, max_ooo_bytes)
-        s0 = HalfStream(sizes[0], cfg.hash_streams, overlaps[0] == "last",
-                        cfg.max_ooo_segments, cfg.max_ooo_bytes)
-        s1 = HalfStream(sizes[1], cfg.hash_streams, overlaps[1] == "last",
-                        cfg.max_ooo_segments, cfg.max_ooo_bytes)
-        if self._mos_compat:
-            s0.rexmit_needs_buffer = s1.rexmit_needs_buffer = True
         now = self.now
         conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
-                          now, (s0, s1))
+                          now, new_streams(listeners, self.config))
         if not self._verify:
             conn.bad_checksums = UNCHECKED
         if not is_syn:
@@ -489,29 +388,9 @@ class Engine:
         handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
         conn.handles_rev = handles[::-1]
         conn.refresh_masks()
-        table = self.table
-        table[conn.key_c2s] = conn
-        table[conn.key_s2c] = conn
-        self.active += 1
-        self.flows_total += 1
-        heapq.heappush(self._idle, (now, conn.id, conn))
-        if self._idle_timeout is not None and now + self._idle_timeout < self._due:
-            self._due = now + self._idle_timeout
+        self.flows.add(conn)
+        self.timers.watch_idle(conn, now)
         return conn
-
-    def _evict_one(self) -> None:
-        idle = self._idle
-        while idle:
-            pushed, _, conn = idle[0]
-            if conn.ended:
-                heapq.heappop(idle)
-            elif conn.last_ts > pushed:
-                heapq.heapreplace(idle, (conn.last_ts, conn.id, conn))
-            else:
-                heapq.heappop(idle)
-                self._counts["evicted"] += 1
-                self._end(conn, "evicted", None)
-                return
 
     # -- one packet of a tracked flow ---------------------------------------------------------
 
@@ -554,7 +433,7 @@ class Engine:
                                         0 < (seg.ack - base - st.nxt) & M32 < 0x80000000):
                     if not wire:
                         if conn.fast_raise:
-                            self._fast_events(conn, snd, 0, 0)
+                            self.fast_events(conn, snd, 0, 0)
                         return
                     st = conn.streams[1 - snd]
                     base = st.base
@@ -563,7 +442,7 @@ class Engine:
                         off = st.nxt
                         st.take(seg.buf, seg.payload_off, wire)
                         if conn.fast_raise:
-                            self._fast_events(conn, snd, off, wire)
+                            self.fast_events(conn, snd, off, wire)
                         if st.keep_bytes:
                             self._account(conn)
                         return
@@ -596,7 +475,7 @@ class Engine:
             state[snd] = new_snd
         new_data_snd = self._ack_gives_up_holes(conn, seg, snd) if flags & ACK else False
         if masks[_HK_SND]:
-            self._emit_stack(conn, _HK_SND, snd, old_snd,
+            self.emitter.stack(conn, _HK_SND, snd, old_snd,
                              [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
 
         # 5. the receiver's half-stream, then its stack
@@ -636,19 +515,19 @@ class Engine:
         if flags & RST and rst_ok:
             conn.rst_seen = True
         if masks[_HK_RCV]:
-            self._emit_stack(conn, _HK_RCV, rcv, old_rcv, changes, fresh, snd)
+            self.emitter.stack(conn, _HK_RCV, rcv, old_rcv, changes, fresh, snd)
         if not rst_ok and masks[_HK_NULL] & ERROR_BIT:
             self._emit(conn, _HK_NULL, SIDES[rcv], ErrorEvent(_HK_NULL, "bad_rst", 0, 0), snd)
 
         # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
         if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs:
-            self._errors(conn, rcv, snd, sflags)
+            self.emitter.errors(conn, rcv, snd, sflags)
         if st.new_runs:
-            self._new_data(conn, rcv, snd)
+            self.emitter.new_data(conn, rcv, snd)
         if conn.streams[snd].gap_runs:                # holes its ACK gave up
-            self._errors(conn, snd, snd, 0)
+            self.emitter.errors(conn, snd, snd, 0)
         if new_data_snd:
-            self._new_data(conn, snd, snd)
+            self.emitter.new_data(conn, snd, snd)
 
         self._account(conn)
 
@@ -658,37 +537,7 @@ class Engine:
                 self._end(conn, "rst" if conn.rst_seen else "fin", snd)
             elif conn.tw_deadline is None:
                 conn.tw_deadline = self.now + self.config.time_wait
-                self._due = min(self._due, conn.tw_deadline)
-                heapq.heappush(self._timers, (conn.tw_deadline, next(self._timer_seq), 0,
-                                              conn))
-
-    def _fast_events(self, conn: Connection, snd: int, off: int, n: int) -> None:
-        """What a fast-path packet raises once its ``n`` bytes at ``off`` are in, as the
-        general path's tail: ON_PKT_IN at HK_RCV, then (ON_ERROR on a buffer overflow and)
-        ON_CONN_NEW_DATA; the masks are read at each step, as callbacks may change them."""
-        rcv = 1 - snd
-        if conn.masks[_HK_RCV] & PKT_IN_BIT:
-            self._emit(conn, _HK_RCV, SIDES[rcv], PktIn(_HK_RCV), snd)
-        if n and conn.masks[_HK_NULL] & (NEW_DATA_BIT | ERROR_BIT) and not conn.ended:
-            conn.streams[rcv].new_runs = [(off, n)]
-            self._new_data(conn, rcv, snd)
-
-    def _emit_stack(self, conn: Connection, hook: Hook, side: int, old: TcpState,
-                    changes: list[tuple[TcpState, TcpState]], fresh: bool, snd: int) -> None:
-        """One stack's update at its hook: ON_PKT_IN, ON_CONN_START (the stack left LISTEN on
-        a SYN, or the flow was just picked up midstream), one ON_TCP_STATE_CHANGE per step."""
-        m = conn.masks[hook]
-        s = SIDES[side]
-        if m & PKT_IN_BIT:
-            self._emit(conn, hook, s, PktIn(hook), snd)
-        new = changes[-1][1] if changes else old
-        if m & CONN_START_BIT and (fresh or old == ST.LISTEN and new != ST.LISTEN
-                                   and isinstance(conn.last_seg, TcpSegment)
-                                   and conn.last_seg.flags & SYN):
-            self._emit(conn, hook, s, ConnStart(hook), snd)
-        if m & STATE_CHANGE_BIT:
-            for before, after in changes:
-                self._emit(conn, hook, s, TcpStateChange(hook, before, after), snd)
+                self.timers.time_wait(conn, conn.tw_deadline)
 
     def _payload(self, conn: Connection, seg: TcpSegment, snd: int, st: HalfStream) -> int:
         seq = seg.seq
@@ -772,76 +621,6 @@ class Engine:
                 left.append((seq, data, n))
         conn.set_aside[side][:] = left
 
-    # -- event emission -----------------------------------------------------------------------
-
-    def _emit(self, conn: Connection, hook: Hook, side: Side, value: Event, snd: int) -> None:
-        """Deliver to the flow's handles: registration order for client-sent packets, reverse
-        for server-sent ones."""
-        tid = value.TYPE.id
-        self._event_n[tid] += 1
-        sidebit = 3 if side == 2 else 1 << side
-        for h in conn.handles if snd == 0 else conn.handles_rev:
-            if h.mon & sidebit and not h.closed:
-                # Dispatcher.dispatch inlined (a call layer less per callback): the plan holds
-                # the built-in's callbacks, or its tree node when UDEs hang below it
-                entry = h.subs.plan[hook].get(tid)
-                if entry is None:
-                    continue
-                if isinstance(entry, tuple):
-                    for callback in entry:
-                        try:
-                            callback(h, side, value)
-                        except Exception as exc:  # noqa: BLE001 - user code: count, report
-                            self.dispatcher._failed("callback", h, value, exc)
-                else:
-                    self.dispatcher.walk(h.subs, hook, entry, h, side, value)
-
-    def _new_data(self, conn: Connection, side: int, snd: int) -> None:
-        st = conn.streams[side]
-        runs = st.new_runs
-        st.new_runs = ()
-        if st.bufsize and conn.masks[_HK_NULL] & ERROR_BIT:   # (its guard, without a call)
-            self._check_overflow(conn, side, snd)   # ON_ERROR comes before the new data
-        if self._mos_compat and conn.state[side] != _ESTABLISHED:
-            return                  # mOS signals new data only while the receiver is ESTABLISHED
-        if conn.masks[_HK_NULL] & NEW_DATA_BIT:
-            for off, n in runs:
-                self._emit(conn, _HK_NULL, SIDES[side], ConnNewData(_HK_NULL, off, n), snd)
-
-    def _check_overflow(self, conn: Connection, side: int, snd: int) -> None:
-        st = conn.streams[side]
-        if not st.bufsize or not conn.masks[_HK_NULL] & ERROR_BIT:
-            return
-        head = st.head
-        for h in conn.handles:
-            cur = h.cursors[side]
-            if cur < head and not h.overflowed[side]:
-                if not head - cur - st.skipped(cur, head):
-                    h.cursors = pair_set(h.cursors, side, head)   # only gaps behind: no loss
-                    continue
-                h.overflowed = pair_set(h.overflowed, side, True)
-                if h.subs.masks[Hook.NULL] & ERROR_BIT and h.mon & (1 << side):
-                    self._event_n[_ERROR_ID] += 1
-                    self.dispatcher.dispatch(h.subs, Hook.NULL, h, SIDES[side],
-                                             ErrorEvent(Hook.NULL, "buffer_overflow", cur,
-                                                        head - cur))
-
-    def _errors(self, conn: Connection, side: int, snd: int, sflags: int) -> None:
-        st = conn.streams[side]
-        runs = st.conflict_runs
-        gaps = st.gap_runs
-        st.conflict_runs = ()
-        st.gap_runs = ()
-        if not conn.masks[Hook.NULL] & ERROR_BIT:
-            return
-        for off, n in runs:
-            self._emit(conn, Hook.NULL, SIDES[side],
-                       ErrorEvent(Hook.NULL, "overlap_conflict", off, n), snd)
-        for off, n in gaps:
-            self._emit(conn, Hook.NULL, SIDES[side], ErrorEvent(Hook.NULL, "gap", off, n), snd)
-        if sflags & LATE:
-            self._emit(conn, Hook.NULL, SIDES[side], ErrorEvent(Hook.NULL, "late_data"), snd)
-
     # -- ending flows -------------------------------------------------------------------------
 
     def _timeout(self, conn: Connection) -> None:
@@ -857,17 +636,8 @@ class Engine:
         conn.ended = True
         conn.end_reason = "stopped" if conn.stopped else reason
         conn.end_ts = conn.last_ts
-        table = self.table
-        if table.get(key := conn.key_c2s) is conn:
-            del table[key]
-        if table.get(key := conn.key_s2c) is conn:
-            del table[key]
-        self.active -= 1
-        if self._midstream and reason in ("fin", "rst"):
-            recent = self._recently_closed
-            recent[conn.key_c2s] = recent[conn.key_s2c] = self.now
-            while len(recent) > 2 * self.config.max_flows:
-                del recent[next(iter(recent))]
+        self.flows.remove(conn, self.now if self._midstream and reason in ("fin", "rst")
+                          else None)
         self._held -= conn.held
         conn.held = 0
         if not conn.stopped:
@@ -876,13 +646,13 @@ class Engine:
                 if st.ooo_starts:
                     st.finish()
                 if st.gap_runs or st.conflict_runs:
-                    self._errors(conn, side, snd if snd is not None else 0, 0)
+                    self.emitter.errors(conn, side, snd if snd is not None else 0, 0)
                 if st.new_runs:
-                    self._new_data(conn, side, snd if snd is not None else 0)
+                    self.emitter.new_data(conn, side, snd if snd is not None else 0)
             for h in conn.handles:
                 masks = h.subs.masks
                 if (masks[1] | masks[2]) & CONN_END_BIT:    # (HK_RCV, HK_SND)
-                    self._emit_end(conn, reason, snd)
+                    self.emitter.end(conn, reason, snd)
                     break
         for h in conn.handles:
             h.closed = True
@@ -894,12 +664,7 @@ class Engine:
         for st in conn.streams:
             st.release()
         conn.handles = conn.handles_rev = []
-        self._idle_dead += 1
-        idle = self._idle
-        if self._idle_dead > 64 and 2 * self._idle_dead > len(idle):
-            idle[:] = [entry for entry in idle if not entry[2].ended]   # in place: loops hold it
-            heapq.heapify(idle)
-            self._idle_dead = 0
+        self.timers.forget()
 
     def _account(self, conn: Connection) -> None:
         """Keep the total of bytes held by all flows; past the limit, this flow gives up."""
@@ -927,32 +692,11 @@ class Engine:
                 self._emit(conn, Hook.NULL, SIDES[side],
                            ErrorEvent(Hook.NULL, "memory_limit", st.nxt, 0), 0)
             if st.gap_runs or st.conflict_runs:
-                self._errors(conn, side, 0, 0)
+                self.emitter.errors(conn, side, 0, 0)
             if st.new_runs:
-                self._new_data(conn, side, 0)
+                self.emitter.new_data(conn, side, 0)
         self._held -= conn.held
         conn.held = 0
-
-    def _emit_end(self, conn: Connection, reason: str, snd: int | None) -> None:
-        """ON_CONN_END, the flow's last event, reaches every open handle subscribed to it,
-        whatever sides it still monitors: once per flow per subscription."""
-        s = 0 if snd is None else snd
-        dispatch = self.dispatcher.dispatch
-        pairs: tuple[tuple[Hook, Side], ...] = ((Hook.HK_SND, SIDES[s]),
-                                                (Hook.HK_RCV, SIDES[1 - s]))
-        if self._mos_compat:
-            # mOS destroys each stream on its own and raises CONN_END per side at both hooks,
-            # so a handler registered at one hook runs twice (CLI, then SVR)
-            pairs = tuple((hook, side) for side in SIDES for hook in (Hook.HK_SND, Hook.HK_RCV))
-        for hook, side in pairs:
-            handles = [h for h in conn.handles
-                       if h.subs.masks[hook] & CONN_END_BIT and not h.closed]
-            if not handles:
-                continue
-            value = ConnEnd(hook, reason)
-            self._event_n[_CONN_END_ID] += 1
-            for h in (handles if s == 0 else reversed(handles)):
-                dispatch(h.subs, hook, h, side, value)
 
     def monitoring_changed(self, conn: Connection) -> None:
         """A handle stopped monitoring a side; a flow nobody monitors stops being tracked."""
@@ -964,7 +708,7 @@ class Engine:
                 st.new_runs = ()
                 st.gap_runs = ()
                 st.conflict_runs = ()
-            self._emit_end(conn, "stopped", None)
+            self.emitter.end(conn, "stopped", None)
             conn.stopped = True             # stays in the table (cheap to skip) until it closes
 
     def _track_stopped(self, conn: Connection, seg: TcpSegment) -> None:
@@ -981,13 +725,10 @@ class Engine:
         """The source ended (reason "eof") or was stopped ("stopped"): end every open flow,
         in order of first packet, and drop pending timers. A flow already lingering in
         TIME_WAIT did close: it ends with the reason its TIME_WAIT expiry would have given."""
-        # each open flow once (a Connection hashes by identity), by id
-        for conn in sorted(dict.fromkeys(self.table.values()), key=_CONN_ID):
+        for conn in self.flows.open_in_order():
             closed = "rst" if conn.rst_seen else "fin"
             self._end(conn, closed if conn.tw_deadline is not None else reason, None)
-        self._timers.clear()                # what was due after the end never fires
-        self._cancelled.clear()
-        self._idle.clear()
+        self.timers.clear()                 # what was due after the end never fires
 
     @property
     def counters(self) -> dict[str, int]:
@@ -999,7 +740,17 @@ class Engine:
     @property
     def event_counts(self) -> dict[str, int]:
         """How many times each built-in event was raised (those raised at all; a fresh dict)."""
-        return {_EVENT_NAMES[i]: n for i, n in enumerate(self._event_n) if n}
+        return self.emitter.event_counts
+
+    @property
+    def active(self) -> int:
+        """Flows open now."""
+        return self.flows.active
+
+    @property
+    def flows_total(self) -> int:
+        """Flows tracked since the start."""
+        return self.flows.total
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self.counters
@@ -1010,29 +761,6 @@ class Engine:
         out["events"] = self.event_counts
         out["callback_errors"] = self.dispatcher.callback_errors
         return out
-
-
-class OrphanHandle:
-    """What ORPHAN callbacks and RAW listeners get in place of a flow: the frame at hand."""
-
-    __slots__ = ("engine", "frame", "seg", "uctx")
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.frame: tuple[int, bytes] = (0, b"")
-        self.seg: TcpSegment | None = None
-        self.uctx: Any = None
-
-    def last_packet(self, side: Side = Side.BOTH) -> PacketInfo | tuple[int, bytes]:
-        """The TCP packet (as PacketInfo) or, for non-TCP frames, (linktype, frame bytes)."""
-        if self.seg is not None:
-            return PacketInfo(self.seg, self.engine.now, self.engine.packet_number,
-                              Side.BOTH)
-        return self.frame
-
-    @property
-    def id(self) -> int:
-        return 0
 
 
 def _ignore_error(where: str, flow: Any, event: Any, exc: BaseException) -> None:

@@ -81,7 +81,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     number = engine.packet_number
     # the clock and the next deadline change only in process() (timers, new flows, callbacks)
     now = engine.now
-    due = engine._due
+    due = engine.timers.due
     engine._rec_buf = buf
     engine._rec_layout = layout
     n = nbytes = nwire = inline_count = 0
@@ -177,9 +177,9 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                 # user code runs: everything it may look at must be current,
                                 # and everything it may change read again
                                 engine.packet_number = number
-                                engine._fast_events(conn, snd, start, size)
+                                engine.fast_events(conn, snd, start, size)
                                 now = engine.now
-                                due = engine._due
+                                due = engine.timers.due
                                 inline = engine._inline_ok()
                                 if take is not None and take.keep_bytes:
                                     engine._account(conn)
@@ -200,7 +200,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
             if conn is not None and conn.last_number == number:
                 conn.last_seg = off
         now = engine.now
-        due = engine._due
+        due = engine.timers.due
         off = nxt
         if engine.stop_requested:
             break
