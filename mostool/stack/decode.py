@@ -397,6 +397,10 @@ class Decoder:
                     )
         return self._decode_general(linktype, frame, ts)
 
+    def add_tcp(self, n: int) -> None:
+        """Count ``n`` TCP packets decoded elsewhere (the in-place record reader's)."""
+        self._n_tcp += n
+
     def stats(self) -> dict[str, int]:
         """Counts per status, and the fragment table's counters."""
         c = self._counts

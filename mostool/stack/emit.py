@@ -52,7 +52,6 @@ from mostool.events.types import (
     TcpState,
     TcpStateChange,
 )
-from mostool.stack.decode import TcpSegment
 from mostool.stack.flow import PacketInfo, pair_set
 from mostool.stack.stream import LATE
 
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from mostool.events.dispatch import Dispatcher, SubscriptionSet
+    from mostool.stack.decode import TcpSegment
     from mostool.stack.engine import Engine, Listener
     from mostool.stack.flow import Connection
 
@@ -68,7 +68,6 @@ __all__ = ["Emitter", "OrphanHandle"]
 SIDES = (Side.CLI, Side.SVR)
 _HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
 _ESTABLISHED, _LISTEN = TcpState.ESTABLISHED, TcpState.LISTEN
-_SYN = 0x02
 _N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
 _EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
 _PKT_IN_ID, _ERROR_ID = ON_PKT_IN.id, ON_ERROR.id
@@ -174,17 +173,16 @@ class Emitter:
     # -- one packet of a flow -----------------------------------------------------------------
 
     def stack(self, conn: Connection, hook: Hook, side: int, old: TcpState,
-              changes: list[tuple[TcpState, TcpState]], fresh: bool, snd: int) -> None:
+              changes: list[tuple[TcpState, TcpState]], fresh: bool, syn: int, snd: int) -> None:
         """One stack's update at its hook: ON_PKT_IN, ON_CONN_START (the stack left LISTEN on
-        a SYN, or the flow was just picked up midstream), one ON_TCP_STATE_CHANGE per step."""
+        a SYN, ``syn`` the packet's SYN bit, or the flow was just picked up midstream), one
+        ON_TCP_STATE_CHANGE per step."""
         m = conn.masks[hook]
         s = SIDES[side]
         if m & PKT_IN_BIT:
             self.emit(conn, hook, s, PktIn(hook), snd)
         new = changes[-1][1] if changes else old
-        if m & CONN_START_BIT and (fresh or old == _LISTEN and new != _LISTEN
-                                   and isinstance(conn.last_seg, TcpSegment)
-                                   and conn.last_seg.flags & _SYN):
+        if m & CONN_START_BIT and (fresh or old == _LISTEN and new != _LISTEN and syn):
             self.emit(conn, hook, s, ConnStart(hook), snd)
         if m & STATE_CHANGE_BIT:
             for before, after in changes:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +55,13 @@ from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
 from mostool.stack.emit import Emitter, OrphanHandle
 from mostool.stack.flow import UNCHECKED, Connection, Flow, pair_add, pair_set
 from mostool.stack.flowtable import FlowTable, new_streams
-from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
+from mostool.stack.records import (
+    AttachedRecords,
+    RecordBuffer,
+    RecordLayout,
+    process_records,
+    shard_hash,
+)
 from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
 from mostool.stack.tcp import TERMINAL, TRANSITIONS
 from mostool.stack.timers import IDLE, TIME_WAIT, Timers
@@ -86,7 +91,6 @@ _ORPHAN_REASONS = {
 Matcher = Callable[[int, bytes], bool]
 
 
-_SCRATCH_DECODER = Decoder()     # decodes remembered records again: its counters are not ours
 
 
 def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
@@ -172,12 +176,11 @@ class Engine:
         # tracks only the TCP packets whose shard_of is its index; non-TCP frames go to shard 0
         self.shard: tuple[int, int] | None = None
         self._check_mode = cfg.checksums
-        self._verify = cfg.checksums != "skip"
+        self.verify_checksums = cfg.checksums != "skip"    # (process_records reads it)
         self._midstream = cfg.midstream
         self._mos_compat = cfg.mos_compat
         # process_records: the buffer whose record offsets Connection.last_seg may hold
-        self._rec_buf: RecordBuffer | None = None
-        self._rec_layout: RecordLayout | None = None
+        self.records: AttachedRecords | None = None
         self.stop_requested = False         # set by the shell's stop(): process_records returns
 
     # -- listeners ----------------------------------------------------------------------------
@@ -300,35 +303,36 @@ class Engine:
         records, captured bytes, wire bytes)."""
         return process_records(self, buf, off, stop, end, layout, max_records)
 
-    def _inline_ok(self) -> bool:
-        """Whether process_records may take packets itself (else every one goes to process)."""
+    def inline_ok(self) -> bool:
+        """Whether process_records may take packets itself (else every one goes to process):
+        the clock has started and no RAW listener must see every frame."""
         return self._clock_started and not self._raw_listeners
 
+    def attach_records(self, buf: RecordBuffer, layout: RecordLayout) -> None:
+        """process_records reads ``buf``: flows may remember their last packet as an offset
+        into it (``Connection.last_seg``)."""
+        records = self.records
+        if records is None or records.buf is not buf or records.layout != layout:
+            self.records = AttachedRecords(buf, layout)
+
     def record_segment(self, conn: Connection) -> TcpSegment | None:
-        """``conn.last_seg`` decoded, when process_records left it as a record offset."""
+        """The flow's last packet (``Connection.last_seg`` resolved: decoded again when it is a
+        record offset); None when there is none or its buffer is gone."""
         seg = conn.last_seg
         if not isinstance(seg, int):
             return seg
-        buf, layout = self._rec_buf, self._rec_layout
-        if buf is None or layout is None:
-            return None
-        try:
-            incl = layout.header.unpack_from(buf, seg)[2]
-            frame = buf[seg + 16:seg + 16 + incl]
-        except (ValueError, struct.error):  # the source has let the buffer go
-            return None
-        out = _SCRATCH_DECODER.decode(layout.linktype, frame, conn.last_ts)
-        return None if isinstance(out, int) else out
+        records = self.records
+        return None if records is None else records.segment_at(seg, conn.last_ts)
 
     def detach_records(self) -> None:
         """The source lets go of the record buffer (once the flows are finished): flows still
         open (an aborted run) forget packets they refer to by offset."""
-        if self._rec_buf is None:
+        if self.records is None:
             return
         for conn in self.table.values():
             if isinstance(conn.last_seg, int):
                 conn.last_seg = None
-        self._rec_buf = self._rec_layout = None
+        self.records = None
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
         if status == decode.FRAGMENT:
@@ -377,7 +381,7 @@ class Engine:
         now = self.now
         conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
                           now, new_streams(listeners, self.config))
-        if not self._verify:
+        if not self.verify_checksums:
             conn.bad_checksums = UNCHECKED
         if not is_syn:
             conn.midstream = True
@@ -405,7 +409,7 @@ class Engine:
         conn.last_seg = seg
         conn.last_number = self.packet_number
         # verified and counted in every mode but "skip"
-        ok = tcp_checksum_ok(seg) if self._verify else None
+        ok = tcp_checksum_ok(seg) if self.verify_checksums else None
         if ok:
             conn.valid_checksum[snd] = True
         elif ok is False:
@@ -422,8 +426,9 @@ class Engine:
         # nothing beyond the in-order point and carrying in-order bytes (if any), changes no
         # state and can raise only ON_PKT_IN and ON_CONN_NEW_DATA (and ON_ERROR for a buffer
         # overflow): when no handle wants ON_ERROR or ON_PKT_IN at HK_SND (``conn.fast``), only
-        # the in-order point and the bytes move, then _fast_events raises what the handles want.
-        # It gives exactly what the general path below gives for such a packet.
+        # the in-order point and the bytes move, then fast_events raises what the handles want.
+        # It gives exactly what the general path below gives for such a packet. Its conditions
+        # are listed once, in records.py's docstring (4-7), for both copies.
         if flags & 0x17 == 0x10 and conn.fast and not fresh:
             state = conn.state
             if state[0] is _ESTABLISHED and state[1] is _ESTABLISHED:
@@ -444,7 +449,7 @@ class Engine:
                         if conn.fast_raise:
                             self.fast_events(conn, snd, off, wire)
                         if st.keep_bytes:
-                            self._account(conn)
+                            self.account(conn)
                         return
         rcv = 1 - snd
         if flags & FIN and not self._mos_compat and not tcp.fin_acceptable(conn, seg, rcv):
@@ -476,7 +481,8 @@ class Engine:
         new_data_snd = self._ack_gives_up_holes(conn, seg, snd) if flags & ACK else False
         if masks[_HK_SND]:
             self.emitter.stack(conn, _HK_SND, snd, old_snd,
-                             [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
+                               [(old_snd, new_snd)] if new_snd != old_snd else [], fresh,
+                               flags & SYN, snd)
 
         # 5. the receiver's half-stream, then its stack
         st = conn.streams[rcv]
@@ -515,7 +521,7 @@ class Engine:
         if flags & RST and rst_ok:
             conn.rst_seen = True
         if masks[_HK_RCV]:
-            self.emitter.stack(conn, _HK_RCV, rcv, old_rcv, changes, fresh, snd)
+            self.emitter.stack(conn, _HK_RCV, rcv, old_rcv, changes, fresh, flags & SYN, snd)
         if not rst_ok and masks[_HK_NULL] & ERROR_BIT:
             self._emit(conn, _HK_NULL, SIDES[rcv], ErrorEvent(_HK_NULL, "bad_rst", 0, 0), snd)
 
@@ -529,7 +535,7 @@ class Engine:
         if new_data_snd:
             self.emitter.new_data(conn, snd, snd)
 
-        self._account(conn)
+        self.account(conn)
 
         # 6. the end
         if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
@@ -666,7 +672,7 @@ class Engine:
         conn.handles = conn.handles_rev = []
         self.timers.forget()
 
-    def _account(self, conn: Connection) -> None:
+    def account(self, conn: Connection) -> None:
         """Keep the total of bytes held by all flows; past the limit, this flow gives up."""
         s0, s1 = conn.streams
         held = s0.buffered + s1.buffered

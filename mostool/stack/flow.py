@@ -221,8 +221,10 @@ class Connection:
         self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
         self.ended = False
         self.stopped = False
-        # the packet being (or last) processed; an int is its record offset in the buffer
-        # Engine.process_records read it from (decoded on demand: Engine.record_segment)
+        # The packet being (or last) processed. Written only by the engine (the TcpSegment)
+        # and process_records (an int: its record offset in the buffer it reads in place);
+        # None once the flow ended or the buffer was let go. Read it only through
+        # Engine.record_segment, which gives the TcpSegment (or None) in every case.
         self.last_seg: TcpSegment | int | None = None
         self.last_number = 0
         self.fast = True                  # the fast path may take its packets (refresh_masks)

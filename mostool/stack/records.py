@@ -13,9 +13,36 @@ through the general pipeline: the result is the same flows, events and counters 
 ``process`` per frame (tests/test_records.py compares both on the bundled, netgen and corpus
 captures).
 
+The in-place path takes a record only when all of these hold; ``Engine._packet``'s fast path
+checks the same conditions 4-7 on a decoded segment (the two copies are one list, here):
+
+1. the engine may take packets itself (``Engine.inline_ok``: its clock has started and no RAW
+   listener must see every frame), and the capture is Ethernet;
+2. no timer can fall due: the record is not later than ``engine.timers.due`` (or not later
+   than the clock);
+3. Ethernet + IPv4 without options, TCP, not a fragment, a sane data offset, the whole IP
+   datagram captured;
+4. flags ACK without SYN, FIN or RST;
+5. the flow is tracked, not stopped, both stacks ESTABLISHED, and ``conn.fast`` (no handle
+   wants ON_ERROR or ON_PKT_IN at HK_SND) and, on the in-place path, not a new flow;
+6. the ACK acknowledges nothing beyond the receiver-side in-order point, and that side has no
+   out-of-order run waiting;
+7. the payload, if any, starts exactly at the other side's in-order point, which has no
+   out-of-order run waiting (and, decoded, is all captured);
+8. the checksum verifies, or is a sending host's offload pseudo-header sum, or is not checked
+   (``checksums="skip"``).
+
+What such a packet changes is the flow's counters and its in-order point (and bytes); the events
+it can raise are ON_PKT_IN at HK_RCV and ON_CONN_NEW_DATA (ON_ERROR on a buffer overflow), which
+``Engine.fast_events`` raises when ``conn.fast_raise``. This module reads only public members of
+the engine: ``inline_ok``, ``verify_checksums``, ``timers.due``, ``table``, ``shard``, ``now``,
+``packet_number``, ``stop_requested``, ``attach_records``, ``fast_events``, ``account``,
+``process`` and ``decoder.add_tcp``.
+
 A flow's last packet taken here is remembered as its record offset (``Connection.last_seg``
-holds an int) and decoded again only if someone asks (``Flow.last_packet``);
-``Engine.detach_records`` decodes those still referenced before the source lets the buffer go.
+holds an int) and decoded again only if someone asks (``Engine.record_segment``, through the
+``AttachedRecords`` the engine keeps); ``Engine.detach_records`` forgets those offsets before the
+source lets the buffer go.
 """
 
 from __future__ import annotations
@@ -24,7 +51,7 @@ import struct
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
-from mostool.stack.decode import _mod_ffff
+from mostool.stack.decode import Decoder, TcpSegment, _mod_ffff
 from mostool.stack.stream import M32
 
 if TYPE_CHECKING:
@@ -34,7 +61,8 @@ if TYPE_CHECKING:
 # unpack_from); the engine imports nothing to do with files
 RecordBuffer: TypeAlias = bytes
 
-__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash"]
+__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash",
+           "AttachedRecords"]
 
 ETHERNET = 1
 RECORD_HEADER_LEN = 16
@@ -59,6 +87,33 @@ def record_layout(byteorder: str, units: int, max_caplen: int, linktype: int) ->
     return RecordLayout(struct.Struct(byteorder + "IIII"), units, max_caplen, linktype)
 
 
+class AttachedRecords:
+    """The record buffer a run reads in place, for the flows whose last packet is an offset
+    into it; decodes such a packet again with a decoder of its own (not the engine's, whose
+    counters count each packet once)."""
+
+    __slots__ = ("buf", "layout", "_decoder")
+
+    def __init__(self, buf: RecordBuffer, layout: RecordLayout) -> None:
+        self.buf = buf
+        self.layout = layout
+        self._decoder: Decoder | None = None
+
+    def segment_at(self, off: int, ts: float) -> TcpSegment | None:
+        """The TCP segment of the record at ``off``; None if the buffer is gone or it is not
+        one."""
+        buf, layout = self.buf, self.layout
+        try:
+            incl = layout.header.unpack_from(buf, off)[2]
+            frame = buf[off + RECORD_HEADER_LEN:off + RECORD_HEADER_LEN + incl]
+        except (ValueError, struct.error):  # the source has let the buffer go
+            return None
+        if self._decoder is None:
+            self._decoder = Decoder()
+        out = self._decoder.decode(layout.linktype, frame, ts)
+        return None if isinstance(out, int) else out
+
+
 def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end: int,
                     layout: RecordLayout, max_records: int = -1) -> tuple[int, int, int, int]:
     """Handle the whole records of ``buf`` that start in ``[off, stop)`` and end by ``end``.
@@ -73,17 +128,16 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     units = layout.units
     max_caplen = layout.max_caplen
     linktype = layout.linktype
-    inline = linktype == ETHERNET and engine._inline_ok()
+    inline = linktype == ETHERNET and engine.inline_ok()
     shard_index, shards = engine.shard or (0, 0)
-    verify = engine._verify
+    verify = engine.verify_checksums
     table_get = engine.table.get
     process = engine.process
     number = engine.packet_number
     # the clock and the next deadline change only in process() (timers, new flows, callbacks)
     now = engine.now
     due = engine.timers.due
-    engine._rec_buf = buf
-    engine._rec_layout = layout
+    engine.attach_records(buf, layout)
     n = nbytes = nwire = inline_count = 0
     while off < stop and n != max_records:
         if off + RECORD_HEADER_LEN > end:
@@ -180,15 +234,15 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                 engine.fast_events(conn, snd, start, size)
                                 now = engine.now
                                 due = engine.timers.due
-                                inline = engine._inline_ok()
+                                inline = engine.inline_ok()
                                 if take is not None and take.keep_bytes:
-                                    engine._account(conn)
+                                    engine.account(conn)
                                 off = nxt
                                 if engine.stop_requested:
                                     break
                                 continue
                             if take is not None and take.keep_bytes:
-                                engine._account(conn)
+                                engine.account(conn)
                             off = nxt
                             continue
         engine.packet_number = number
@@ -204,9 +258,9 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
         off = nxt
         if engine.stop_requested:
             break
-        inline = linktype == ETHERNET and engine._inline_ok()
+        inline = linktype == ETHERNET and engine.inline_ok()
     engine.packet_number = number
-    engine.decoder._n_tcp += inline_count
+    engine.decoder.add_tcp(inline_count)
     return off, n, nbytes, nwire
 
 
