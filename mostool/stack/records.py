@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 RecordBuffer: TypeAlias = bytes
 
 __all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash",
-           "AttachedRecords"]
+           "shard_of", "AttachedRecords"]
 
 ETHERNET = 1
 RECORD_HEADER_LEN = 16
@@ -264,8 +264,17 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     return off, n, nbytes, nwire
 
 
+def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
+    """Which of ``count`` shards a packet belongs to: a symmetric hash of both endpoints (as
+    mOS's symmetric RSS), so both directions of a flow meet in one shard."""
+    addrs = int.from_bytes(src, "big") ^ int.from_bytes(dst, "big")
+    while addrs >> 32:                  # IPv6: fold to 32 bits
+        addrs = (addrs >> 32) ^ (addrs & 0xFFFFFFFF)
+    return shard_hash(addrs, sport ^ dport) % count
+
+
 def shard_hash(addrs: int, ports: int) -> int:
-    """The mixing step of ``engine.shard_of``, from the XOR of the two (32-bit) addresses and
+    """The mixing step of ``shard_of``, from the XOR of the two (32-bit) addresses and
     of the two ports: symmetric, so both directions of a flow meet in one shard."""
     return (((addrs * 0x9E3779B1 + ports) * 0x85EBCA6B) & 0xFFFFFFFF) >> 15
 
