@@ -26,66 +26,37 @@ No header objects are created: fields come from ``unpack_from`` on the frame,
 and the segment carries offsets into ``buf`` (the frame itself, or the
 reassembled datagram) so that the payload is copied only by whoever needs it.
 
-IP fragments are reassembled per datagram (IPv4: src, dst, id, protocol;
-IPv6: src, dst, id).  Every fragment is placed into one bytearray per datagram
-with "first copy wins" semantics for overlaps; the datagram completes when the
-last fragment has arrived and no hole remains.  The completed datagram gets a
-fixed-up IP header and is decoded as raw IP (linktype 228 / 229), so the
-returned segment's ``buf`` is the reassembled datagram.  Fragments of a non-TCP
-datagram are answered with ``NOT_TCP`` straight away (the protocol is in every
-IPv4 fragment and in every IPv6 fragment header) and never buffered.
-Incomplete datagrams expire ``frag_timeout`` seconds of *packet* time after
-their first fragment; expiry is checked whenever a fragment arrives, or
-explicitly with :meth:`Decoder.expire`.  The table is bounded in datagrams and
-bytes; the oldest datagram is dropped first.
+IP fragments are reassembled by ``ipfrag.FragmentTable`` (per datagram, bounded, expiring in
+packet time); a completed datagram is decoded as raw IP (linktype 228 / 229), so the returned
+segment's ``buf`` is the reassembled datagram. Fragments of a non-TCP datagram are answered
+with ``NOT_TCP`` straight away (the protocol is in every IPv4 fragment and in every IPv6
+fragment header) and never buffered. The checksum, the options and address formatting are in
+``tcpfields`` (re-exported here).
 
-The module is sans-IO: it imports only pure stdlib modules.
+The module is sans-IO: it imports only pure stdlib modules and its two siblings.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import struct
-from collections import OrderedDict
 from typing import Any, Final, NamedTuple
 
-__all__ = [
-    "NOT_IP",
-    "NOT_TCP",
-    "FRAGMENT",
-    "MALFORMED",
-    "UNKNOWN_LINKTYPE",
-    "STATUS_NAMES",
-    "FIN",
-    "SYN",
-    "RST",
-    "PSH",
-    "ACK",
-    "URG",
-    "ECE",
-    "CWR",
-    "LINKTYPE_NULL",
-    "LINKTYPE_ETHERNET",
-    "LINKTYPE_PPP",
-    "LINKTYPE_RAW",
-    "LINKTYPE_PPP_HDLC",
-    "LINKTYPE_PPP_ETHER",
-    "LINKTYPE_C_HDLC",
-    "LINKTYPE_LOOP",
-    "LINKTYPE_LINUX_SLL",
-    "LINKTYPE_IPV4",
-    "LINKTYPE_IPV6",
-    "LINKTYPE_NFLOG",
-    "LINKTYPE_LINUX_SLL2",
-    "SUPPORTED_LINKTYPES",
-    "TcpSegment",
-    "TcpOptions",
-    "Decoder",
-    "tcp_checksum_ok",
-    "parse_tcp_options",
-    "tcp_wscale",
-    "format_addr",
-]
+from mostool.stack.ipfrag import FragmentTable
+from mostool.stack.tcpfields import (
+    TcpOptions,
+    format_addr,
+    parse_tcp_options,
+    tcp_checksum_ok,
+    tcp_wscale,
+)
+
+__all__ = ["NOT_IP", "NOT_TCP", "FRAGMENT", "MALFORMED", "UNKNOWN_LINKTYPE", "STATUS_NAMES",
+           "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "LINKTYPE_NULL",
+           "LINKTYPE_ETHERNET", "LINKTYPE_PPP", "LINKTYPE_RAW", "LINKTYPE_PPP_HDLC",
+           "LINKTYPE_PPP_ETHER", "LINKTYPE_C_HDLC", "LINKTYPE_LOOP", "LINKTYPE_LINUX_SLL",
+           "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_NFLOG", "LINKTYPE_LINUX_SLL2",
+           "SUPPORTED_LINKTYPES", "TcpSegment", "TcpOptions", "Decoder", "tcp_checksum_ok",
+           "parse_tcp_options", "tcp_wscale", "format_addr"]
 
 # --------------------------------------------------------------------------- status codes
 
@@ -223,94 +194,10 @@ class TcpSegment(NamedTuple):
     """Link type of ``buf``: the original one, or 228/229 for a reassembled datagram."""
 
 
-class TcpOptions(NamedTuple):
-    """The TCP options mostool uses; everything else is ignored."""
-
-    mss: int | None
-    wscale: int | None
-    """The raw shift count (RFC 7323 says to use 14 for anything larger)."""
-    sack_permitted: bool
-    sack_blocks: tuple[tuple[int, int], ...]
-    ts_val: int | None
-    ts_ecr: int | None
-
-
 # --------------------------------------------------------------------------- fragments
 
 
-class _Datagram:
-    """An IP datagram being reassembled from fragments."""
-
-    __slots__ = ("first_ts", "head", "nh_pos", "next_header", "total", "data", "ranges", "size")
-
-    def __init__(self, first_ts: float) -> None:
-        self.first_ts = first_ts
-        # IPv4: the first fragment's header; IPv6: its unfragmentable part
-        self.head: bytes | None = None
-        self.nh_pos = 0  # IPv6: offset in head of the next-header byte to fix
-        self.next_header = 0  # IPv6: the fragment header's next header
-        self.total = -1  # length of the fragmentable data, once the last fragment arrived
-        self.data = bytearray()
-        self.ranges: list[tuple[int, int]] = []  # sorted, disjoint, non-adjacent
-        self.size = 0  # bytes held
-
-    def add(self, start: int, chunk: bytes) -> None:
-        """Place ``chunk`` at ``start``; bytes already received are kept (first copy wins)."""
-        end = start + len(chunk)
-        if 0 <= self.total < end:
-            end = self.total
-        if end <= start:
-            return
-        data = self.data
-        if len(data) < end:
-            data.extend(bytes(end - len(data)))
-        pos = start
-        for s, e in self.ranges:
-            if e <= pos:
-                continue
-            if s >= end:
-                break
-            if s > pos:
-                data[pos:s] = chunk[pos - start : s - start]
-            pos = e
-            if pos >= end:
-                break
-        if pos < end:
-            data[pos:end] = chunk[pos - start : end - start]
-        # merge [start, end) into the range list
-        merged: list[tuple[int, int]] = []
-        ns, ne = start, end
-        placed = False
-        for s, e in self.ranges:
-            if e < ns:
-                merged.append((s, e))
-            elif s > ne:
-                if not placed:
-                    merged.append((ns, ne))
-                    placed = True
-                merged.append((s, e))
-            else:
-                ns = min(ns, s)
-                ne = max(ne, e)
-        if not placed:
-            merged.append((ns, ne))
-        self.ranges = merged
-
-    def complete(self) -> bool:
-        r = self.ranges
-        return (
-            self.total >= 0
-            and self.head is not None
-            and (self.total == 0 or (len(r) > 0 and r[0][0] == 0 and r[0][1] >= self.total))
-        )
-
-
 # --------------------------------------------------------------------------- decoder
-
-
-def _ip_header_checksum(header: bytes | bytearray) -> int:
-    r = int.from_bytes(header, "big") % 0xFFFF
-    return 0xFFFF - r if r else 0
 
 
 class Decoder:
@@ -320,14 +207,7 @@ class Decoder:
         "last_error",
         "_n_tcp",
         "_counts",
-        "_frag_timeout",
-        "_max_frag_datagrams",
-        "_max_frag_bytes",
         "_frags",
-        "_frag_bytes",
-        "_n_reassembled",
-        "_n_expired",
-        "_n_dropped",
     )
 
     def __init__(
@@ -337,23 +217,10 @@ class Decoder:
         max_frag_datagrams: int = 4096,
         max_frag_bytes: int = 64 * 1024 * 1024,
     ) -> None:
-        if frag_timeout <= 0:
-            raise ValueError("frag_timeout must be > 0")
-        if max_frag_datagrams < 1:
-            raise ValueError("max_frag_datagrams must be >= 1")
-        if max_frag_bytes < 1:
-            raise ValueError("max_frag_bytes must be >= 1")
         self.last_error = ""
         self._n_tcp = 0
         self._counts = [0] * 6  # indexed by status code
-        self._frag_timeout = float(frag_timeout)
-        self._max_frag_datagrams = max_frag_datagrams
-        self._max_frag_bytes = max_frag_bytes
-        self._frags: OrderedDict[bytes, _Datagram] = OrderedDict()
-        self._frag_bytes = 0
-        self._n_reassembled = 0
-        self._n_expired = 0
-        self._n_dropped = 0
+        self._frags = FragmentTable(frag_timeout, max_frag_datagrams, max_frag_bytes)
 
     # ------------------------------------------------------------------ public
 
@@ -373,27 +240,9 @@ class Decoder:
                     self._n_tcp += 1
                     return _tuple_new(  # type: ignore[no-any-return]
                         TcpSegment,
-                        (
-                            frame[26:38],
-                            src,
-                            dst,
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            win,
-                            urg,
-                            frame[54:pend],
-                            frame,
-                            14,
-                            34,
-                            pend,
-                            wire if 14 + tlen <= n else n - pend,
-                            wire,
-                            4,
-                            1,
-                        ),
+                        (frame[26:38], src, dst, sport, dport, seq, ack, flags, win, urg,
+                         frame[54:pend], frame, 14, 34, pend, wire if 14 + tlen <= n else n - pend,
+                         wire, 4, 1),
                     )
         return self._decode_general(linktype, frame, ts)
 
@@ -408,28 +257,12 @@ class Decoder:
         for code, name in STATUS_NAMES.items():
             out[name] = c[code]
         out["frames"] = self._n_tcp + sum(c)
-        out["frag_reassembled"] = self._n_reassembled
-        out["frag_expired"] = self._n_expired
-        out["frag_dropped"] = self._n_dropped
-        out["frag_pending"] = len(self._frags)
-        out["frag_pending_bytes"] = self._frag_bytes
+        out.update(self._frags.stats())
         return out
 
     def expire(self, now: float) -> int:
         """Drop datagrams whose first fragment is older than ``frag_timeout``; return how many."""
-        frags = self._frags
-        limit = now - self._frag_timeout
-        n = 0
-        while frags:
-            key = next(iter(frags))
-            d = frags[key]
-            if d.first_ts >= limit:
-                break
-            del frags[key]
-            self._frag_bytes -= d.size
-            n += 1
-        self._n_expired += n
-        return n
+        return self._frags.expire(now)
 
     # ------------------------------------------------------------------ general path
 
@@ -629,27 +462,9 @@ class Decoder:
                 if thl >= 20 and pend <= n and wire >= 0:
                     return _tuple_new(  # type: ignore[no-any-return]
                         TcpSegment,
-                        (
-                            buf[off + 12 : off + 24],
-                            src,
-                            dst,
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            win,
-                            urg,
-                            buf[tcp_off + 20 : pend],
-                            buf,
-                            off,
-                            tcp_off,
-                            pend,
-                            wire if off + tlen <= n else n - pend,
-                            wire,
-                            4,
-                            lt,
-                        ),
+                        (buf[off + 12 : off + 24], src, dst, sport, dport, seq, ack, flags, win,
+                         urg, buf[tcp_off + 20 : pend], buf, off, tcp_off, pend,
+                         wire if off + tlen <= n else n - pend, wire, 4, lt),
                     )
         return self._ipv4_full(buf, off, lt, ts)
 
@@ -674,7 +489,10 @@ class Decoder:
         if proto != _IPPROTO_TCP:
             return self._fail(NOT_TCP, f"ipv4: protocol {proto}")
         if frag & 0x3FFF:
-            return self._fragment4(buf, off, ihl, end, frag, lt, ts)
+            whole = self._frags.add4(buf, off, ihl, end, frag, ts)
+            if isinstance(whole, bytes):
+                return self._ipv4(whole, 0, LINKTYPE_IPV4, ts)
+            return FRAGMENT if whole is None else self._fail(MALFORMED, whole)
         return self._tcp(buf, off, off + 12, 8, off + ihl, end, 4, lt)
 
     def _ipv6(self, buf: bytes, off: int, lt: int, ts: float) -> TcpSegment | int:
@@ -692,27 +510,9 @@ class Decoder:
                 if thl >= 20 and pend <= n and wire >= 0:
                     return _tuple_new(  # type: ignore[no-any-return]
                         TcpSegment,
-                        (
-                            buf[off + 8 : off + 44],
-                            src,
-                            dst,
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            win,
-                            urg,
-                            buf[tcp_off + 20 : pend],
-                            buf,
-                            off,
-                            tcp_off,
-                            pend,
-                            wire if tcp_off + plen <= n else n - pend,
-                            wire,
-                            6,
-                            lt,
-                        ),
+                        (buf[off + 8 : off + 44], src, dst, sport, dport, seq, ack, flags, win, urg,
+                         buf[tcp_off + 20 : pend], buf, off, tcp_off, pend,
+                         wire if tcp_off + plen <= n else n - pend, wire, 6, lt),
                     )
         return self._ipv6_full(buf, off, lt, ts)
 
@@ -749,7 +549,10 @@ class Decoder:
                     continue
                 if fnh not in _IP6_MAY_BE_TCP:
                     return self._fail(NOT_TCP, f"ipv6: fragment of next header {fnh}")
-                return self._fragment6(buf, off, nh_pos, p, fnh, fo, ident, end, lt, ts)
+                whole = self._frags.add6(buf, off, nh_pos, p, fnh, fo, end, ts)
+                if isinstance(whole, bytes):
+                    return self._ipv6(whole, 0, LINKTYPE_IPV6, ts)
+                return FRAGMENT if whole is None else self._fail(MALFORMED, whole)
             else:
                 return self._fail(NOT_TCP, f"ipv6: next header {nh}")
         return self._tcp(buf, off, off + 8, 32, p, end, 6, lt)
@@ -778,282 +581,15 @@ class Decoder:
         pay = tcp_off + thl
         if pay > end:
             return self._fail(MALFORMED, f"tcp: data offset {offb >> 4} beyond the IP packet")
-        if pay > cap:
-            # the snaplen cut the options: the segment is still a segment (as tshark reads
-            # it), with what options were captured and no captured payload
-            return _tuple_new(  # type: ignore[no-any-return]
-                TcpSegment,
-                (
-                    buf[addr_off : addr_off + addr_len] + buf[tcp_off : tcp_off + 4],
-                    buf[addr_off : addr_off + (addr_len >> 1)],
-                    buf[addr_off + (addr_len >> 1) : addr_off + addr_len],
-                    sport, dport, seq, ack, flags, win, urg,
-                    buf[tcp_off + 20 : cap],
-                    buf, ip_off, tcp_off, cap, 0, end - pay, version, lt,
-                ),
-            )
+        # the snaplen may have cut the options: the segment is still a segment (as tshark reads
+        # it), with what options were captured and no captured payload
+        opt_end = pay if pay <= cap else cap
         half = addr_len >> 1
         a_end = addr_off + addr_len
         return _tuple_new(  # type: ignore[no-any-return]
             TcpSegment,
-            (
-                buf[addr_off:a_end] + buf[tcp_off : tcp_off + 4],
-                buf[addr_off : addr_off + half],
-                buf[addr_off + half : a_end],
-                sport,
-                dport,
-                seq,
-                ack,
-                flags,
-                win,
-                urg,
-                buf[tcp_off + 20 : pay],
-                buf,
-                ip_off,
-                tcp_off,
-                pay,
-                cap - pay,
-                end - pay,
-                version,
-                lt,
-            ),
+            (buf[addr_off:a_end] + buf[tcp_off : tcp_off + 4], buf[addr_off : addr_off + half],
+             buf[addr_off + half : a_end], sport, dport, seq, ack, flags, win, urg,
+             buf[tcp_off + 20 : opt_end], buf, ip_off, tcp_off, opt_end, cap - opt_end, end - pay,
+             version, lt),
         )
-
-    # ------------------------------------------------------------------ fragments
-
-    def _datagram(self, key: bytes, ts: float) -> _Datagram:
-        """The reassembly state for ``key``, created (and the table bounded) if new."""
-        frags = self._frags
-        if frags:
-            self.expire(ts)
-        d = frags.get(key)
-        if d is None:
-            while len(frags) >= self._max_frag_datagrams:
-                self._drop_oldest()
-            d = frags[key] = _Datagram(ts)
-        return d
-
-    def _drop_oldest(self) -> None:
-        _, old = self._frags.popitem(last=False)
-        self._frag_bytes -= old.size
-        self._n_dropped += 1
-
-    def _account(self, key: bytes, d: _Datagram) -> bool:
-        """Update byte accounting after ``d`` grew; False if ``d`` itself had to be dropped."""
-        size = len(d.data) + (len(d.head) if d.head is not None else 0)
-        self._frag_bytes += size - d.size
-        d.size = size
-        frags = self._frags
-        while self._frag_bytes > self._max_frag_bytes and frags:
-            self._drop_oldest()
-        return key in frags
-
-    def _finish(self, key: bytes, d: _Datagram) -> None:
-        del self._frags[key]
-        self._frag_bytes -= d.size
-        self._n_reassembled += 1
-
-    def _fragment4(
-        self, buf: bytes, off: int, ihl: int, end: int, frag: int, lt: int, ts: float
-    ) -> TcpSegment | int:
-        n = len(buf)
-        start = (frag & 0x1FFF) << 3
-        data_off = off + ihl
-        if ihl + start + (end - data_off) > 0xFFFF:
-            return self._fail(MALFORMED, "ipv4: fragment ends beyond 65535 bytes")
-        key = buf[off + 12 : off + 20] + buf[off + 4 : off + 6] + b"\x06"
-        d = self._datagram(key, ts)
-        if not frag & 0x2000 and d.total < 0:
-            d.total = start + end - data_off
-        if start == 0 and d.head is None:
-            d.head = buf[off:data_off]
-        d.add(start, buf[data_off : end if end <= n else n])
-        if not self._account(key, d):
-            return FRAGMENT
-        if not d.complete():
-            return FRAGMENT
-        self._finish(key, d)
-        head = bytearray(d.head or b"")
-        total = len(head) + d.total
-        if total > 0xFFFF:
-            return self._fail(MALFORMED, "ipv4: reassembled datagram > 65535 bytes")
-        _PACK16(head, 2, total)
-        _PACK16(head, 6, _U16(head, 6)[0] & 0xC000)  # clear MF and the offset
-        _PACK16(head, 10, 0)
-        _PACK16(head, 10, _ip_header_checksum(head))
-        head += d.data[: d.total]
-        return self._ipv4(bytes(head), 0, LINKTYPE_IPV4, ts)
-
-    def _fragment6(
-        self,
-        buf: bytes,
-        off: int,
-        nh_pos: int,
-        fh: int,
-        fnh: int,
-        fo: int,
-        ident: int,
-        end: int,
-        lt: int,
-        ts: float,
-    ) -> TcpSegment | int:
-        n = len(buf)
-        start = fo & 0xFFF8
-        data_off = fh + 8
-        if start + (end - data_off) > 0xFFFF:
-            return self._fail(MALFORMED, "ipv6: fragment ends beyond 65535 bytes")
-        key = buf[off + 8 : off + 40] + buf[fh + 4 : fh + 8]
-        d = self._datagram(key, ts)
-        if not fo & 1 and d.total < 0:
-            d.total = start + end - data_off
-        if start == 0 and d.head is None:
-            d.head = buf[off:fh]
-            d.nh_pos = nh_pos - off
-            d.next_header = fnh
-        d.add(start, buf[data_off : end if end <= n else n])
-        if not self._account(key, d):
-            return FRAGMENT
-        if not d.complete():
-            return FRAGMENT
-        self._finish(key, d)
-        head = bytearray(d.head or b"")
-        plen = len(head) - 40 + d.total
-        if plen > 0xFFFF:
-            return self._fail(MALFORMED, "ipv6: reassembled packet > 65535 bytes")
-        head[d.nh_pos] = d.next_header
-        _PACK16(head, 4, plen)
-        head += d.data[: d.total]
-        return self._ipv6(bytes(head), 0, LINKTYPE_IPV6, ts)
-
-
-# --------------------------------------------------------------------------- checksums
-
-# Masks 2**h - 1 for h = 0, 256, ..., 16384 bits (segments up to ~4 KB fold with these).
-_FOLD_MASKS: Final = tuple((1 << (k << 8)) - 1 for k in range(65))
-
-
-def _mod_ffff(x: int) -> int:
-    """``x % 0xFFFF``, faster for long segments.
-
-    Since 2**16 == 1 (mod 0xFFFF), splitting x at a multiple of 16 bits and adding the
-    halves keeps the residue; two shifts/ands/adds on big ints are cheaper than CPython's
-    digit-by-digit division, so x is folded down to <= 2048 bits first.
-    """
-    n = x.bit_length()
-    while n > 2048:
-        h = ((n + 511) >> 9) << 8  # a multiple of 256 bits, at least n / 2
-        x = (x >> h) + (x & (_FOLD_MASKS[h >> 8] if h <= 16384 else (1 << h) - 1))
-        n = x.bit_length()
-    return x % 0xFFFF
-
-
-def tcp_checksum_ok(seg: TcpSegment) -> bool | None:
-    """Whether the TCP checksum is valid; ``None`` when it cannot be checked.
-
-    It cannot be checked when the snaplen cut the segment, or when the IP length is 0
-    (a TSO/GSO super-frame or jumbogram, whose checksum the NIC will fill in).
-    The ones'-complement sum of a byte string is its big-endian value modulo 0xFFFF,
-    so a segment is valid iff pseudo-header + segment is 0 modulo 0xFFFF.
-    (IPv6 with a routing header is checked against the IPv6 destination field.)
-    """
-    buf = seg.buf
-    if seg.payload_len < seg.wire_len:
-        return None
-    ip_off = seg.ip_off
-    length_field = ip_off + 2 if seg.ip_version == 4 else ip_off + 4
-    if buf[length_field] == 0 and buf[length_field + 1] == 0:
-        return None
-    start = seg.tcp_off
-    tcp_len = ((buf[start + 12] >> 4) << 2) + seg.wire_len
-    if start + tcp_len > len(buf):          # the snaplen cut the options
-        return None
-    x = int.from_bytes(buf[start : start + tcp_len], "big")
-    if tcp_len & 1:
-        x <<= 8
-    pseudo = int.from_bytes(seg.src + seg.dst, "big") + _IPPROTO_TCP + tcp_len
-    if (_mod_ffff(x) + pseudo) % 0xFFFF == 0:
-        return True
-    # Checksum offload seen from the sending host: the field still holds the NIC's starting
-    # value, the pseudo-header sum (or its complement). Not verifiable, not bad.
-    field = (buf[start + 16] << 8) | buf[start + 17]
-    partial = pseudo % 0xFFFF or 0xFFFF
-    if field in (partial, partial ^ 0xFFFF):
-        return None
-    return False
-
-
-# --------------------------------------------------------------------------- options
-
-_NO_OPTIONS: Final = TcpOptions(None, None, False, (), None, None)
-
-
-def parse_tcp_options(options: bytes) -> TcpOptions:
-    """Parse MSS, window scale, SACK-permitted, SACK blocks and timestamps.
-
-    Tolerant of garbage: parsing stops at the end-of-list option or at the first option
-    whose length byte is missing, < 2 or runs past the end; a known option with the wrong
-    length is skipped. Never raises.
-    """
-    if not options:
-        return _NO_OPTIONS
-    mss: int | None = None
-    wscale: int | None = None
-    sack_ok = False
-    blocks: tuple[tuple[int, int], ...] = ()
-    ts_val: int | None = None
-    ts_ecr: int | None = None
-    n = len(options)
-    i = 0
-    while i < n:
-        kind = options[i]
-        if kind == 0:
-            break
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= n:
-            break
-        olen = options[i + 1]
-        if olen < 2 or i + olen > n:
-            break
-        if kind == 2 and olen == 4:
-            mss = _U16(options, i + 2)[0]
-        elif kind == 3 and olen == 3:
-            wscale = options[i + 2]
-        elif kind == 4 and olen == 2:
-            sack_ok = True
-        elif kind == 5 and olen >= 10 and (olen - 2) % 8 == 0:
-            blocks = tuple(
-                (_U32(options, j)[0], _U32(options, j + 4)[0]) for j in range(i + 2, i + olen, 8)
-            )
-        elif kind == 8 and olen == 10:
-            ts_val = _U32(options, i + 2)[0]
-            ts_ecr = _U32(options, i + 6)[0]
-        i += olen
-    return TcpOptions(mss, wscale, sack_ok, blocks, ts_val, ts_ecr)
-
-
-_LINUX_SYN_HEAD = b"\x02\x04"          # MSS, then SACK-permitted and timestamps ...
-_LINUX_SYN_MID = b"\x04\x02\x08\x0a"
-_LINUX_SYN_TAIL = b"\x01\x03\x03"     # ... NOP, window scale
-
-
-def tcp_wscale(options: bytes) -> int | None:
-    """``parse_tcp_options(options).wscale`` (what a SYN's bookkeeping needs): read at its fixed
-    place in Linux's SYN and SYN/ACK layout, else by the full walk."""
-    if (len(options) == 20 and options[16:19] == _LINUX_SYN_TAIL
-            and options[4:8] == _LINUX_SYN_MID and options[:2] == _LINUX_SYN_HEAD):
-        return options[19]
-    return parse_tcp_options(options).wscale
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def format_addr(addr: bytes, port: int) -> str:
-    """``"1.2.3.4:80"`` or ``"[2001:db8::1]:80"`` (the ipaddress module's canonical form)."""
-    if len(addr) == 4:
-        return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}:{port}"
-    if len(addr) == 16:
-        return f"[{ipaddress.IPv6Address(addr)}]:{port}"
-    raise ValueError(f"address of {len(addr)} bytes is neither IPv4 nor IPv6")

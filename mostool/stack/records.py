@@ -51,8 +51,9 @@ import struct
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
-from mostool.stack.decode import Decoder, TcpSegment, _mod_ffff
+from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.stream import M32
+from mostool.stack.tcpfields import mod_ffff, offload_partial
 
 if TYPE_CHECKING:
     from mostool.stack.engine import Engine
@@ -204,8 +205,10 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
                             if seglen & 1:
                                 x <<= 8
-                            if (_mod_ffff(x) + 6 + seglen) % 0xFFFF:
-                                ok = _offloaded(buf, p, seglen)
+                            if (mod_ffff(x) + 6 + seglen) % 0xFFFF:
+                                ok = offload_partial(
+                                    (buf[p + 50] << 8) | buf[p + 51],
+                                    int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
                         if ok is not False:
                             if ts > now:
                                 engine.now = now = ts
@@ -277,12 +280,3 @@ def shard_hash(addrs: int, ports: int) -> int:
     """The mixing step of ``shard_of``, from the XOR of the two (32-bit) addresses and
     of the two ports: symmetric, so both directions of a flow meet in one shard."""
     return (((addrs * 0x9E3779B1 + ports) * 0x85EBCA6B) & 0xFFFFFFFF) >> 15
-
-
-def _offloaded(buf: RecordBuffer, p: int, seglen: int) -> bool | None:
-    """A checksum that did not verify: None when it is the pseudo-header sum a sending host
-    with checksum offload leaves for its NIC (as ``tcp_checksum_ok``), else False."""
-    field = (buf[p + 50] << 8) | buf[p + 51]
-    pseudo = int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen
-    partial = pseudo % 0xFFFF or 0xFFFF
-    return None if field in (partial, partial ^ 0xFFFF) else False
