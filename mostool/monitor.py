@@ -12,12 +12,12 @@ import errno
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mostool.config import MonitorConfig
 from mostool.errors import CallbackError, MosError
 from mostool.events.dispatch import SubscriptionRegistry
-from mostool.events.types import Callback, ConnEnd, Event, EventType, Hook, UserEvent
+from mostool.events.types import Callback, ConnEnd, Event, EventType, Hook, TcpState, UserEvent
 from mostool.sources import MemorySource, Source, is_live, source_attr
 from mostool.stack.engine import RAW, STREAM, Engine, Listener
 from mostool.stack.flow import (
@@ -28,17 +28,72 @@ from mostool.stack.flow import (
     SOCKOPT_STOP_MON,
     Connection,
     Flow,
+    check_sockopt,
 )
 
 if TYPE_CHECKING:
     from mostool.replay import PcapRecords
 
-__all__ = ["Monitor", "MonitorSocket", "MONITOR_STREAM", "MONITOR_RAW", "CallbackFailure"]
+__all__ = ["Monitor", "MonitorSocket", "MONITOR_STREAM", "MONITOR_RAW", "CallbackFailure",
+           "FlowSummary"]
 
 MONITOR_STREAM = STREAM
 MONITOR_RAW = RAW
 _MAX_KEPT_FAILURES = 1000
 _RECORDS_STEP = 8 << 20     # bytes of capture per process_records call
+
+
+class FlowSummary(Protocol):
+    """What ``Monitor.on_flow_end`` hooks receive when a flow has ended (and what
+    ``Monitor.open_flows`` lists while flows run): read it, do not change it.
+
+    ``id`` numbers flows in order of first packet, from 1; ``client``/``server`` are
+    "addr:port" text (``client_addr``/``server_addr`` the raw 4 or 16 bytes). ``start`` and
+    ``end_ts`` are the first and last packet times, ``end_reason`` "fin", "rst", "timeout",
+    "evicted", "stopped" or "eof" (empty while open). ``state``, ``packets`` and
+    ``payload_bytes`` are indexed by side (0 = client, 1 = server; packets and bytes by the
+    sender). ``record()`` is the flow's summary as ``mostool flows`` prints it (per direction:
+    packets, payload bytes, reassembled bytes and SHA-256, gaps, retransmissions, overlap
+    conflicts, bad checksums) and ``record_json()`` the same as one JSON text.
+    """
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def client(self) -> str: ...
+    @property
+    def server(self) -> str: ...
+    @property
+    def client_addr(self) -> bytes: ...
+    @property
+    def server_addr(self) -> bytes: ...
+    @property
+    def client_port(self) -> int: ...
+    @property
+    def server_port(self) -> int: ...
+    @property
+    def first_packet(self) -> int: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end_ts(self) -> float: ...
+    @property
+    def end_reason(self) -> str: ...
+    @property
+    def ended(self) -> bool: ...
+    @property
+    def midstream(self) -> bool: ...
+    @property
+    def state(self) -> list[TcpState]: ...
+    @property
+    def packets(self) -> list[int]: ...
+    @property
+    def payload_bytes(self) -> list[int]: ...
+    def record(self) -> dict[str, Any]: ...
+    def record_json(self) -> str: ...
+
+
+FlowEndHook = Callable[[FlowSummary], None]
 
 
 class CallbackFailure:
@@ -127,18 +182,13 @@ class MonitorSocket(Listener):
     def setsockopt(self, name: str, value: Any) -> None:
         """Options for the flows this listener accepts from now on."""
         self._check_open()
-        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
-            if not isinstance(value, int) or value < 0:
-                raise MosError(errno.EINVAL, f"{name} takes a size >= 0, not {value!r}")
-            self.rcvbuf[0 if name == SOCKOPT_RCVBUF_CLI else 1] = value
-        elif name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
-            if value not in ("first", "last"):
-                raise MosError(errno.EINVAL, f"{name} takes 'first' or 'last', not {value!r}")
-            self.overlap[0 if name == SOCKOPT_OVERLAP_CLI else 1] = value
-        elif name == SOCKOPT_STOP_MON:
+        if name == SOCKOPT_STOP_MON:
             raise MosError(errno.EPERM, "stop monitoring applies to a flow, not a listener")
+        side = check_sockopt(name, value)
+        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+            self.rcvbuf[side] = value
         else:
-            raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+            self.overlap[side] = value
 
     def getsockopt(self, name: str) -> Any:
         self._check_open()
@@ -178,7 +228,7 @@ class Monitor:
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = config or MonitorConfig()
-        self._flow_end_hooks: list[Callable[[Connection], None]] = []
+        self._flow_end_hooks: list[FlowEndHook] = []
         self.failures: list[CallbackFailure] = []
         self.engine = Engine(self.config, registry=SubscriptionRegistry(),
                              on_flow_end=self._flow_ended, on_callback_error=self._failed)
@@ -206,9 +256,56 @@ class Monitor:
         """The engine's clock: the current packet's (or timer's) timestamp."""
         return self.engine.now
 
-    def on_flow_end(self, hook: Callable[[Connection], None]) -> None:
-        """Call ``hook(connection)`` after every flow's ON_CONN_END (for summaries and sinks)."""
+    def on_flow_end(self, hook: FlowEndHook) -> None:
+        """Call ``hook(summary)`` after every flow's ON_CONN_END (for summaries and sinks); the
+        summary is a ``FlowSummary``."""
         self._flow_end_hooks.append(hook)
+
+    # -- what the run has seen (public accessors for sinks, views and apps) --------------------
+
+    def sockets(self, kind: str | None = None) -> list[MonitorSocket]:
+        """The open monitoring sockets, in creation order (only those of ``kind``, if given)."""
+        return [x for x in self.engine.listeners if isinstance(x, MonitorSocket)
+                and not x.closed and (kind is None or x.kind == kind)]
+
+    def open_flows(self) -> list[FlowSummary]:
+        """The flows being tracked now, each once."""
+        return [c for k, c in self.engine.table.items() if k is c.key_c2s]
+
+    @property
+    def packet_number(self) -> int:
+        """Frames handed to the engine so far (the current packet's number, from 1)."""
+        return self.engine.packet_number
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Packet and anomaly counts (``Engine.counters``; a fresh dict)."""
+        return self.engine.counters
+
+    @property
+    def event_counts(self) -> dict[str, int]:
+        """How many times each built-in event was raised (a fresh dict)."""
+        return self.engine.event_counts
+
+    @property
+    def active_flows(self) -> int:
+        return self.engine.active
+
+    @property
+    def flows_total(self) -> int:
+        return self.engine.flows_total
+
+    def share(self, index: int, count: int) -> None:
+        """Track only this worker's share of the TCP flows: those whose symmetric hash
+        (``shard_of``) is ``index`` of ``count`` (non-TCP frames go to share 0)."""
+        if not 0 <= index < count:
+            raise MosError(errno.EINVAL, f"share {index} of {count}")
+        self.engine.shard = (index, count)
+
+    @property
+    def callback_errors(self) -> int:
+        """User callbacks, filters, timers and flow-end hooks that raised."""
+        return self.engine.dispatcher.callback_errors
 
     # -- running ------------------------------------------------------------------------------
 

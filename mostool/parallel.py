@@ -34,13 +34,13 @@ def _worker(index: int, count: int, paths: Sequence[str], config: MonitorConfig,
         mon.socket(MONITOR_STREAM)
         records: list[dict[str, Any]] = []
         mon.on_flow_end(lambda conn: records.append(conn.record()))
-        engine = mon.engine
-        engine.shard = (index, count)
+        mon.share(index, count)
         source: Any = ReplaySource(list(paths))
         if bpf:
             source = FilteredSource(source, bpf)
         mon.run(source)
-        pipe.send(("ok", records, engine.stats(), list(mon.warnings)))
+        stats = {k: v for k, v in mon.stats().items() if k not in ("source", "warnings")}
+        pipe.send(("ok", records, stats, list(mon.warnings)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which exits 2
         pipe.send(("error", f"{type(exc).__name__}: {exc}", {}, []))
     finally:

@@ -14,7 +14,7 @@ from typing import IO, Any
 from mostool.events.trace import trace_record
 from mostool.events.types import BUILTIN_EVENTS, EventType, Hook, Side
 from mostool.monitor import Monitor
-from mostool.sinks.select import stream_sockets
+from mostool.sinks.select import once_per_raise, stream_sockets
 
 __all__ = ["EventRecorder"]
 
@@ -27,10 +27,10 @@ class EventRecorder:
         self.out = out
         self.only = only
         self.count = 0
-        self._last: Any = None
 
     def attach(self) -> None:
         listeners = stream_sockets(self.mon)
+        record = once_per_raise(self._write)    # each raise once, whoever else sees it
         for lst in listeners:
             udes: list[tuple[EventType, Hook]] = []
             for etype, hook, _cb in list(lst.subs.entries):
@@ -41,23 +41,17 @@ class EventRecorder:
                 if self.only is not None and etype.name not in self.only:
                     continue
                 for hook in etype.hooks:
-                    lst.on(etype, hook, self._record)
+                    lst.on(etype, hook, record)
             for etype, hook in udes:
                 if self.only is None or etype.name in self.only:
                     lst.on(etype, hook, self._record_ude)
-
-    def _record(self, flow: Any, side: Side, event: Any) -> None:
-        if event is self._last:
-            return
-        self._last = event
-        self._write(flow, side, event)
 
     def _record_ude(self, flow: Any, side: Side, event: Any) -> None:
         self._write(flow, side, event)
 
     def _write(self, flow: Any, side: Side, event: Any) -> None:
-        eng = self.mon.engine
-        rec = trace_record(eng.packet_number, eng.now, getattr(flow, "id", 0), side, event)
+        mon = self.mon
+        rec = trace_record(mon.packet_number, mon.now, getattr(flow, "id", 0), side, event)
         if not event.type.builtin:
             rec["ude"] = True
             rec["base"] = event.base.name

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from mostool.stack.flow import Connection
+
+if TYPE_CHECKING:
+    from mostool.monitor import FlowSummary
 
 __all__ = ["FlowLog", "CSV_COLUMNS", "flatten"]
 
@@ -26,7 +29,7 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _json_line(conn: Connection) -> str:
+def _json_line(conn: FlowSummary) -> str:
     return conn.record_json() + "\n"
 
 
@@ -40,7 +43,8 @@ class FlowLog:
         self._emit_record = emit
         # what a flow's end keeps until its turn, and what writes it then: its record dict
         # and ``emit``, or, for jsonl (FlowLog.jsonl), its line and the file's write
-        self._encode: Callable[[Connection], Any] = Connection.record
+        # the unbound method: one call less per flow than a lambda over FlowSummary.record
+        self._encode = cast("Callable[[FlowSummary], Any]", Connection.record)
         self._emit: Callable[[Any], Any] = emit
         self._pending: dict[int, Any] = {}
         self._next = 1
@@ -55,7 +59,7 @@ class FlowLog:
         log._emit = out.write
         return log
 
-    def flow_ended(self, conn: Connection) -> None:
+    def flow_ended(self, conn: FlowSummary) -> None:
         pending = self._pending
         pending[conn.id] = self._encode(conn)
         while self._next in pending:

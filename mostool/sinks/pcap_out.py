@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from mostool.events.types import ON_PKT_IN, Hook, Side
 from mostool.monitor import Monitor
-from mostool.sinks.select import FlowSelector, stream_sockets
+from mostool.sinks.select import FlowSelector, once_per_raise, stream_sockets
 
 __all__ = ["PcapWriter", "PacketWriter"]
 
@@ -65,25 +65,21 @@ class PacketWriter:
         self.select = select
         self.writer = PcapWriter(path)
         self._hit = False
-        self._last: Any = None
         self._verdicts: dict[int, bool] = {}
         if select is not None:
             listeners = stream_sockets(mon)
+            packet = once_per_raise(self._packet)
             for lst in listeners:
-                lst.on(ON_PKT_IN, Hook.HK_SND, self._packet)
+                lst.on(ON_PKT_IN, Hook.HK_SND, packet)
             mon.on_flow_end(self._ended)
 
     def _ended(self, conn: Any) -> None:
         self._verdicts.pop(conn.id, None)
 
     def _packet(self, flow: Any, side: Side, event: Any) -> None:
-        if event is self._last:
-            return
-        self._last = event
-        conn = flow.conn
-        ok = self._verdicts.get(conn.id)
+        ok = self._verdicts.get(flow.id)
         if ok is None:
-            ok = self._verdicts[conn.id] = bool(self.select and self.select.matches(conn))
+            ok = self._verdicts[flow.id] = bool(self.select and self.select.matches(flow))
         if ok:
             self._hit = True
 

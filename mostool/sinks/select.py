@@ -8,18 +8,35 @@ either end of a flow. Ids are the ones ``mostool flows`` prints (order of first 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FlowSelector", "stream_sockets"]
+from mostool.events.types import Side
+
+__all__ = ["FlowSelector", "stream_sockets", "once_per_raise"]
 
 
 def stream_sockets(mon: Any) -> list[Any]:
     """The monitor's open MONITOR_STREAM sockets - the apps' - or a new one that accepts
     every flow when there is none (an output then sees every flow)."""
-    from mostool.monitor import MONITOR_STREAM, MonitorSocket
-    found = [x for x in mon.engine.listeners
-             if isinstance(x, MonitorSocket) and x.kind == MONITOR_STREAM and not x.closed]
-    return found or [mon.socket(MONITOR_STREAM)]
+    from mostool.monitor import MONITOR_STREAM
+    return mon.sockets(MONITOR_STREAM) or [mon.socket(MONITOR_STREAM)]
+
+
+def once_per_raise(callback: Callable[[Any, Side, Any], None]
+                   ) -> Callable[[Any, Side, Any], None]:
+    """``callback`` for registering on several listeners: one raise of an event reaches each
+    listener's handle with the same value object, and runs ``callback`` once (the first).
+    A UDE is not a raise of its own (each listener's filter makes its own value): register
+    those callbacks as they are."""
+    last: list[Any] = [None]
+
+    def first_delivery(flow: Any, side: Side, event: Any) -> None:
+        if event is last[0]:
+            return
+        last[0] = event
+        callback(flow, side, event)
+    return first_delivery
 
 
 class FlowSelector:

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from mostool.events.types import ON_CONN_NEW_DATA, Hook, Side
 from mostool.monitor import Monitor
-from mostool.sinks.select import FlowSelector, stream_sockets
+from mostool.sinks.select import FlowSelector, once_per_raise, stream_sockets
 from mostool.stack.flow import SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR
 
 __all__ = ["StreamWriter", "stream_file_name", "INDEX_NAME"]
@@ -77,7 +77,6 @@ class StreamWriter:
         self._names: dict[str, int] = {}
         self._index: list[dict[str, Any]] = []
         self._skip: set[int] = set()
-        self._last: Any = None
         self.files_written = 0
         self.bytes_written = 0
         self.warnings: list[str] = []
@@ -85,19 +84,17 @@ class StreamWriter:
     def attach(self) -> None:
         os.makedirs(self.directory, exist_ok=True)
         listeners = stream_sockets(self.mon)
+        data = once_per_raise(self._data)     # one delivery, seen by several listeners
         for lst in listeners:
             lst.setsockopt(SOCKOPT_RCVBUF_CLI, self.keep)
             lst.setsockopt(SOCKOPT_RCVBUF_SVR, self.keep)
-            lst.on(ON_CONN_NEW_DATA, Hook.NULL, self._data)
+            lst.on(ON_CONN_NEW_DATA, Hook.NULL, data)
         self.mon.on_flow_end(self._ended)
 
     # -- per delivery -----------------------------------------------------------------------------
 
     def _data(self, flow: Any, side: Side, event: Any) -> None:
-        if event is self._last:            # the same delivery through another listener
-            return
-        self._last = event
-        conn = flow.conn
+        conn = flow.summary
         if conn.id in self._skip:
             return
         if self.select is not None and not self.select.matches(conn):
@@ -115,10 +112,7 @@ class StreamWriter:
             d.hasher.update(data)
             d.written += len(data)
             self.bytes_written += len(data)
-        # Let go of what was written: keep only the newest chunk of this side's buffer.
-        opt = SOCKOPT_RCVBUF_CLI if side == Side.CLI else SOCKOPT_RCVBUF_SVR
-        flow.setsockopt(opt, 1)
-        flow.setsockopt(opt, self.keep)
+        flow.release(side)                 # what was written can go (but the newest chunk)
 
     def _open(self, conn: Any, side: Side) -> _Direction:
         # side is the receiving stack: SVR holds client->server bytes

@@ -84,8 +84,6 @@ _ORPHAN_REASONS = {
 }
 
 
-
-
 class Engine:
     """Frames in, flows and dispatched events out. No I/O, no wall clock."""
 
@@ -582,9 +580,7 @@ class Engine:
             for side in (0, 1):
                 st = conn.streams[side]
                 st.finish()
-                st.new_runs = ()
-                st.gap_runs = ()
-                st.conflict_runs = ()
+                st.discard_outbox()
             self.emitter.end(conn, "stopped", None)
             conn.stopped = True             # stays in the table (cheap to skip) until it closes
 

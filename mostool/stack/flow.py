@@ -31,7 +31,7 @@ from mostool.stack.stream import HalfStream
 if TYPE_CHECKING:
     from mostool.stack.engine import Engine, Listener
 
-__all__ = ["Connection", "Flow", "PacketInfo", "StreamView", "BufInfo",
+__all__ = ["Connection", "Flow", "check_sockopt", "PacketInfo", "StreamView", "BufInfo",
            "SOCKOPT_RCVBUF_CLI", "SOCKOPT_RCVBUF_SVR", "SOCKOPT_OVERLAP_CLI",
            "SOCKOPT_OVERLAP_SVR", "SOCKOPT_STOP_MON", "pair_set", "pair_add"]
 
@@ -331,6 +331,25 @@ class Connection:
                 f'"bad_checksums": {bad1 if bad1 >= 0 else "null"}}}}}')
 
 
+def check_sockopt(name: str, value: Any) -> int:
+    """Validate a socket option (the flows' and the listeners' share these checks): the side
+    it applies to (0 CLI, 1 SVR; for SOCKOPT_STOP_MON the Side, BOTH included), or MosError
+    (ENOPROTOOPT for an unknown name, EINVAL for a bad value)."""
+    if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+        if not isinstance(value, int) or value < 0:
+            raise MosError(errno.EINVAL, f"{name} takes a size >= 0, not {value!r}")
+        return 0 if name == SOCKOPT_RCVBUF_CLI else 1
+    if name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
+        if value not in ("first", "last"):
+            raise MosError(errno.EINVAL, f"{name} takes 'first' or 'last', not {value!r}")
+        return 0 if name == SOCKOPT_OVERLAP_CLI else 1
+    if name == SOCKOPT_STOP_MON:
+        if not (isinstance(value, int) and 0 <= value <= 2):
+            raise MosError(errno.EINVAL, f"{name} takes CLI, SVR or BOTH, not {value!r}")
+        return Side(value)
+    raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+
+
 class StreamView:
     """One direction's bytes seen through a flow handle, named by direction, not by side."""
 
@@ -419,6 +438,12 @@ class Flow:
         return self.conn.ended
 
     @property
+    def summary(self) -> Connection:
+        """The flow's summary (what ``Monitor.on_flow_end`` hooks get: see
+        ``mostool.monitor.FlowSummary``), read-only, current while the flow runs."""
+        return self.conn
+
+    @property
     def midstream(self) -> bool:
         return self.conn.midstream
 
@@ -494,30 +519,26 @@ class Flow:
 
     def setsockopt(self, name: str, value: Any) -> None:
         conn = self._conn_for_read()
+        side = check_sockopt(name, value)
         if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
-            if not isinstance(value, int) or value < 0:
-                raise MosError(errno.EINVAL, f"{name} takes a size >= 0, not {value!r}")
-            st = conn.streams[0 if name == SOCKOPT_RCVBUF_CLI else 1]
+            st = conn.streams[side]
             st.bufsize = value
             if value == 0:
                 st.drop_buffer()
                 st.keep_bytes = st.hasher is not None
             else:
                 st.keep_bytes = True
-                if st.chunks:
-                    st._trim()
+                st.trim()
         elif name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
-            if value not in ("first", "last"):
-                raise MosError(errno.EINVAL, f"{name} takes 'first' or 'last', not {value!r}")
-            conn.streams[0 if name == SOCKOPT_OVERLAP_CLI else 1].overlap_last = value == "last"
-        elif name == SOCKOPT_STOP_MON:
-            side = Side(value) if isinstance(value, int) and 0 <= value <= 2 else None
-            if side is None:
-                raise MosError(errno.EINVAL, f"{name} takes CLI, SVR or BOTH, not {value!r}")
+            conn.streams[side].overlap_last = value == "last"
+        else:                               # SOCKOPT_STOP_MON
             self.mon &= ~(3 if side == Side.BOTH else 1 << side)
             self.engine.monitoring_changed(conn)
-        else:
-            raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+
+    def release(self, side: Side) -> None:
+        """Let the buffer of ``side`` drop what was read: keep only its newest chunk (a sink
+        that has written the bytes out); what is kept for the other handles is theirs."""
+        self._conn_for_read().streams[self._side(side)].trim(1)
 
     def getsockopt(self, name: str) -> Any:
         conn = self._conn_for_read()

@@ -97,9 +97,13 @@ class HalfStream:
         self.conflicts = 0
         self.conflict_bytes = 0
         self.late_bytes = 0
-        self.new_runs: Pairs = _NONE        # drained by the engine: NEW_DATA
-        self.conflict_runs: Pairs = _NONE   # drained by the engine: ON_ERROR
-        self.gap_runs: Pairs = _NONE        # drained by the engine: ON_ERROR "gap"
+        # The outbox: what receive / skip_to / finish found for the engine to raise. Each run
+        # list is taken and cleared by its one reader in emit.py (Emitter.new_data: new_runs;
+        # Emitter.errors: conflict_runs and gap_runs) or dropped with discard_outbox();
+        # rexmit_off/len describe the last REXMIT flag receive returned.
+        self.new_runs: Pairs = _NONE        # in-order runs (offset, length): ON_CONN_NEW_DATA
+        self.conflict_runs: Pairs = _NONE   # differing overlaps: ON_ERROR "overlap_conflict"
+        self.gap_runs: Pairs = _NONE        # holes given up: ON_ERROR "gap"
         self.rexmit_off = 0
         self.rexmit_len = 0
         self.fin_off: int | None = None
@@ -297,10 +301,17 @@ class HalfStream:
         if self.buffered - len(chunks[self.chunk_head]) >= self.bufsize:
             self._trim()
 
-    def _trim(self) -> None:
+    def trim(self, limit: int | None = None) -> None:
+        """Drop the oldest whole chunks while the rest still holds ``limit`` bytes (default:
+        the buffer size); ``trim(1)`` keeps only the newest chunk."""
+        if self.chunks:
+            self._trim(self.bufsize if limit is None else limit)
+
+    def _trim(self, limit: int | None = None) -> None:
         chunks = self.chunks
         head = self.chunk_head
-        limit = self.bufsize
+        if limit is None:
+            limit = self.bufsize
         while self.buffered - len(chunks[head]) >= limit:
             self.buffered -= len(chunks[head])
             head += 1
@@ -311,6 +322,10 @@ class HalfStream:
             del offs[:head]
             head = 0
         self.chunk_head = head
+
+    def discard_outbox(self) -> None:
+        """Forget the runs not raised yet (a flow that stopped being monitored)."""
+        self.new_runs = self.gap_runs = self.conflict_runs = _NONE
 
     def _flush(self) -> None:
         starts = self.ooo_starts

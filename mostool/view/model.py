@@ -39,7 +39,7 @@ from mostool.events.types import (
     Side,
 )
 from mostool.monitor import Monitor
-from mostool.sinks.select import stream_sockets
+from mostool.sinks.select import once_per_raise, stream_sockets
 from mostool.sources import is_live, source_attr
 
 __all__ = ["ViewModel", "Snapshot", "FlowRow", "FeedEntry", "SORT_KEYS"]
@@ -135,7 +135,6 @@ class ViewModel:
         if sort not in SORT_KEYS:
             raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, not {sort!r}")
         self.mon = mon
-        self.engine = mon.engine
         self.all_events = all_events
         self.sort = sort
         self.counts: dict[str, int] = {}          # events the view observed, by name
@@ -155,7 +154,6 @@ class ViewModel:
         self._marks: dict[int, tuple[int, int, int, int, int, int]] = {}
         self.ended_flows = 0
         self._seq = 0
-        self._last_value: Any = None
         self._announced: set[int] = set()     # flows whose start is in the feed
         self._ended: list[Any] = []             # flows ended since the last drain()
         self._prev_bytes: dict[int, int] = {}
@@ -175,6 +173,7 @@ class ViewModel:
         listeners = stream_sockets(self.mon)
         self.listeners = listeners
         wanted = _ALL if self.all_events else ()
+        builtin = once_per_raise(self._builtin)   # one raise, seen by several listeners
         for lst in listeners:
             # UDEs with the app's own callbacks go to the feed; UDEs that only lead to them
             # (the inner links of a chain) are counted.
@@ -184,7 +183,7 @@ class ViewModel:
                     if not step.builtin:
                         udes[(step, hook)] = udes.get((step, hook), False) or step is etype
             for etype, hook in wanted:
-                lst.on(etype, hook, self._builtin)
+                lst.on(etype, hook, builtin)
             for (etype, hook), leaf in udes.items():
                 self.ude_names.add(etype.name)
                 self.counts.setdefault(etype.name, 0)
@@ -194,9 +193,6 @@ class ViewModel:
     # -- per event (keep these lean: they run inside the engine's dispatch) ---------------------
 
     def _builtin(self, flow: Any, side: Side, event: Any) -> None:
-        if event is self._last_value:           # the same raise seen through another listener
-            return
-        self._last_value = event
         name = event.TYPE.name
         counts = self.counts
         counts[name] = counts.get(name, 0) + 1
@@ -211,7 +207,7 @@ class ViewModel:
         elif kind == "end":
             return                              # reported by drain(), with its reason
         self._seq += 1
-        self.feed.append((self._seq, self.engine.now, fid, side, name, kind, event))
+        self.feed.append((self._seq, self.mon.now, fid, side, name, kind, event))
         self.last_event[fid] = name
 
     def _ude(self, flow: Any, side: Side, event: Any) -> None:
@@ -219,7 +215,7 @@ class ViewModel:
         self.counts[name] += 1
         fid = getattr(flow, "id", 0)
         self._seq += 1
-        self.feed.append((self._seq, self.engine.now, fid, side, name, "ude", event))
+        self.feed.append((self._seq, self.mon.now, fid, side, name, "ude", event))
         self.last_event[fid] = name
 
     def _ude_count(self, flow: Any, side: Side, event: Any) -> None:
@@ -304,7 +300,7 @@ class ViewModel:
 
     def _row(self, conn: Any, rate: float) -> FlowRow:
         ended = conn.end_reason if conn.ended else ""
-        age = (conn.end_ts if ended else self.engine.now) - conn.start
+        age = (conn.end_ts if ended else self.mon.now) - conn.start
         if ended:
             last = "ON_CONN_END"
         elif getattr(conn, "stopped", False):
@@ -317,14 +313,14 @@ class ViewModel:
                        max(age, 0.0), rate, last, ended)
 
     def active_connections(self) -> list[Any]:
-        return [c for k, c in self.engine.table.items() if k is c.key_c2s]
+        return self.mon.open_flows()
 
     def snapshot(self, wall: float, *, source: Any = None, packets: int = 0, nbytes: int = 0,
                  first_ts: float | None = None, rows: int = 20, feed_rows: int = 50,
                  finished: bool = False,
                  paused: bool = False) -> Snapshot:
         """One frame's worth of data; ``wall`` is seconds since the run started."""
-        eng = self.engine
+        mon = self.mon
         self.drain()
         conns = self.active_connections()
         # flows that started since the last frame
@@ -377,7 +373,7 @@ class ViewModel:
         if len(table) < rows:
             ended = sorted(self.recent_ended, key=key, reverse=True)
             table.extend(self._row(c, 0.0) for c in ended[:rows - len(table)])
-        counters = eng.counters
+        counters = mon.counters
         events = self._event_counts()
         stats: dict[str, Any] = {}
         kind = "memory"
@@ -415,7 +411,7 @@ class ViewModel:
             "bad RSTs": counters.get("bad_rst", 0),
             "decode errors": counters.get("malformed", 0) + counters.get("unknown_linktype", 0),
             "orphans": counters.get("orphans", 0),
-            "callback errors": eng.dispatcher.callback_errors,
+            "callback errors": mon.callback_errors,
         }
         for key_name, label in (("kernel_drops", "kernel drops"),
                                 ("ifdrops", "interface drops")):
@@ -425,9 +421,9 @@ class ViewModel:
         feed = [_entry(e) for e in sorted(self.feed, key=lambda e: (e[1], e[0]))[-feed_rows:]]
         return Snapshot(
             source=name, kind=kind, progress=progress, capture=stats, packets=packets,
-            bytes=nbytes, pps=self._pps, bps=self._bps, active=eng.active,
-            flows=eng.flows_total, packet_time=(eng.now - first_ts) if first_ts else 0.0,
-            first_ts=first_ts, now=eng.now, wall=wall, eta=eta, rows=table, sort=self.sort,
+            bytes=nbytes, pps=self._pps, bps=self._bps, active=mon.active_flows,
+            flows=mon.flows_total, packet_time=(mon.now - first_ts) if first_ts else 0.0,
+            first_ts=first_ts, now=mon.now, wall=wall, eta=eta, rows=table, sort=self.sort,
             feed=feed, events=events, udes=udes, errors=dict(self.errors),
             anomalies=anomalies, end_reasons=dict(self.end_reasons),
             failures=[str(f) for f in failures[:5]], finished=finished, paused=paused,
@@ -436,13 +432,12 @@ class ViewModel:
     def _event_counts(self) -> dict[str, int]:
         """Built-in event counts: what the view observed, completed by the engine's own
         counts of events the app subscribed to. Flow starts and ends are always exact."""
-        eng = self.engine
         out: dict[str, int] = {}
-        engine_counts = eng.event_counts
+        engine_counts = self.mon.event_counts
         for etype in BUILTIN_EVENTS:
             name = etype.name
             if name == "ON_CONN_START":
-                n = eng.flows_total
+                n = self.mon.flows_total
             elif name == "ON_CONN_END":
                 n = self.ended_flows
             elif name in self.counts:

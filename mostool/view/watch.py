@@ -189,7 +189,7 @@ class Watch:
         rows, bottom = layout_sizes(self.console.size.height)
         return self.model.snapshot(
             self.clock() - self._t0, source=self.source,
-            packets=self.mon.engine.counters.get("packets", 0),
+            packets=self.mon.packet_number,
             nbytes=s.bytes if s is not None else 0,
             first_ts=s.first_ts if s is not None else None, rows=rows, feed_rows=bottom,
             finished=finished,
