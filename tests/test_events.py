@@ -13,41 +13,19 @@ from typing import Any
 
 import pytest
 from builders import CLI, SVR, Frame, Scenario, arp_frame, udp_frame
+from harness import Observed
 
 import mostool as mos
 from mostool.cli import main as cli_main
 
-Rec = tuple[int, str, str, str, dict[str, Any]]   # packet, hook, side, event, details
 
-
-class Recorder:
-    """One callback on every built-in event at every hook it allows."""
-
-    def __init__(self, mon: mos.Monitor, sock: mos.MonitorSocket) -> None:
-        self.mon = mon
-        self.log: list[Rec] = []
-        self.flow_ids: list[int] = []
-        self.states: list[tuple[str, str] | None] = []
-        for etype in mos.BUILTIN_EVENTS:
-            for hook in etype.hooks:
-                sock.on(etype, hook, self)
-
-    def __call__(self, flow: Any, side: mos.Side, event: mos.Event) -> None:
-        self.log.append((self.mon.engine.packet_number, event.hook.name, side.name, event.name,
-                         event.details()))
-        self.flow_ids.append(flow.id)
-        self.states.append((flow.state(mos.CLI).name, flow.state(mos.SVR).name)
-                           if isinstance(flow, mos.Flow) else None)
-
-    def at(self, packet: int) -> list[tuple[str, str, str]]:
-        return [(h, s, e) for p, h, s, e, _ in self.log if p == packet]
-
-    def of(self, name: str) -> list[Rec]:
-        return [r for r in self.log if r[3] == name]
+def Recorder(mon: mos.Monitor, sock: mos.MonitorSocket) -> Observed:   # noqa: N802
+    """One callback on every built-in event at every hook it allows (tests/harness.py)."""
+    return Observed(mon=mon, sock=sock)
 
 
 def monitor(config: mos.MonitorConfig | None = None, **filters: str
-            ) -> tuple[mos.Monitor, mos.MonitorSocket, Recorder]:
+            ) -> tuple[mos.Monitor, mos.MonitorSocket, Observed]:
     mon = mos.Monitor(config)
     sock = mon.socket()
     if filters:
@@ -56,7 +34,7 @@ def monitor(config: mos.MonitorConfig | None = None, **filters: str
 
 
 def run(frames: list[Frame], config: mos.MonitorConfig | None = None, **filters: str
-        ) -> tuple[mos.Monitor, Recorder]:
+        ) -> tuple[mos.Monitor, Observed]:
     mon, _, rec = monitor(config, **filters)
     mon.run(frames)
     return mon, rec

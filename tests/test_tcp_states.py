@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from builders import CLI, SVR, Frame, Scenario
+from builders import CLI, SVR, Scenario
+from harness import Observed, States
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -172,62 +173,19 @@ def test_sender_update_is_sender_input_through_the_table(state: TcpState, flags:
 # both stacks, frame by frame
 # --------------------------------------------------------------------------------------------
 
-States = tuple[str, str]
 
 
-class Driver:
+class Driver(Observed):
     """Feeds frames one at a time; records (CLI, SVR) states after every frame and as each hook
-    saw them, plus the flows' final records."""
+    saw them, plus the flows' final records (tests/harness.py), with the subscriptions these
+    tests were written against."""
 
     def __init__(self, config: mos.MonitorConfig | None = None) -> None:
-        self.mon = mos.Monitor(config)
-        sock = self.mon.socket()
-        self.flows: list[mos.Flow] = []
-        self.at_hook: dict[tuple[int, str], States] = {}
-        self.events: list[tuple[int, str, str, str, dict[str, Any]]] = []
-        self.records: list[dict[str, Any]] = []
-        for hook in (mos.HK_SND, mos.HK_RCV):
-            sock.on(mos.ON_PKT_IN, hook, self._pkt)
-            sock.on(mos.ON_CONN_START, hook, self._start)
-            sock.on(mos.ON_TCP_STATE_CHANGE, hook, self._event)
-            sock.on(mos.ON_CONN_END, hook, self._event)
-        sock.on(mos.ON_REXMIT, mos.HK_RCV, self._event)
-        sock.on(mos.ON_ERROR, mos.NULL, self._event)
-        sock.on(mos.ON_ORPHAN, mos.NULL, self._event)
-        self.mon.on_flow_end(self._ended)
-
-    def _pkt(self, flow: mos.Flow, side: mos.Side, event: mos.Event) -> None:
-        self.at_hook[(self.mon.engine.packet_number, event.hook.name)] = _states(flow)
-
-    def _start(self, flow: mos.Flow, side: mos.Side, event: mos.Event) -> None:
-        if flow not in self.flows:
-            self.flows.append(flow)
-        self._event(flow, side, event)
-
-    def _event(self, flow: mos.Flow, side: mos.Side, event: mos.Event) -> None:
-        self.events.append((self.mon.engine.packet_number, event.hook.name, side.name,
-                            event.name, event.details()))
-
-    def _ended(self, conn: Connection) -> None:
-        self.records.append(conn.record())
-
-    def feed(self, frames: list[Frame]) -> list[States | None]:
-        """States of the newest flow after each frame (None before any flow exists)."""
-        after: list[States | None] = []
-        for ts, linktype, data, _wire in frames:
-            self.mon.feed(ts, linktype, data)
-            after.append(_states(self.flows[-1]) if self.flows else None)
-        return after
-
-    def hook_states(self, hook: str) -> list[States | None]:
-        n = self.mon.engine.packet_number
-        return [self.at_hook.get((i, hook)) for i in range(1, n + 1)]
-
-    def finish(self) -> None:
-        self.mon.close()
-
-    def of(self, name: str) -> list[tuple[int, str, str, str, dict[str, Any]]]:
-        return [e for e in self.events if e[3] == name]
+        hooks = (mos.HK_SND, mos.HK_RCV)
+        super().__init__(config, events=[
+            *((e, h) for h in hooks for e in (mos.ON_PKT_IN, mos.ON_CONN_START,
+                                              mos.ON_TCP_STATE_CHANGE, mos.ON_CONN_END)),
+            (mos.ON_REXMIT, mos.HK_RCV), (mos.ON_ERROR, mos.NULL), (mos.ON_ORPHAN, mos.NULL)])
 
 
 def _states(flow: mos.Flow) -> States:
