@@ -259,3 +259,51 @@ def test_idle_and_user_timers_interleave_in_time_order() -> None:
     mon.run(sc.frames + [(last + 60.0, TICK, b"")])
     t0 = sc.t0
     assert log == [("user5", t0 + 5.0), ("idle", last + 10.0), ("user15", t0 + 15.0)]
+
+
+# --------------------------------------------------------------------------------------------
+# the deadline structure itself (mostool/stack/timers.py)
+# --------------------------------------------------------------------------------------------
+
+
+class _Conn:
+    """What Timers reads of a flow: its id, last packet time and whether it ended."""
+
+    def __init__(self, conn_id: int, last_ts: float) -> None:
+        self.id = conn_id
+        self.last_ts = last_ts
+        self.ended = False
+
+
+def test_timers_pop_in_deadline_order_and_keep_due_a_lower_bound() -> None:
+    from mostool.stack.timers import IDLE, TIME_WAIT, Timers
+    t = Timers(idle_timeout=10.0)
+    assert t.due == float("inf") and t.next_deadline() is None
+    late = t.add(5.0, lambda _i: None)
+    gone = t.add(2.0, lambda _i: None)
+    t.cancel(gone)
+    assert t.due == 2.0                         # a cancelled timer still bounds due: it is lazy
+    a, b = _Conn(1, 0.0), _Conn(2, 1.0)
+    t.watch_idle(a, 0.0)
+    t.watch_idle(b, 1.0)
+    t.time_wait(b, 3.0)
+    assert t.next_deadline() == 2.0
+    a.last_ts = 4.0                             # a saw packets since: pushed again, not due
+    popped = []
+    while (item := t.pop_expired(12.0)) is not None:
+        popped.append(item[:2])
+    assert popped == [(3.0, TIME_WAIT), (5.0, late), (11.0, IDLE)]   # b idles out at 11
+    assert t.due == 14.0                        # a: 4 + 10, exact again once nothing is due
+
+
+def test_timers_longest_idle_skips_ended_and_refreshed_flows() -> None:
+    from mostool.stack.timers import Timers
+    t = Timers(idle_timeout=None)
+    flows = [_Conn(i, float(i)) for i in range(1, 4)]
+    for c in flows:
+        t.watch_idle(c, c.last_ts)
+    flows[0].ended = True
+    flows[1].last_ts = 9.0
+    assert t.longest_idle() is flows[2]
+    assert t.longest_idle() is flows[1]
+    assert t.longest_idle() is None
