@@ -42,7 +42,7 @@ from mostool.events.types import (
     UserEvent,
 )
 from mostool.events.ude import alloc_event, define_event
-from mostool.monitor import MONITOR_RAW, MONITOR_STREAM, Monitor, MonitorSocket
+from mostool.monitor import MONITOR_RAW, MONITOR_STREAM, FlowSummary, Monitor, MonitorSocket
 from mostool.sources import MemorySource, Source
 from mostool.stack.flow import (
     SOCKOPT_OVERLAP_CLI,
@@ -85,5 +85,5 @@ __all__ = [
     "ON_TCP_STATE_CHANGE", "ON_ORPHAN", "ON_REXMIT", "ON_CONN_END",
     "define_event", "alloc_event", "raise_event", "MosError", "BytesLost", "CallbackError",
     "SOCKOPT_RCVBUF_CLI", "SOCKOPT_RCVBUF_SVR", "SOCKOPT_OVERLAP_CLI", "SOCKOPT_OVERLAP_SVR",
-    "SOCKOPT_STOP_MON", "replay", "live", "MemorySource", "Source",
+    "SOCKOPT_STOP_MON", "replay", "live", "MemorySource", "Source", "FlowSummary",
 ]
