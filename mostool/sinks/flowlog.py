@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from mostool.stack.flow import Connection
+from mostool.stack.connection import Connection
 
 if TYPE_CHECKING:
     from mostool.monitor import FlowSummary

@@ -19,7 +19,8 @@ A packet's way, module by module:
     stream.py     HalfStream: one side's byte stream (in-order point, out-of-order runs,
                   buffer, gaps, retransmissions, conflicts) and its outbox of runs
     emit.py       Emitter: the one funnel every event leaves through, counted
-    flow.py       Connection (the engine's per-flow state), Flow (a listener's handle)
+    connection.py Connection (the engine's per-flow state), PacketInfo
+    flow.py       Flow (a listener's handle: peek, options, per-flow callbacks)
     records.py    the fused in-place reader of classic-pcap records (the fast path's copy;
                   its docstring lists the conditions both copies implement)
     config.py     MonitorConfig (re-exported as mostool.MonitorConfig)

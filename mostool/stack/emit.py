@@ -52,16 +52,16 @@ from mostool.events.types import (
     TcpState,
     TcpStateChange,
 )
-from mostool.stack.flow import PacketInfo, pair_set
+from mostool.stack.connection import PacketInfo, pair_set
 from mostool.stack.stream import LATE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from mostool.events.dispatch import Dispatcher, SubscriptionSet
+    from mostool.stack.connection import Connection
     from mostool.stack.decode import TcpSegment
     from mostool.stack.engine import Engine, Listener
-    from mostool.stack.flow import Connection
 
 __all__ = ["Emitter", "OrphanHandle"]
 

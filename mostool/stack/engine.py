@@ -49,9 +49,10 @@ from mostool.events.types import (
 )
 from mostool.stack import decode, payload, tcp
 from mostool.stack.config import MonitorConfig
+from mostool.stack.connection import UNCHECKED, Connection, pair_add, pair_set
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
 from mostool.stack.emit import Emitter, OrphanHandle
-from mostool.stack.flow import UNCHECKED, Connection, Flow, pair_add, pair_set
+from mostool.stack.flow import Flow
 from mostool.stack.flowtable import FlowTable, new_streams
 from mostool.stack.listener import RAW, STREAM, Listener
 from mostool.stack.records import (

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from mostool.stack.config import MonitorConfig
+    from mostool.stack.connection import Connection
     from mostool.stack.engine import Listener
-    from mostool.stack.flow import Connection
 
 __all__ = ["FlowTable", "AFTER_CLOSE"]
 

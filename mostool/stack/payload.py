@@ -14,12 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mostool.events.types import TcpState
-from mostool.stack.flow import pair_add
+from mostool.stack.connection import pair_add
 from mostool.stack.stream import LATE, M32, NEW
 
 if TYPE_CHECKING:
+    from mostool.stack.connection import Connection
     from mostool.stack.decode import TcpSegment
-    from mostool.stack.flow import Connection
     from mostool.stack.stream import HalfStream
 
 __all__ = ["payload", "ack_gives_up_holes", "set_aside", "take_back", "MAX_SET_ASIDE"]

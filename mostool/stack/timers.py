@@ -30,7 +30,7 @@ from mostool.errors import MosError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mostool.stack.flow import Connection
+    from mostool.stack.connection import Connection
 
 __all__ = ["Timers", "IDLE", "TIME_WAIT"]
 
