@@ -55,13 +55,7 @@ from mostool.stack.emit import Emitter, OrphanHandle
 from mostool.stack.flow import Flow
 from mostool.stack.flowtable import FlowTable, new_streams
 from mostool.stack.listener import RAW, STREAM, Listener
-from mostool.stack.records import (
-    AttachedRecords,
-    RecordBuffer,
-    RecordLayout,
-    process_records,
-    shard_of,
-)
+from mostool.stack.records import AttachedRecords, InPlaceRecords, shard_of
 from mostool.stack.stream import CONFLICT, LATE, M32, REXMIT
 from mostool.stack.tcp import TERMINAL, TRANSITIONS
 from mostool.stack.timers import IDLE, TIME_WAIT, Timers
@@ -85,8 +79,9 @@ _ORPHAN_REASONS = {
 }
 
 
-class Engine:
-    """Frames in, flows and dispatched events out. No I/O, no wall clock."""
+class Engine(InPlaceRecords):
+    """Frames in, flows and dispatched events out. No I/O, no wall clock. (Its in-place
+    record reading, ``process_records`` and the record buffer it attaches, is records.py's.)"""
 
     def __init__(self, config: MonitorConfig | None = None, *,
                  registry: SubscriptionRegistry | None = None,
@@ -246,44 +241,10 @@ class Engine:
             return
         self._packet(conn, seg, fresh)
 
-    def process_records(self, buf: RecordBuffer, off: int, stop: int, end: int,
-                        layout: RecordLayout, max_records: int = -1
-                        ) -> tuple[int, int, int, int]:
-        """Handle the classic-pcap records of ``buf`` starting in ``[off, stop)``, as
-        ``process`` would one by one (see mostool/stack/records.py). Returns (offset reached,
-        records, captured bytes, wire bytes)."""
-        return process_records(self, buf, off, stop, end, layout, max_records)
-
     def inline_ok(self) -> bool:
         """Whether process_records may take packets itself (else every one goes to process):
         the clock has started and no RAW listener must see every frame."""
         return self._clock_started and not self._raw_listeners
-
-    def attach_records(self, buf: RecordBuffer, layout: RecordLayout) -> None:
-        """process_records reads ``buf``: flows may remember their last packet as an offset
-        into it (``Connection.last_seg``)."""
-        records = self.records
-        if records is None or records.buf is not buf or records.layout != layout:
-            self.records = AttachedRecords(buf, layout)
-
-    def record_segment(self, conn: Connection) -> TcpSegment | None:
-        """The flow's last packet (``Connection.last_seg`` resolved: decoded again when it is a
-        record offset); None when there is none or its buffer is gone."""
-        seg = conn.last_seg
-        if not isinstance(seg, int):
-            return seg
-        records = self.records
-        return None if records is None else records.segment_at(seg, conn.last_ts)
-
-    def detach_records(self) -> None:
-        """The source lets go of the record buffer (once the flows are finished): flows still
-        open (an aborted run) forget packets they refer to by offset."""
-        if self.records is None:
-            return
-        for conn in self.table.values():
-            if isinstance(conn.last_seg, int):
-                conn.last_seg = None
-        self.records = None
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
         if status == decode.FRAGMENT:

@@ -56,14 +56,15 @@ from mostool.stack.stream import M32
 from mostool.stack.tcpfields import mod_ffff, offload_partial
 
 if TYPE_CHECKING:
+    from mostool.stack.connection import Connection
     from mostool.stack.engine import Engine
 
 # bytes, or the source's mmap of the capture, which reads the same way (indexing, slicing,
 # unpack_from); the engine imports nothing to do with files
 RecordBuffer: TypeAlias = bytes
 
-__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash",
-           "shard_of", "AttachedRecords"]
+__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "read_records", "shard_hash",
+           "shard_of", "AttachedRecords", "InPlaceRecords"]
 
 ETHERNET = 1
 RECORD_HEADER_LEN = 16
@@ -115,7 +116,49 @@ class AttachedRecords:
         return None if isinstance(out, int) else out
 
 
-def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end: int,
+class InPlaceRecords:
+    """The engine's side of in-place reading (the Engine inherits it): hand it a buffer of
+    records, and resolve a flow's last packet when it is a record offset."""
+
+    records: AttachedRecords | None
+    table: dict[bytes, Connection]
+
+    def process_records(self, buf: RecordBuffer, off: int, stop: int, end: int,
+                        layout: RecordLayout, max_records: int = -1
+                        ) -> tuple[int, int, int, int]:
+        """Handle the classic-pcap records of ``buf`` starting in ``[off, stop)``, as
+        ``process`` would one by one (``read_records``). Returns (offset reached, records,
+        captured bytes, wire bytes)."""
+        return read_records(self, buf, off, stop, end, layout, max_records)  # type: ignore[arg-type]
+
+    def attach_records(self, buf: RecordBuffer, layout: RecordLayout) -> None:
+        """read_records reads ``buf``: flows may remember their last packet as an offset
+        into it (``Connection.last_seg``)."""
+        records = self.records
+        if records is None or records.buf is not buf or records.layout != layout:
+            self.records = AttachedRecords(buf, layout)
+
+    def record_segment(self, conn: Connection) -> TcpSegment | None:
+        """The flow's last packet (``Connection.last_seg`` resolved: decoded again when it is a
+        record offset); None when there is none or its buffer is gone."""
+        seg = conn.last_seg
+        if not isinstance(seg, int):
+            return seg
+        records = self.records
+        return None if records is None else records.segment_at(seg, conn.last_ts)
+
+    def detach_records(self) -> None:
+        """The source lets go of the record buffer (once the flows are finished): flows still
+        open (an aborted run) forget packets they refer to by offset."""
+        if self.records is None:
+            return
+        for conn in self.table.values():
+            if isinstance(conn.last_seg, int):
+                conn.last_seg = None
+        self.records = None
+
+
+def read_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end: int,
                     layout: RecordLayout, max_records: int = -1) -> tuple[int, int, int, int]:
     """Handle the whole records of ``buf`` that start in ``[off, stop)`` and end by ``end``.
 
