@@ -37,15 +37,15 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 import pcapy
 
 from mostool._callable import make_callable
+from mostool.pcapfile import STDOUT, PcapWriter
 from mostool.sources import TICK, Frame
 
 __all__ = ["LiveError", "LiveSource", "live", "interfaces", "permission_hint"]
@@ -71,8 +71,6 @@ _DLT_TO_LINKTYPE = {
     pcapy.DLT_ATM_RFC1483: 100,
 }
 
-_PCAP_HEADER = struct.Struct("<IHHiIII")
-_PCAP_RECORD = struct.Struct("<IIII")
 
 
 class LiveError(Exception):
@@ -95,45 +93,6 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
-class _PcapDump:
-    """A classic pcap file (little-endian, microseconds) written as packets are captured."""
-
-    def __init__(self, path: str, linktype: int, snaplen: int) -> None:
-        self.path = path
-        self._f: IO[bytes] | None = open(path, "wb")  # noqa: SIM115 - closed by close()
-        self._f.write(_PCAP_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
-        self.count = 0
-        self.error: str | None = None
-
-    def write(self, sec: int, usec: int, data: bytes, wire_len: int) -> None:
-        f = self._f
-        if f is None:
-            return
-        try:
-            f.write(_PCAP_RECORD.pack(sec, usec, len(data), wire_len))
-            f.write(data)
-            self.count += 1
-        except OSError as exc:
-            self.error = f"cannot write {self.path}: {exc.strerror or exc}"
-            self.close()
-
-    def flush(self) -> None:
-        if self._f is not None:
-            try:
-                self._f.flush()
-            except OSError as exc:
-                self.error = f"cannot write {self.path}: {exc.strerror or exc}"
-                self.close()
-
-    def close(self) -> None:
-        f, self._f = self._f, None
-        if f is not None:
-            try:
-                f.close()
-            except OSError as exc:
-                self.error = f"cannot write {self.path}: {exc.strerror or exc}"
-
-
 class LiveSource:
     """Frames captured live on ``iface`` (see the module docstring).
 
@@ -144,7 +103,7 @@ class LiveSource:
                      no packet arrives
     ``buffer_size``  the kernel capture buffer in bytes (libpcap's default when None)
     ``immediate``    deliver packets as they arrive instead of a buffer at a time
-    ``write_to``     also write every captured packet to this pcap file
+    ``write_to``     also write every captured packet to this pcap file (``-``: standard output)
     ``clock``        the wall clock (seconds since the epoch, as packet timestamps)
     """
 
@@ -185,7 +144,7 @@ class LiveSource:
         self._ifdrops = 0
         self._went_down: str | None = None
         self._pcap: Any = None
-        self._dump: _PcapDump | None = None
+        self._dump: PcapWriter | None = None
         self._wake: tuple[int, int] | None = None
         read_timeout = timeout_ms
         self._pcap, read_timeout = self._open(read_timeout)
@@ -205,9 +164,9 @@ class LiveSource:
             self._pcap.setnonblock(1)
             self._fd: int = self._pcap.getfd()
             if write_to is not None:
-                path = os.fspath(write_to)
+                path = "standard output" if write_to == STDOUT else os.fspath(write_to)
                 try:
-                    self._dump = _PcapDump(path, self.linktype, snaplen)
+                    self._dump = PcapWriter(write_to, self.linktype, snaplen)
                 except OSError as exc:
                     raise LiveError(f"cannot write {path}: {exc.strerror or exc}",
                                     "write") from None
@@ -323,7 +282,7 @@ class LiveSource:
                     sec, usec = hdr.getts()
                     wire = hdr.getlen()
                     if dump is not None:
-                        dump.write(sec, usec, data, wire)
+                        dump.write_raw(sec, usec, data, wire)
                     self._packets += 1
                     self._bytes += len(data)
                     self._wire_bytes += wire
