@@ -41,6 +41,7 @@ live capture (``live.LiveSource(write_to=...)``), to a file or to standard outpu
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import math
 import mmap
@@ -461,14 +462,17 @@ class PcapWriter:
 
     def __init__(self, target: str | os.PathLike[str] | IO[bytes], linktype: int | None = None,
                  snaplen: int = MAX_SNAPLEN) -> None:
+        stdout = sys.__stdout__                 # the process's own, whatever redirects sys.stdout
         if target == STDOUT:
-            target = sys.stdout.buffer
+            if stdout is None:
+                raise OSError(errno.EBADF, "no standard output", "-")
+            target = cast(IO[bytes], stdout.buffer)
         if isinstance(target, str | os.PathLike):
             self.path = os.fspath(target)
             self._f: IO[bytes] | None = open(self.path, "wb")  # noqa: SIM115 - close()
             self._owned = True
         else:
-            self.path = "standard output" if target is getattr(sys.stdout, "buffer", None) \
+            self.path = "standard output" if target is getattr(stdout, "buffer", None) \
                 else str(getattr(target, "name", "stream"))
             self._f = target
             self._owned = False
@@ -477,6 +481,7 @@ class PcapWriter:
         self.count = 0
         self.skipped_linktype = 0
         self.error: str | None = None
+        self.reader_gone = False             # the error was a closed pipe (``-w - | head``)
         if linktype is not None:
             self._header(linktype)
 
@@ -499,10 +504,20 @@ class PcapWriter:
         if self.error is None:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             self.error = f"cannot write {self.path}: {reason}"
+        self.reader_gone = isinstance(exc, BrokenPipeError)
         f, self._f = self._f, None
-        if f is not None and self._owned:
+        if f is None:
+            return
+        if self._owned:
             with contextlib.suppress(OSError):
                 f.close()
+        elif self.reader_gone and self.path == "standard output":
+            # the reader went away (``-w - | head``): what Python still flushes at exit goes
+            # to /dev/null instead of an "Exception ignored" message
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, f.fileno())
+                os.close(devnull)
 
     def write(self, ts: float, linktype: int, data: bytes, wire_len: int) -> None:
         if self.linktype is None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO
 
 from mostool.cli import events, flows, golden, interfaces, run, streams, watch
-from mostool.cli.common import UsageError
+from mostool.cli.common import UsageError, pcap_on_stdout
 from mostool.errors import MosError
 from mostool.text import printable
 
@@ -165,6 +165,11 @@ def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) 
         parser.print_help(out)
         return 2
     try:
+        if pcap_on_stdout(args):
+            # -w -: the pcap owns standard output; the report, and anything printed, go to
+            # standard error
+            with contextlib.redirect_stdout(err):
+                return int(args.func(args, err, err))
         return int(args.func(args, out, err))
     except UsageError as exc:
         err.write(f"mostool: error: {printable(str(exc))}\n")

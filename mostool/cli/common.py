@@ -60,7 +60,8 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     """Where the frames come from and when the run stops (every command that reads frames)."""
     src = p.add_argument_group("input (one of -r or -i)")
     src.add_argument("-r", "--read", dest="files", action="append", metavar="FILE",
-                     help="capture file (pcap or pcapng); repeat to merge several by time")
+                     help="capture file (pcap or pcapng); repeat to merge several by time; "
+                          "- reads standard input (spooled to a temporary file)")
     src.add_argument("-i", "--interface", dest="interface", metavar="IFACE",
                      help="capture live on this interface (`mostool interfaces` lists them)")
     stop = p.add_argument_group("stopping (Ctrl-C or SIGTERM also stops cleanly)")
@@ -97,7 +98,9 @@ def add_write_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--write", dest="write", metavar="OUT.pcap",
                    help="write packets to a pcap while monitoring: with -i every captured "
                         "packet (to replay later), with -r the packets of the --flow selection "
-                        "(default all)")
+                        "(default all); -w - writes the pcap to standard output, and what the "
+                        "command prints there otherwise (flow records, events) goes to "
+                        "standard error")
 
 
 def config_from(args: argparse.Namespace, **extra: Any) -> MonitorConfig:
@@ -137,7 +140,10 @@ def open_source(args: argparse.Namespace, write: str | None = None) -> Any:
             raise UsageError("--speed, --realtime, --pps, --mbps and --max-gap pace a replay "
                              "(-r), not a live capture")
         return live_source(args, iface, bpf, write)
+    from mostool.pcapfile import STDIN
     from mostool.replay import CaptureError, ReplaySource
+    if files.count(STDIN) > 1:
+        raise UsageError("-r - (standard input) can be given once")
     for path in files:
         refuse_empty(path)
     if getattr(args, "max_gap", None) is not None and not pacing:
@@ -150,9 +156,34 @@ def open_source(args: argparse.Namespace, write: str | None = None) -> Any:
         raise UsageError(str(exc)) from exc
     except ValueError as exc:
         raise UsageError(str(exc).replace("max_gap", "--max-gap")) from exc
+    if files == [STDIN] and src.total_bytes == 0:
+        src.close()
+        raise UsageError("stdin: empty input (0 bytes), no capture header: a truncated dump "
+                         "file?")
     if bpf:
         src = BpfFiltered(src, bpf)
     return src
+
+
+def pcap_on_stdout(args: argparse.Namespace) -> bool:
+    """``-w -``: the pcap takes standard output (tcpdump's habit), so the command's own output
+    moves to standard error. Refused where that cannot work: ``watch`` draws on standard output,
+    another output named ``-`` would share it, and a terminal would show raw capture bytes."""
+    if getattr(args, "write", None) != "-":
+        return False
+    if getattr(args, "command", None) == "watch":
+        raise UsageError("watch draws on standard output: -w - cannot share it; give -w FILE")
+    for opt, value in (("--events-out", getattr(args, "events_out", None)),
+                       ("--flows-out", getattr(args, "flows_out", None))):
+        if value == "-":
+            raise UsageError(f"-w - and {opt} - cannot both write standard output")
+    stdout = sys.__stdout__
+    if stdout is None:
+        raise UsageError("-w -: there is no standard output")
+    if stdout.isatty():
+        raise UsageError("-w -: standard output is a terminal; redirect it (> out.pcap) or "
+                         "pipe it (| tcpdump -r -)")
+    return True
 
 
 def refuse_empty(path: str) -> None:

@@ -49,6 +49,9 @@ def run_distributed(args: argparse.Namespace, job: Any, err: IO[str]) -> dict[st
         raise UsageError(f"{how} does not combine with {', '.join(others)} yet")
     if not args.files:
         raise UsageError("no input: give -r FILE (or -i IFACE)")
+    if "-" in args.files:
+        raise UsageError(f"{how} shares out capture files; standard input (-r -) is read by "
+                         "one process: drop it")
     for path in args.files:
         refuse_empty(path)                          # a zero-byte file: exit 2, as tcpdump
     try:

@@ -28,7 +28,8 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     if "-w" not in p._option_string_actions:
         g.add_argument("-w", "--write", dest="write", metavar="OUT.pcap",
                        help="write the frames that went through (after the BPF; with --flow, "
-                            "of those flows) to a pcap")
+                            "of those flows) to a pcap; -w - writes it to standard output, "
+                            "and what the command prints there otherwise goes to standard error")
     g.add_argument("--flow", metavar="SPEC",
                    help="with -w (and streams): only these flows - ids as `mostool flows` "
                         "numbers them (3,5-7) or endpoints (10.0.0.1:80, [2001:db8::1]:443)")
@@ -75,7 +76,7 @@ class Outputs:
         events_out = getattr(args, "events_out", None)
         flows_out = getattr(args, "flows_out", None)
         for path in (events_out, flows_out, self.write_path):
-            if path:
+            if path and not (path == "-" and path is self.write_path):  # -w -: stdout
                 check_writable(path)
         try:
             if flows_out:

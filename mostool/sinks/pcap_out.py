@@ -4,7 +4,8 @@ With a BPF expression the command's source already holds only the matching frame
 ``--flow SPEC`` only the frames of the chosen flows are written (a frame belongs to a flow when
 the engine tracked it as one of that flow's packets, from its first SYN to its end).
 ``-w -`` writes the capture to standard output (``PcapWriter``); a write error (a full disk, a
-reader that went away) stops the writing and is reported as a warning at the end.
+reader that went away) ends the run; it is reported as a warning at the end, except a
+closed pipe (``-w - | head``), which ends it quietly as tcpdump does.
 """
 
 from __future__ import annotations
@@ -59,10 +60,13 @@ class PacketWriter:
 
     def frames(self) -> Iterator[tuple[float, int, bytes, int]]:
         write = self.writer.write
+        writer = self.writer
         if self.select is None:
             for frame in self.inner.frames():
                 if frame[1] >= 0:
                     write(*frame)
+                    if writer.error:
+                        self.stop()          # nothing more can be written: end the run
                 yield frame
             return
         for frame in self.inner.frames():
@@ -72,6 +76,8 @@ class PacketWriter:
             finally:                         # (also when the run stops after this frame)
                 if self._hit:
                     write(*frame)
+                    if writer.error:
+                        self.stop()
 
     def stop(self) -> None:
         if hasattr(self.inner, "stop"):
@@ -82,7 +88,7 @@ class PacketWriter:
 
     def close(self) -> None:
         self.writer.close()
-        if self.writer.error:
+        if self.writer.error and not self.writer.reader_gone:  # a closed pipe ends quietly
             self.mon.warnings.append(self.writer.error)
         if self.select is not None and not self.matched:
             # an empty pcap and exit 0 would look like success: say it
