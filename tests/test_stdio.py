@@ -10,8 +10,10 @@ import json
 import os
 import pty
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +229,41 @@ def test_pcap_writer_reports_a_write_error_instead_of_raising() -> None:
         assert writer.reader_gone and writer.count == 0
     finally:
         stream.close()
+
+
+@pytest.mark.skipif(not (hasattr(os, "geteuid") and os.geteuid() == 0),
+                    reason="needs root to capture on the loopback interface")
+def test_live_capture_written_to_stdout(tmp_path: Path) -> None:
+    """`mostool flows -i lo -w - -c 3 tcp port P > y.pcap`: LiveSource writes the captured
+    packets through the same PcapWriter, to standard output."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    out = tmp_path / "y.pcap"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen([*MOSTOOL, "flows", "-i", "lo", "-w", "-", "-c", "3", "-v",
+                                 "tcp", "port", str(port)],
+                                stdout=f, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert proc.stderr is not None
+        try:
+            line = b""
+            while b"listening on" not in line:
+                line = proc.stderr.readline()
+                assert line, "the capture did not start"
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                    peer, _ = srv.accept()
+                    c.sendall(b"hello")
+                    peer.close()
+                time.sleep(0.2)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stderr.close()
+            srv.close()
+    frames = _frames(out)
+    assert len(frames) == 3
+    assert all(port.to_bytes(2, "big") in data for _ts, _lt, data, _wire in frames)
