@@ -140,8 +140,8 @@ def open_source(args: argparse.Namespace, write: str | None = None) -> Any:
             raise UsageError("--speed, --realtime, --pps, --mbps and --max-gap pace a replay "
                              "(-r), not a live capture")
         return live_source(args, iface, bpf, write)
-    from mostool.pcapfile import STDIN
-    from mostool.replay import CaptureError, ReplaySource
+    from mostool.pcapfile import STDIN, CaptureError
+    from mostool.replay import ReplaySource
     if files.count(STDIN) > 1:
         raise UsageError("-r - (standard input) can be given once")
     for path in files:

@@ -32,7 +32,8 @@ def wants_distributed(args: argparse.Namespace) -> bool:
 def run_distributed(args: argparse.Namespace, job: Any, err: IO[str]) -> dict[str, Any]:
     """Run ``job`` (a ``mostool.dist.Job``) over ``args.files`` as the options ask."""
     from mostool.dist import DistError, backend_for, run_plan
-    from mostool.replay import CaptureError, ReplaySource
+    from mostool.pcapfile import CaptureError
+    from mostool.replay import ReplaySource
     how = "--dask" if getattr(args, "dask", None) else "--workers"
     if getattr(args, "interface", None):
         raise UsageError(f"{how} shares out capture files (-r), not a live capture")
