@@ -136,8 +136,12 @@ def llc_snap(buf: bytes, off: int, what: str) -> LinkPayload | Refusal:
     return Refusal(NOT_IP, f"{what}: LLC DSAP 0x{dsap:02x} SSAP 0x{ssap:02x}")
 
 
-def ieee80211(buf: bytes, off: int) -> LinkPayload | Refusal:
-    """An 802.11 MAC frame at ``off`` (see the module doc)."""
+def ieee80211(buf: bytes, off: int, data_pad: bool = False) -> LinkPayload | Refusal:
+    """An 802.11 MAC frame at ``off`` (see the module doc).
+
+    ``data_pad``: radiotap's flag 0x20, the driver padded the MAC header to a multiple of 4
+    bytes (a QoS data header of 26 bytes is followed by 2 pad bytes).
+    """
     n = len(buf)
     if off + 24 > n:
         return _bad("802.11: header truncated")
@@ -162,6 +166,8 @@ def ieee80211(buf: bytes, off: int) -> LinkPayload | Refusal:
         hlen += 2
         if fc1 & 0x80:  # Order: HT control
             hlen += 4
+    if data_pad:
+        hlen = (hlen + 3) & ~3
     p = off + hlen
     if amsdu:
         p += 14  # first A-MSDU subframe header: DA, SA, length
@@ -176,7 +182,28 @@ def _radiotap(buf: bytes) -> LinkPayload | Refusal:
     hlen = _U16LE(buf, 2)[0]
     if hlen < 8 or hlen > len(buf):
         return _bad(f"radiotap: header length {hlen}")
-    return ieee80211(buf, hlen)
+    return ieee80211(buf, hlen, _radiotap_data_pad(buf, hlen))
+
+
+def _radiotap_data_pad(buf: bytes, hlen: int) -> bool:
+    """Whether the radiotap Flags field (present bit 1) has the data-pad bit 0x20 set.
+
+    Fields follow the chain of present words (bit 31: another word follows); TSFT (bit 0,
+    8 bytes aligned to 8 from the header's start) comes before Flags.
+    """
+    present = _U32LE(buf, 4)[0]
+    p = 8
+    word = present
+    while word & 0x80000000:
+        if p + 4 > hlen:
+            return False
+        word = _U32LE(buf, p)[0]
+        p += 4
+    if not present & 0x02:
+        return False
+    if present & 0x01:
+        p = ((p + 7) & ~7) + 8
+    return p < hlen and bool(buf[p] & 0x20)
 
 
 def _ppi(buf: bytes, off: int, depth: int) -> LinkPayload | Refusal:

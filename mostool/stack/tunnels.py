@@ -37,7 +37,9 @@ Flow identity.  Each hop is described by a :class:`TunnelHop` (kind, outer endpo
 identifier).  :func:`tunnel_key` turns a chain of hops into bytes to append to the inner flow
 key, so equal inner 4-tuples in two tunnels stay two flows.  The key is *symmetric*: the two
 directions of one connection travel with outer endpoints swapped, so endpoints are put in a
-canonical order; identifiers that differ per direction by protocol design (GTP-U TEIDs,
+canonical order and only the tunnel's service port enters the key (VXLAN, Geneve and
+GTP-U senders pick the UDP source port as per-flow entropy, so it differs per direction);
+identifiers that differ per direction by protocol design (GTP-U TEIDs,
 L2TPv2 tunnel/session ids, PPTP call ids: each names the *receiver's* end) are left out of the
 key (see ``TunnelHop.ident_in_key``) and kept only in the description.
 
@@ -59,6 +61,7 @@ __all__ = [
     "INNER_PPP",
     "TUNNEL_IP_PROTOCOLS",
     "TUNNEL_UDP_PORTS",
+    "service_port",
     "TunnelHop",
     "Decap",
     "Refusal",
@@ -128,7 +131,8 @@ class TunnelHop(NamedTuple):
     """Outer UDP ports (0 when the tunnel does not run over UDP)."""
     dport: int
     ident: int
-    """GRE key, VNI, VSID, ERSPAN session id, TEID, L2TP tunnel << 16 | session; -1 if none."""
+    """GRE key, VNI, NVGRE key (VSID << 8 | FlowID), ERSPAN session id, TEID,
+    L2TP tunnel << 16 | session; -1 if none."""
     ident_in_key: bool
     """Whether ``ident`` is the same both ways and so part of the flow key."""
 
@@ -225,11 +229,12 @@ def decapsulate_gre(buf: bytes, off: int, end: int, src: bytes, dst: bytes) -> D
             return _bad("gre: version 1 without key or not PPP")
         if p + 4 > cap:
             return _bad("gre: key truncated")
-        key = _U16(buf, p + 2)[0]
+        payload_len, key = _HH(buf, p)
         p += 4 + (4 if has_seq else 0) + (4 if flags & 0x0080 else 0)
+        end = min(end, p + payload_len)
         if p > cap:
             return _bad("gre: header truncated")
-        if p == cap or not has_seq:
+        if p >= min(end, cap) or not has_seq:
             return Refusal(NOT_TCP, "gre: PPTP acknowledgement without payload")
         hop = TunnelHop("gre", src, dst, 0, 0, key, False)
         return Decap(INNER_PPP, 0, p, end, hop)
@@ -244,8 +249,13 @@ def decapsulate_gre(buf: bytes, off: int, end: int, src: bytes, dst: bytes) -> D
     if ptype == _ETH_ERSPAN_3:
         return _erspan3(buf, p, end, cap, src, dst)
     if ptype == _ETH_TEB:
-        if key >= 0:  # NVGRE (RFC 7637): key = VSID (24 bits) << 8 | FlowID
-            hop = TunnelHop("nvgre", src, dst, 0, 0, key >> 8, True)
+        if key >= 0 and not flags & 0x9000:
+            # NVGRE (RFC 7637: K set, C and S clear): key = VSID (24 bits) << 8 | FlowID.
+            # A Linux gretap tunnel with a key looks the same, so the whole key (not the VSID
+            # alone) identifies the tunnel: keys 1 and 2 must stay two tunnels.
+            hop = TunnelHop("nvgre", src, dst, 0, 0, key, True)
+        elif key >= 0:
+            hop = TunnelHop("gre", src, dst, 0, 0, key, True)
         else:
             hop = TunnelHop("gre", src, dst, 0, 0, -1, True)
         return Decap(INNER_ETHERNET, 0, p, end, hop)
@@ -274,6 +284,8 @@ def _erspan3(buf: bytes, p: int, end: int, cap: int, src: bytes, dst: bytes) -> 
     w2 = _U32(buf, p + 8)[0]
     frame_type = (w2 >> 10) & 0x1F
     q = p + 12 + (8 if w2 & 1 else 0)  # O flag: an 8-byte platform-specific subheader
+    if q > cap:
+        return _bad("erspan3: platform-specific subheader truncated")
     hop = TunnelHop("erspan3", src, dst, 0, 0, w0 & 0x3FF, True)
     if frame_type == 0:
         return Decap(INNER_ETHERNET, 0, q, end, hop)
@@ -288,13 +300,18 @@ def _erspan3(buf: bytes, p: int, end: int, cap: int, src: bytes, dst: bytes) -> 
 def decapsulate_udp(
     buf: bytes, off: int, end: int, src: bytes, dst: bytes
 ) -> Decap | Refusal | None:
-    """The UDP datagram at ``off`` if a tunnel port is its destination (else its source)."""
+    """The UDP datagram at ``off`` if one of its ports is a tunnel port.
+
+    When both are (VXLAN 4789 -> 4790 in the corpus), the lower one decides, as Wireshark
+    does: a rule that looks at the ports as a set gives both directions the same kind, and so
+    the same tunnel key.
+    """
     cap = min(end, len(buf))
     if off + 8 > cap:
         return None  # the decoder reports UDP as NOT_TCP; a cut header is not ours to judge
     sport, dport, ulen = _UDP(buf, off)
-    port = dport if dport in TUNNEL_UDP_PORTS else sport
-    if port not in TUNNEL_UDP_PORTS:
+    port = service_port(sport, dport)
+    if not port:
         return None
     if ulen >= 8:  # 0 = unknown (UDP over IPv6 jumbograms, GSO): the IP length bounds it
         end = min(end, off + ulen)
@@ -311,6 +328,13 @@ def decapsulate_udp(
     return _teredo(buf, p, end, cap, src, dst, sport, dport)
 
 
+def service_port(sport: int, dport: int) -> int:
+    """The tunnel port of a UDP datagram (the lower if both are tunnel ports), else 0."""
+    if sport in TUNNEL_UDP_PORTS and (dport not in TUNNEL_UDP_PORTS or sport < dport):
+        return sport
+    return dport if dport in TUNNEL_UDP_PORTS else 0
+
+
 def _vxlan(
     buf: bytes, p: int, end: int, cap: int, src: bytes, dst: bytes, sport: int, dport: int
 ) -> Decap | Refusal:
@@ -318,7 +342,9 @@ def _vxlan(
         return _bad("vxlan: header truncated")
     flags = buf[p]
     vni = _U32(buf, p + 4)[0] >> 8 if flags & 0x08 else -1
-    if flags & 0x04:  # VXLAN-GPE: next protocol in the fourth byte
+    # VXLAN-GPE only on its own port: on 4789 the same bit is reserved (and set in the
+    # corpus's gre-erspan-vxlan, whose byte 3 is a group policy id)
+    if flags & 0x04 and service_port(sport, dport) == PORT_VXLAN_GPE:
         nxt = buf[p + 3]
         hop = TunnelHop("vxlan-gpe", src, dst, sport, dport, vni, True)
         if nxt == 1:
@@ -452,10 +478,6 @@ def _teredo(
 # --------------------------------------------------------------------------- identity
 
 
-def _endpoint(addr: bytes, port: int) -> bytes:
-    return addr + port.to_bytes(2, "big")
-
-
 def tunnel_key(hops: tuple[TunnelHop, ...]) -> bytes:
     """Bytes that identify a tunnel chain the same way in both directions (see the module doc).
 
@@ -464,12 +486,12 @@ def tunnel_key(hops: tuple[TunnelHop, ...]) -> bytes:
     """
     parts: list[bytes] = []
     for h in hops:
-        a = _endpoint(h.src, h.sport)
-        b = _endpoint(h.dst, h.dport)
-        lo, hi = (a, b) if a <= b else (b, a)
+        lo, hi = (h.src, h.dst) if h.src <= h.dst else (h.dst, h.src)
+        port = service_port(h.sport, h.dport)
         ident = h.ident if h.ident_in_key else -1
         parts.append(
-            h.kind.encode() + b"\0" + lo + hi + (ident & 0xFFFFFFFFFFFF).to_bytes(6, "big")
+            h.kind.encode() + b"\0" + bytes((len(lo),)) + lo + hi + port.to_bytes(2, "big")
+            + (ident & 0xFFFFFFFFFFFF).to_bytes(6, "big")
         )
     return b"".join(parts)
 
@@ -508,7 +530,10 @@ def describe(hop: TunnelHop) -> dict[str, object]:
         out["dport"] = hop.dport
     if hop.ident >= 0:
         name = _IDENT_NAMES.get(hop.kind, "id")
-        if hop.kind == "l2tp":
+        if hop.kind == "nvgre":
+            out["vsid"] = hop.ident >> 8
+            out["flow_id"] = hop.ident & 0xFF
+        elif hop.kind == "l2tp":
             out["tunnel_id"] = hop.ident >> 16
             out["session_id"] = hop.ident & 0xFFFF
         else:
