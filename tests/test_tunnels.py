@@ -9,9 +9,7 @@ the hook contract in the module docstring says the decoder will.
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import struct
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +36,7 @@ from tunnel_frames import (
     udp,
     vxlan,
 )
-from tunnel_walk import walk
+from tunnel_walk import check_against_tshark, tshark_rows, walk
 
 from mostool.replay import read_capture
 from mostool.stack import decode as decode_mod
@@ -388,42 +386,6 @@ CORPUS = [
 ]
 
 
-def tshark_rows(path: Path, fields: list[str]) -> list[list[str]]:
-    tshark = shutil.which("tshark")
-    if tshark is None:
-        pytest.skip("tshark not installed")
-    cmd = [tshark, "-n", "-r", str(path), "-T", "fields", "-E", "occurrence=l"]
-    for f in fields:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return [line.split("\t") for line in out.splitlines()]
-
-
-def check_against_tshark(path: Path) -> tuple[set[str], int]:
-    """Walk every frame; where tshark shows TCP (not inside ICMP), the innermost packet must be
-    that TCP segment (ports, raw sequence number, payload length).  Returns kinds, matches."""
-    rows = tshark_rows(path, ["frame.protocols", "tcp.srcport", "tcp.dstport", "tcp.seq_raw",
-                              "tcp.len"])
-    frames = list(read_capture(path))
-    assert len(frames) == len(rows)
-    kinds: set[str] = set()
-    matched = 0
-    for (_, linktype, buf, _), row in zip(frames, rows, strict=True):
-        w = walk(linktype, buf)
-        kinds |= {h.kind for h in w.hops}
-        protocols, sport, dport, seq, tlen = row
-        if not sport or "icmp" in protocols:
-            continue
-        if w.refused == "fragment":  # tshark reassembled the outer datagram; the decoder will
-            continue
-        assert w.proto == 6, (protocols, w.refused, w.hops)
-        doff = (w.l4[12] >> 4) * 4
-        got = (*w.ports, struct.unpack_from("!I", w.l4, 4)[0], len(w.l4) - doff)
-        assert got == (int(sport), int(dport), int(seq), int(tlen)), protocols
-        matched += 1
-    return kinds, matched
-
-
 @pytest.mark.parametrize("name,kinds,least", CORPUS, ids=[c[0] for c in CORPUS])
 def test_corpus_inner_packets_are_what_tshark_shows(
     shared_pcaps: Path, name: str, kinds: set[str], least: int
@@ -452,3 +414,27 @@ def test_corpus_teredo_inner_ipv6_is_what_tshark_shows(shared_pcaps: Path) -> No
         assert str(ipaddress.IPv6Address(w.ip[24:40])) == row[2]
         seen += 1
     assert seen == 4  # two echo requests and replies, one of them a bubble (no payload)
+
+
+def test_nesting_to_max_depth() -> None:
+    inner = tcp_v4()
+    wraps: list[Callable[[bytes], bytes]] = [
+        lambda p: ipv4(gre(p, 0x0800, key=1), 47),
+        lambda p: ipv4(udp(vxlan(eth_of(p), 3), 1000, 4789), 17),
+        lambda p: ipv6(p, 4),
+        lambda p: ipv4(udp(gtpu(p, 9), 2152, 2152), 17),
+        lambda p: ipv4(gre(erspan2_header(4) + eth_of(p), 0x88BE, seq=1), 47),
+        lambda p: ipv4(udp(geneve(p, 5, ptype=0x0800), 1000, 6081), 17),
+        lambda p: ipv4(udp(l2tp_ppp(p, 1, 1), 1701, 1701), 17),
+        lambda p: ipv4(p, 4),
+    ]
+    assert len(wraps) == tunnels.MAX_DEPTH
+    pkt = inner
+    for wrap in wraps:
+        pkt = wrap(pkt)
+    w = walk(1, eth_of(pkt))
+    assert not w.refused and w.ip == inner
+    assert [h.kind for h in w.hops] == [
+        "ipip", "l2tp", "geneve", "erspan2", "gtpu", "ipip", "vxlan", "gre"]
+    w = walk(1, eth_of(ipv4(pkt, 4)))
+    assert w.refused == "tunnel: nesting deeper than MAX_DEPTH"

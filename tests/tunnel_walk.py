@@ -8,9 +8,15 @@ deliberately plain (no fast paths) so that a mismatch points at the modules unde
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pytest
+
+from mostool.replay import read_capture
 from mostool.stack import linktypes, tunnels
 from mostool.stack.tunnels import (
     INNER_ETHERNET,
@@ -161,3 +167,39 @@ def walk(linktype: int, buf: bytes) -> Walked:
         else:
             raise AssertionError(f"unknown inner kind {r.inner}")
         w.ip, w.proto, w.l4 = b"", -1, b""
+
+
+def tshark_rows(path: Path, fields: list[str]) -> list[list[str]]:
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark not installed")
+    cmd = [tshark, "-n", "-r", str(path), "-T", "fields", "-E", "occurrence=l"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def check_against_tshark(path: Path) -> tuple[set[str], int]:
+    """Walk every frame; where tshark shows TCP (not inside ICMP), the innermost packet must be
+    that TCP segment (ports, raw sequence number, payload length).  Returns kinds, matches."""
+    rows = tshark_rows(path, ["frame.protocols", "tcp.srcport", "tcp.dstport", "tcp.seq_raw",
+                              "tcp.len"])
+    frames = list(read_capture(path))
+    assert len(frames) == len(rows)
+    kinds: set[str] = set()
+    matched = 0
+    for (_, linktype, buf, _), row in zip(frames, rows, strict=True):
+        w = walk(linktype, buf)
+        kinds |= {h.kind for h in w.hops}
+        protocols, sport, dport, seq, tlen = row
+        if not sport or "icmp" in protocols:
+            continue
+        if w.refused == "fragment":  # tshark reassembled the outer datagram; the decoder will
+            continue
+        assert w.proto == 6, (protocols, w.refused, w.hops)
+        doff = (w.l4[12] >> 4) * 4
+        got = (*w.ports, struct.unpack_from("!I", w.l4, 4)[0], len(w.l4) - doff)
+        assert got == (int(sport), int(dport), int(seq), int(tlen)), protocols
+        matched += 1
+    return kinds, matched
