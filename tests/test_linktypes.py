@@ -12,7 +12,7 @@ import dpkt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tunnel_frames import MAC_A, MAC_B, ipv4, ipv6
+from tunnel_frames import MAC_A, MAC_B, dot11, ipv4, ipv6, ppi, radiotap, snap
 from tunnel_walk import check_against_tshark, walk
 
 from mostool.stack import linktypes as lt
@@ -25,9 +25,6 @@ from mostool.stack.linktypes import (
 )
 from mostool.stack.tunnels import INNER_ETHERNET, INNER_ETHERTYPE
 
-MAC_C = b"\x02\x00\x00\x00\x00\x03"
-MAC_D = b"\x02\x00\x00\x00\x00\x04"
-
 
 def tcp_v4() -> bytes:
     seg = dpkt.tcp.TCP(sport=40000, dport=80, seq=1, flags=dpkt.tcp.TH_SYN)
@@ -36,46 +33,6 @@ def tcp_v4() -> bytes:
 
 def tcp_v6() -> bytes:
     return ipv6(bytes(dpkt.tcp.TCP(sport=40000, dport=443, flags=dpkt.tcp.TH_SYN)), 6)
-
-
-def snap(ip: bytes, oui: bytes = b"\0\0\0") -> bytes:
-    et = 0x0800 if ip[0] >> 4 == 4 else 0x86DD
-    return b"\xaa\xaa\x03" + oui + struct.pack("!H", et) + ip
-
-
-def dot11(payload: bytes, *, subtype: int = 0, flags: int = 0x01, four_addr: bool = False,
-          qos: int | None = None, order: bool = False, ftype: int = 2, pad: int = 0) -> bytes:
-    """An 802.11 frame: data (type 2) by default, ToDS; QoS control when ``qos`` is given."""
-    if four_addr:
-        flags |= 0x03
-    if order:
-        flags |= 0x80
-    fc0 = subtype << 4 | ftype << 2
-    hdr = bytes([fc0, flags]) + b"\0\0" + MAC_A + MAC_B + MAC_C + b"\x10\x00"
-    if four_addr:
-        hdr += MAC_D
-    if qos is not None:
-        hdr += struct.pack("<H", qos)
-        if order:
-            hdr += b"\0\0\0\0"
-    return hdr + b"\0" * pad + payload
-
-
-def radiotap(frame: bytes, flags: int | None = None, tsft: bool = False) -> bytes:
-    present = (1 if tsft else 0) | (2 if flags is not None else 0) | 0x04  # + rate
-    fields = b""
-    if tsft:
-        fields += b"\0" * 4 + b"\x01" * 8  # pad to 8 (header 8 + 4 pad), TSFT
-    if flags is not None:
-        fields += bytes([flags])
-    fields += b"\x02"  # rate
-    hlen = 8 + len(fields)
-    return struct.pack("<BBHI", 0, 0, hlen, present) + fields + frame
-
-
-def ppi(frame: bytes, dlt: int) -> bytes:
-    field = struct.pack("<HH", 2, 4) + b"\0" * 4  # a PPI field (type 2, length 4)
-    return struct.pack("<BBHI", 0, 0, 8 + len(field), dlt) + field + frame
 
 
 CASES: list[tuple[str, int, bytes, bytes]] = [
@@ -121,7 +78,7 @@ def test_every_link_type_yields_the_ip_packet(case: tuple[str, int, bytes, bytes
 
 def test_ppi_ethernet_is_an_ethernet_header() -> None:
     r = link_payload(192, ppi(MAC_B + MAC_A + b"\x08\x00" + tcp_v4(), 1))
-    assert r == LinkPayload(INNER_ETHERNET, 0, 16)
+    assert r == LinkPayload(INNER_ETHERNET, 0, len(ppi(b"", 1)))
     r = link_payload(10, b"\x50" + MAC_B + MAC_A + snap(tcp_v4()))
     assert r == LinkPayload(INNER_ETHERTYPE, 0x0800, 21)
 

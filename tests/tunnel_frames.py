@@ -13,6 +13,8 @@ import dpkt
 
 MAC_A = b"\x02\x00\x00\x00\x00\x01"
 MAC_B = b"\x02\x00\x00\x00\x00\x02"
+MAC_C = b"\x02\x00\x00\x00\x00\x03"
+MAC_D = b"\x02\x00\x00\x00\x00\x04"
 V4_A = bytes([192, 0, 2, 1])
 V4_B = bytes([192, 0, 2, 2])
 V6_A = bytes.fromhex("20010db8000000000000000000000001")
@@ -96,3 +98,48 @@ def teredo(ipv6_packet: bytes, origin: bool = True, auth: bool = False) -> bytes
     if origin:  # obfuscated port and IPv4 address
         out += b"\x00\x00" + struct.pack("!H", 0xFFFF ^ 40000) + bytes(b ^ 0xFF for b in V4_A)
     return out + ipv6_packet
+
+
+# --------------------------------------------------------------------------- link types
+
+
+def snap(ip: bytes, oui: bytes = b"\0\0\0") -> bytes:
+    et = 0x0800 if ip[0] >> 4 == 4 else 0x86DD
+    return b"\xaa\xaa\x03" + oui + struct.pack("!H", et) + ip
+
+
+def dot11(payload: bytes, *, subtype: int = 0, flags: int = 0x01, four_addr: bool = False,
+          qos: int | None = None, order: bool = False, ftype: int = 2, pad: int = 0) -> bytes:
+    """An 802.11 frame: data (type 2) by default, ToDS; QoS control when ``qos`` is given."""
+    if four_addr:
+        flags |= 0x03
+    if order:
+        flags |= 0x80
+    fc0 = subtype << 4 | ftype << 2
+    hdr = bytes([fc0, flags]) + b"\0\0" + MAC_A + MAC_B + MAC_C + b"\x10\x00"
+    if four_addr:
+        hdr += MAC_D
+    if qos is not None:
+        hdr += struct.pack("<H", qos)
+        if order:
+            hdr += b"\0\0\0\0"
+    return hdr + b"\0" * pad + payload
+
+
+def radiotap(frame: bytes, flags: int | None = None, tsft: bool = False) -> bytes:
+    present = (1 if tsft else 0) | (2 if flags is not None else 0) | 0x04  # + rate
+    fields = b""
+    if tsft:
+        fields += b"\0" * 4 + b"\x01" * 8  # pad to 8 (header 8 + 4 pad), TSFT
+    if flags is not None:
+        fields += bytes([flags])
+    fields += b"\x02"  # rate
+    hlen = 8 + len(fields)
+    return struct.pack("<BBHI", 0, 0, hlen, present) + fields + frame
+
+
+def ppi(frame: bytes, dlt: int) -> bytes:
+    # one PPI field: 802.11-Common (type 2, 20 bytes: TSF, flags, rate, channel, signal)
+    field = struct.pack("<HH", 2, 20) + struct.pack("<QHHHHBBbb", 1, 0, 2, 2437, 0x00A0, 0, 0,
+                                                     -40, -90)
+    return struct.pack("<BBHI", 0, 0, 8 + len(field), dlt) + field + frame
