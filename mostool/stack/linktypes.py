@@ -25,7 +25,9 @@ or null-data frames, encrypted data, ARCNET ARP, non-SNAP LLC) gives ``Refusal(N
 (QoS control bit 7) carries subframes: we decode its first subframe, as the first MSDU's
 LLC/SNAP follows a 14-byte subframe header.  The payload is LLC/SNAP (RFC 1042, or 802.1H's
 00-00-F8 OUI) giving an ethertype.  A frame check sequence at the end (radiotap flag 0x10)
-needs no handling: the IP header's length ends the packet.
+needs no handling: the IP header's length ends the packet.  Radiotap's data-pad flag (0x20)
+means the driver padded the MAC header to a multiple of 4 bytes (a 26-byte QoS header is
+followed by 2 pad bytes): the Flags field is found by walking the present-bit words.
 
 docs/linktypes.md lists libpcap's link-type registry with a decision and reason for each.
 The module is sans-IO and imports only ``mostool.stack`` and the standard library.

@@ -506,7 +506,6 @@ def _fmt_addr(a: bytes) -> str:
 
 _IDENT_NAMES: Final[dict[str, str]] = {
     "gre": "key",
-    "nvgre": "vsid",
     "erspan1": "session",
     "erspan2": "session",
     "erspan3": "session",
