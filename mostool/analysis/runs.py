@@ -24,13 +24,12 @@ from mostool.events.types import (
     ON_ERROR,
     ON_PKT_IN,
     ON_REXMIT,
-    EventType,
     Hook,
     Side,
     TcpState,
 )
 from mostool.monitor import Monitor
-from mostool.sinks.select import stream_sockets
+from mostool.sinks.select import stream_sockets, subscribed_udes
 from mostool.stack.flow import SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR
 
 from .tables import EventColumns, FlowColumns
@@ -111,11 +110,7 @@ class Runner:
 
         want = None if wanted is None else set(wanted)
         for lst in listeners:
-            udes: list[tuple[EventType, Hook]] = []
-            for etype, hook, _cb in list(lst.subs.entries):
-                for step in etype.path():
-                    if not step.builtin and (step, hook) not in udes:
-                        udes.append((step, hook))
+            udes = subscribed_udes(lst)
             for etype in BUILTIN_EVENTS:
                 if (etype is ON_PKT_IN) if want is None else (etype.name not in want):
                     continue

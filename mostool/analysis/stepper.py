@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mostool.events.types import BUILTIN_EVENTS, ON_CONN_START, EventType, Hook
-from mostool.sinks.select import stream_sockets
+from mostool.sinks.select import stream_sockets, subscribed_udes
 
 if TYPE_CHECKING:
     from mostool.monitor import Monitor
@@ -69,14 +69,12 @@ class Stepper:
         self._watched: set[tuple[EventType, Hook]] = set()
         self._sockets = stream_sockets(mon)
         for sock in self._sockets:
-            udes = [(e, h) for e, h, _cb in list(sock.subs.entries) if not e.builtin]
+            udes = subscribed_udes(sock)
             for etype in BUILTIN_EVENTS:
                 for hook in etype.hooks:
                     self._watch(sock, etype, hook)
-            for step, hook in udes:
-                for ude in step.path():
-                    if not ude.builtin:
-                        self._watch(sock, ude, hook)
+            for ude, hook in udes:
+                self._watch(sock, ude, hook)
         mon.on_flow_end(self._flow_ended)
         self._steps = mon.steps(source)
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from mostool.events.trace import trace_record
-from mostool.events.types import BUILTIN_EVENTS, EventType, Hook, Side
+from mostool.events.types import BUILTIN_EVENTS, Side
 from mostool.monitor import Monitor
-from mostool.sinks.select import stream_sockets
+from mostool.sinks.select import stream_sockets, subscribed_udes
 
 __all__ = ["EventRecorder"]
 
@@ -39,11 +39,7 @@ class EventRecorder:
     def attach(self) -> None:
         listeners = stream_sockets(self.mon)
         for lst in listeners:
-            udes: list[tuple[EventType, Hook]] = []
-            for etype, hook, _cb in list(lst.subs.entries):
-                for step in etype.path():
-                    if not step.builtin and (step, hook) not in udes:
-                        udes.append((step, hook))
+            udes = subscribed_udes(lst)
             for etype in BUILTIN_EVENTS:
                 if self.only is not None and etype.name not in self.only:
                     continue

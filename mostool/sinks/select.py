@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-__all__ = ["FlowSelector", "stream_sockets"]
+__all__ = ["FlowSelector", "stream_sockets", "subscribed_udes"]
 
 STREAM = "stream"           # mostool.monitor.MONITOR_STREAM (this module is imported by it)
 
@@ -19,6 +19,17 @@ def stream_sockets(mon: Any) -> list[Any]:
     """The monitor's open MONITOR_STREAM sockets - the apps' - or a new one that accepts
     every flow when there is none (an output then sees every flow)."""
     return mon.sockets(STREAM) or [mon.socket(STREAM)]
+
+
+def subscribed_udes(sock: Any) -> list[tuple[Any, Any]]:
+    """Every (UDE, hook) a socket's subscriptions reach, the UDEs along each chain included, in
+    registration order: what a recorder must also subscribe to so that it sees them fire."""
+    udes: list[tuple[Any, Any]] = []
+    for etype, hook, _cb in list(sock.subs.entries):
+        for step in etype.path():
+            if not step.builtin and (step, hook) not in udes:
+                udes.append((step, hook))
+    return udes
 
 
 class FlowSelector:
