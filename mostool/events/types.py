@@ -157,14 +157,6 @@ class EventType:
     def __repr__(self) -> str:
         return f"<event {self.name}>" if self.builtin else f"<UDE {self.name} on {self.base!r}>"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled (Dask, multiprocessing) by definition, not by field: a built-in comes back as
-        # the same object (``event.type is ON_CONN_START`` holds in a worker), a UDE is defined
-        # again under its unpickled base, where ``define_event`` interns it
-        if self.base is None:
-            return (builtin_event, (self.id,))
-        return (_restore_ude, (self.base, self.filter, self.arg, self.name, self.floating))
-
 
 _FLOW_HOOKS = (Hook.HK_SND, Hook.HK_RCV)
 _ANY_HOOK = (Hook.NULL, Hook.HK_RCV, Hook.HK_SND)
@@ -186,14 +178,6 @@ def builtin_event(event_id: int) -> EventType:
         if etype.id == event_id:
             return etype
     raise ValueError(f"no built-in event {event_id}")
-
-
-def _restore_ude(base: EventType, filter: Filter | None, arg: Any, name: str,
-                 floating: bool) -> EventType:
-    from mostool.events.ude import alloc_event, define_event
-    if floating or filter is None:
-        return alloc_event(base, name)
-    return define_event(base, filter, arg, name)
 
 
 BUILTIN_EVENTS: tuple[EventType, ...] = (

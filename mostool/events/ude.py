@@ -10,11 +10,12 @@ event, as mOS does, so library code can define its events unconditionally.
 
 from __future__ import annotations
 
+import copyreg
 import errno
 from typing import Any
 
 from mostool.errors import MosError
-from mostool.events.types import EventType, Filter, next_ude_id
+from mostool.events.types import EventType, Filter, builtin_event, next_ude_id
 
 __all__ = ["define_event", "alloc_event"]
 
@@ -61,3 +62,26 @@ def alloc_event(parent: EventType, name: str | None = None) -> EventType:
     ev_id = next_ude_id()
     return EventType(ev_id, name or f"{parent.name}.{ev_id}", base=parent, floating=True,
                      hooks=parent.hooks, default_hook=parent.default_hook)
+
+
+# -- pickling (Dask, multiprocessing) -------------------------------------------------------------
+# By definition, not by field: a built-in comes back as the same object (``event.type is
+# ON_CONN_START`` holds in a worker), a UDE is defined again under its unpickled base, where
+# ``define_event`` interns it. Registered here rather than as ``EventType.__reduce__``: the
+# vocabulary module stays a leaf, and the compiled (mypyc) class cannot be restored field by field.
+
+
+def _restore(base: EventType, filter: Filter | None, arg: Any, name: str,
+             floating: bool) -> EventType:
+    if floating or filter is None:
+        return alloc_event(base, name)
+    return define_event(base, filter, arg, name)
+
+
+def _reduce(etype: EventType) -> tuple[Any, ...]:
+    if etype.base is None:
+        return (builtin_event, (etype.id,))
+    return (_restore, (etype.base, etype.filter, etype.arg, etype.name, etype.floating))
+
+
+copyreg.pickle(EventType, _reduce)
