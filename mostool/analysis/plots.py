@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Plots"]
 
 _OTHER = {"c2s": "s2c", "s2c": "c2s"}
+_FLOW_TIME = "seconds since the flow's first packet"
 
 
 def _axes(ax: Any, size: tuple[float, float] = (9.0, 4.5)) -> Any:
@@ -81,12 +82,8 @@ class Plots:
         rec = self._cap.flows.loc[flow_id]
         src, dst = (rec["client"], rec["server"]) if direction == "c2s" else (
             rec["server"], rec["client"])
-        ax.set_title(f"flow {flow_id}: {src} > {dst}")
-        ax.set_xlabel("seconds since the flow's first packet")
-        ax.set_ylabel("relative sequence number")
-        ax.legend(loc="upper left", fontsize="small")
-        ax.grid(True, alpha=0.3)
-        return ax.figure
+        return _finish(ax, f"flow {flow_id}: {src} > {dst}", _FLOW_TIME,
+                       "relative sequence number", loc="upper left")
 
     def throughput(self, flow_id: int, bin: float | None = None, ax: Any = None) -> Any:
         """New in-order bytes per ``bin`` seconds (default: the flow's duration / 50) in
@@ -108,12 +105,8 @@ class Plots:
             sums, _ = np.histogram(t[sel], bins=edges,
                                    weights=pk["new_data"].to_numpy(float)[sel])
             ax.step(edges[:-1], sums * 8 / width, where="post", color=color, label=direction)
-        ax.set_title(f"flow {flow_id}: throughput ({width:.3g} s bins)")
-        ax.set_xlabel("seconds since the flow's first packet")
-        ax.set_ylabel("bits/s")
-        ax.legend(loc="upper right", fontsize="small")
-        ax.grid(True, alpha=0.3)
-        return ax.figure
+        return _finish(ax, f"flow {flow_id}: throughput ({width:.3g} s bins)", _FLOW_TIME,
+                       "bits/s", loc="upper right")
 
     def timeline(self, ax: Any = None, events: list[str] | None = None,
                  max_flows: int = 50) -> Any:
@@ -133,12 +126,19 @@ class Plots:
             sel = ev[ev["event"].astype(str) == name]
             ax.scatter(sel["ts"].to_numpy(float) - t0, sel["flow"].to_numpy(), s=14,
                        color=cmap[i], label=name, alpha=0.8)
-        ax.set_xlabel("seconds since the capture's first event")
-        ax.set_ylabel("flow")
-        ax.set_title(f"events of {ev['flow'].nunique()} flow(s)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-        ax.grid(True, alpha=0.3)
-        return ax.figure
+        return _finish(ax, f"events of {ev['flow'].nunique()} flow(s)",
+                       "seconds since the capture's first event", "flow", loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0))
+
+
+def _finish(ax: Any, title: str, xlabel: str, ylabel: str, **legend: Any) -> Any:
+    """Title, axis labels, a small legend and a light grid; the figure."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="small", **legend)
+    ax.grid(True, alpha=0.3)
+    return ax.figure
 
 
 def _colors(n: int) -> list[Any]:
