@@ -15,6 +15,7 @@ from mostool import Monitor, MonitorConfig
 from mostool.cli import main
 from mostool.events.types import ON_CONN_END, ON_CONN_START
 from mostool.replay import ReplaySource
+from mostool.stack import engine as engine_module
 from mostool.stack.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,14 +234,14 @@ def test_events_raised_on_the_fast_path(pcap: Path, new_data: bool) -> None:
     fast path (also when read in place), and their callbacks and filters see exactly what the
     general path shows them."""
     calls = [0, 0]
-    real = Engine._sender_update
+    real = engine_module.sender_step      # called once per packet of the general path
 
     with pytest.MonkeyPatch.context() as mp:
         for i, forced in enumerate((False, True)):
-            def counting(self: Engine, *args: Any, _i: int = i) -> Any:
+            def counting(*args: Any, _i: int = i) -> Any:
                 calls[_i] += 1
-                return real(self, *args)
-            mp.setattr(Engine, "_sender_update", counting)
+                return real(*args)
+            mp.setattr(engine_module, "sender_step", counting)
             if forced:
                 slow = _pkt_in_trace(pcap, True, new_data)
             else:

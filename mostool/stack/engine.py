@@ -72,11 +72,20 @@ from mostool.events.types import (
 )
 from mostool.stack import decode
 from mostool.stack.config import MonitorConfig
-from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok, tcp_wscale
+from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
 from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
 from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
 from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
-from mostool.stack.tcp import TERMINAL, TRANSITIONS, TcpInput
+from mostool.stack.tcp import (
+    SYN_IN_FLOW,
+    TERMINAL,
+    fin_acceptable,
+    receiver_step,
+    rst_acceptable,
+    same_connection,
+    sender_step,
+    syn_bookkeeping,
+)
 
 __all__ = ["Engine", "Listener", "STREAM", "RAW"]
 
@@ -86,20 +95,12 @@ RAW = "raw"
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SIDES = (Side.CLI, Side.SVR)
 ST = TcpState
-I = TcpInput
 # Enum members as module globals for the per-packet slow path: a global load instead of a
 # class-attribute lookup through the enum metaclass (~60 ns each). The same objects: ``is``
 # comparisons and the events' field types do not change.
 _HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
-_SYN_SENT, _SYN_RCVD, _ESTABLISHED = ST.SYN_SENT, ST.SYN_RCVD, ST.ESTABLISHED
-_SND_ACK, _SND_FIN, _RCV_FIN = I.SND_ACK, I.SND_FIN, I.RCV_FIN
-_SND_RST, _SND_SYN, _SND_SYNACK = I.SND_RST, I.SND_SYN, I.SND_SYNACK
-_RCV_ACK_SYN, _RCV_ACK_FIN = I.RCV_ACK_SYN, I.RCV_ACK_FIN
-_SYN_STATES = (ST.SYN_RCVD, ST.SYN_SENT)
+_ESTABLISHED = ST.ESTABLISHED
 _CONFLICT_LATE = CONFLICT | LATE
-# what _receiver_inputs returns, prebuilt
-_IN_RST, _IN_SYN, _IN_SYNACK = (I.RCV_RST,), (I.RCV_SYN,), (I.RCV_SYNACK,)
-_IN_ACK_SYN, _IN_ACK_FIN, _IN_FIN = (_RCV_ACK_SYN,), (_RCV_ACK_FIN,), (_RCV_FIN,)
 _HANDSHAKE = frozenset({ST.LISTEN, ST.SYN_SENT, ST.SYN_RCVD})
 _AFTER_CLOSE = 120.0        # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
 _MAX_SET_ASIDE = 64         # bad-checksum segments kept per side in case they get acknowledged
@@ -344,8 +345,12 @@ class Engine:
             return
         conn = self.table.get(seg.key)
         if (conn is not None and seg.flags & SYN and not seg.flags & ACK
-                and not self._same_connection(conn, seg)):
-            conn = None
+                and (verdict := same_connection(conn, seg, self.now)) is not None):
+            if verdict is SYN_IN_FLOW:
+                self._counts["syn_in_flow"] += 1
+            else:
+                self._end(conn, verdict, None)
+                conn = None
         if conn is None:
             if self._check_mode == "on" and tcp_checksum_ok(seg) is False:
                 self._counts["bad_checksums"] += 1      # dropped before it makes a flow
@@ -436,24 +441,6 @@ class Engine:
                 self._event_n[_ORPHAN_ID] += 1
                 self.dispatcher.dispatch(lst.subs, Hook.NULL, handle,
                                          Side.BOTH, Orphan(Hook.NULL, reason))
-
-    def _same_connection(self, conn: Connection, seg: TcpSegment) -> bool:
-        """A SYN on a tracked 4-tuple: a retransmission/retry (True) or a new connection."""
-        from_client = seg.key == conn.key_c2s
-        if from_client and (conn.isn[0] == seg.seq or conn.isn[0] is None):
-            return True
-        state = conn.state
-        closing = (conn.fin_seq[0] is not None or conn.fin_seq[1] is not None
-                   or (state[0] in TERMINAL and state[1] in TERMINAL))
-        if from_client and not closing and state[0] == ST.SYN_SENT and \
-                conn.streams[0].delivered == 0:
-            return True                     # a new attempt before any answer: same flow
-        if closing or self.now - conn.last_ts >= 1.0:
-            reason = "rst" if conn.rst_seen else "fin" if closing else "stopped"
-            self._end(conn, reason, None)
-            return False
-        self._counts["syn_in_flow"] += 1
-        return True
 
     def _new_flow(self, seg: TcpSegment) -> Connection | None:
         flags = seg.flags
@@ -605,7 +592,7 @@ class Engine:
                         return
         rcv = 1 - snd
         conn.zeek.packet(snd, flags, seg.seq, wire, seg.window, conn.streams)  # zeek
-        if flags & FIN and not self._fin_acceptable(conn, seg, rcv):
+        if flags & FIN and not (self._mos_compat or fin_acceptable(conn, seg, rcv)):
             # a FIN far outside what the receiver expects (before the stream's first byte, or
             # past its window) ends nothing: counted, ON_ERROR "bad_fin", taken as a plain
             # segment
@@ -620,7 +607,7 @@ class Engine:
         state = conn.state
         rst_ok = True
         if flags & RST:
-            rst_ok = self._rst_acceptable(conn, seg, rcv)
+            rst_ok = self._mos_compat or rst_acceptable(conn, seg, rcv)
             if not rst_ok:
                 conn.bad_rst += 1
                 self._counts["bad_rst"] += 1
@@ -629,7 +616,7 @@ class Engine:
         old_snd = state[snd]
         new_snd = old_snd
         if rst_ok:
-            new_snd = self._sender_update(conn, seg, snd, old_snd)
+            new_snd = sender_step(conn, seg, snd, old_snd)
             state[snd] = new_snd
         new_data_snd = self._ack_gives_up_holes(conn, seg, snd) if flags & ACK else False
         if masks[_HK_SND]:
@@ -640,7 +627,7 @@ class Engine:
         st = conn.streams[rcv]
         sflags = 0
         if rst_ok:
-            if flags & SYN and self._syn_bookkeeping(conn, seg, snd):
+            if flags & SYN and syn_bookkeeping(conn, seg, snd):
                 sflags = REXMIT                  # a SYN or SYN/ACK seen before
                 st.rexmit_off, st.rexmit_len = 0, 0
             if seg.wire_len and not flags & RST:
@@ -661,15 +648,10 @@ class Engine:
             self._emit(conn, _HK_RCV, SIDES[rcv],
                        Rexmit(_HK_RCV, st.rexmit_off, st.rexmit_len), snd)
         old_rcv = state[rcv]
-        new_rcv = old_rcv
-        changes: list[tuple[TcpState, TcpState]] = []
         if rst_ok:
-            for inp in self._receiver_inputs(conn, seg, rcv, old_rcv):
-                nxt_state = TRANSITIONS.get((new_rcv, inp), new_rcv)
-                if nxt_state != new_rcv:
-                    changes.append((new_rcv, nxt_state))
-                    new_rcv = nxt_state
-            state[rcv] = new_rcv
+            state[rcv], changes = receiver_step(conn, seg, rcv, old_rcv)
+        else:
+            changes = []
         if flags & RST and rst_ok:
             conn.rst_seen = True
         if masks[_HK_RCV]:
@@ -726,53 +708,6 @@ class Engine:
         if m & STATE_CHANGE_BIT:
             for before, after in changes:
                 self._emit(conn, hook, s, TcpStateChange(hook, before, after), snd)
-
-    def _sender_update(self, conn: Connection, seg: TcpSegment, snd: int,
-                       old: TcpState) -> TcpState:
-        flags = seg.flags
-        if flags & RST:
-            inp = _SND_RST
-        elif flags & SYN:
-            inp = _SND_SYNACK if flags & ACK else _SND_SYN
-        elif flags & FIN:
-            inp = _SND_FIN
-            if old == _SYN_SENT and flags & ACK:
-                old = TRANSITIONS.get((old, _SND_ACK), old)
-        elif flags & ACK:
-            inp = _SND_ACK
-            if old == _SYN_SENT and conn.isn[1 - snd] is None and seg.ack:
-                # the SYN/ACK was not captured: its ISN is what this ACK acknowledges, minus 1
-                peer_stream = conn.streams[snd]
-                if peer_stream.base is None:
-                    peer_stream.base = seg.ack
-                conn.isn = pair_set(conn.isn, 1 - snd, (seg.ack - 1) & M32)
-        else:
-            return old
-        return TRANSITIONS.get((old, inp), old)
-
-    def _syn_bookkeeping(self, conn: Connection, seg: TcpSegment, snd: int) -> bool:
-        """ISN and option bookkeeping of a SYN or SYN/ACK; True for a retransmission."""
-        options = seg.options
-        if options:
-            wscale = tcp_wscale(options)
-            if wscale is not None:
-                conn.wscale = pair_set(conn.wscale, snd, wscale if wscale < 14 else 14)
-        st = conn.streams[1 - snd]
-        isn = conn.isn[snd]
-        if isn is None:
-            conn.isn = pair_set(conn.isn, snd, seg.seq)
-            if st.base is None or (st.delivered == 0 and not st.ooo_starts):
-                st.base = (seg.seq + 1) & M32
-        elif isn == seg.seq:
-            conn.control_rexmit = pair_add(conn.control_rexmit, 1 - snd)
-            return True
-        elif st.delivered == 0 and not st.ooo_starts:
-            # a new ISN before any data: a fresh attempt (or a second SYN/ACK); keep both and
-            # let the peer's ACK decide which one counts
-            conn.alt_isn += (isn,)
-            conn.isn = pair_set(conn.isn, snd, seg.seq)
-            st.base = (seg.seq + 1) & M32
-        return False
 
     def _payload(self, conn: Connection, seg: TcpSegment, snd: int, st: HalfStream) -> int:
         seq = seg.seq
@@ -855,69 +790,6 @@ class Engine:
             elif off >= target:
                 left.append((seq, data, n))
         conn.set_aside[side][:] = left
-
-    def _receiver_inputs(self, conn: Connection, seg: TcpSegment, rcv: int,
-                         state: TcpState) -> tuple[TcpInput, ...]:
-        # (constant tuples, joined: no list per packet)
-        flags = seg.flags
-        if flags & RST:
-            return _IN_RST
-        if flags & SYN:
-            return _IN_SYNACK if flags & ACK else _IN_SYN
-        inputs: tuple[TcpInput, ...] = ()
-        if flags & ACK:
-            my_isn = conn.isn[rcv]
-            if state in _SYN_STATES and (
-                    my_isn is None or ((seg.ack - my_isn - 1) & M32) < 0x80000000):
-                inputs = _IN_ACK_SYN
-                if conn.alt_isn:
-                    self._settle_isn(conn, seg, rcv)
-            fin = conn.fin_seq[rcv]
-            if fin is not None and ((seg.ack - fin - 1) & M32) < 0x80000000:
-                inputs += _IN_ACK_FIN
-        if flags & FIN:
-            inputs += _IN_FIN
-        return inputs
-
-    def _settle_isn(self, conn: Connection, seg: TcpSegment, rcv: int) -> None:
-        """Of several ISNs this side used, the one its peer acknowledges counts."""
-        if not conn.alt_isn:
-            return
-        wanted = (seg.ack - 1) & M32
-        if wanted in conn.alt_isn and conn.isn[rcv] != wanted:
-            st = conn.streams[1 - rcv]
-            if st.delivered == 0 and not st.ooo_starts:
-                conn.alt_isn += (conn.isn[rcv] or 0,)
-                conn.isn = pair_set(conn.isn, rcv, wanted)
-                st.base = seg.ack
-        conn.alt_isn = ()
-
-    def _fin_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
-        if self._mos_compat:
-            return True
-        st = conn.streams[rcv]
-        if st.base is None:
-            return True
-        off = st.offset((seg.seq + seg.wire_len + (1 if seg.flags & SYN else 0)) & M32)
-        window = conn.window[rcv] << conn.wscale[rcv]
-        if window < 65535:
-            window = 65535
-        return off >= 0 and -window <= off - st.nxt <= window
-
-    def _rst_acceptable(self, conn: Connection, seg: TcpSegment, rcv: int) -> bool:
-        """RFC 5961-ish, loosely: an RST must land near what the receiver expects."""
-        if self._mos_compat:
-            return True
-        state = conn.state[rcv]
-        if state == ST.SYN_SENT:
-            isn = conn.isn[rcv]
-            return not seg.flags & ACK or isn is None or seg.ack == (isn + 1) & M32
-        st = conn.streams[rcv]
-        if st.base is None:
-            return True
-        d = st.offset(seg.seq) - st.nxt
-        window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
-        return -window <= d <= window
 
     # -- event emission -----------------------------------------------------------------------
 

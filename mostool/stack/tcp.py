@@ -14,15 +14,32 @@ state as it is (a retransmission, or an input that does not apply): the tables a
 never raise. Captures lose packets, so the table also accepts what a lossy capture implies: an
 ACK from a client still in SYN_SENT means the SYN/ACK was missed; a FIN from a stack still in
 SYN_RCVD means the handshake's last ACK was.
+
+Everything that decides a state change lives here (as h11's rule 1): the table, the derivation of
+each side's inputs from a segment (``sender_step``, ``receiver_step``), the ISN and window-scale
+bookkeeping of SYNs (``syn_bookkeeping``, ``settle_isn``), whether a FIN or an RST is acceptable
+to its receiver (``fin_acceptable``, ``rst_acceptable``) and whether a SYN on a tracked 4-tuple
+opens a new connection (``same_connection``). The engine calls them on its general path (the fast
+path is for segments that change no state) and emits the events; these functions raise none.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from mostool.events.types import TcpState
+from mostool.stack.decode import tcp_wscale
+from mostool.stack.flow import pair_add, pair_set
+from mostool.stack.stream import M32
 
-__all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_input"]
+if TYPE_CHECKING:
+    from mostool.stack.decode import TcpSegment
+    from mostool.stack.flow import Connection
+
+__all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_input",
+           "sender_step", "receiver_inputs", "receiver_step", "syn_bookkeeping", "settle_isn",
+           "fin_acceptable", "rst_acceptable", "same_connection", "SYN_IN_FLOW"]
 
 S = TcpState
 
@@ -88,14 +105,176 @@ def step(state: TcpState, event: TcpInput) -> TcpState:
 
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+# Enum members as module globals for the per-packet general path: a global load instead of a
+# class-attribute lookup through the enum metaclass. The same objects.
+_SYN_SENT = S.SYN_SENT
+_SYN_STATES = (S.SYN_RCVD, S.SYN_SENT)
+_SND_ACK, _SND_FIN, _SND_RST = I.SND_ACK, I.SND_FIN, I.SND_RST
+_SND_SYN, _SND_SYNACK = I.SND_SYN, I.SND_SYNACK
+# what receiver_inputs returns, prebuilt (constant tuples, joined: no list per packet)
+_IN_RST, _IN_SYN, _IN_SYNACK = (I.RCV_RST,), (I.RCV_SYN,), (I.RCV_SYNACK,)
+_IN_ACK_SYN, _IN_ACK_FIN, _IN_FIN = (I.RCV_ACK_SYN,), (I.RCV_ACK_FIN,), (I.RCV_FIN,)
+_NO_CHANGE: list[tuple[TcpState, TcpState]] = []      # never appended to
+
+# same_connection's verdict for a SYN that retries on a live flow (counted by the engine)
+SYN_IN_FLOW = "syn_in_flow"
 
 
 def sender_input(flags: int) -> TcpInput:
-    """The single sender-side input a segment with these TCP flags is."""
+    """The single sender-side input a segment with these TCP flags is (flags with none of
+    SYN/FIN/RST/ACK are no input: ``sender_step`` leaves the state alone)."""
     if flags & RST:
-        return I.SND_RST
+        return _SND_RST
     if flags & SYN:
-        return I.SND_SYNACK if flags & ACK else I.SND_SYN
+        return _SND_SYNACK if flags & ACK else _SND_SYN
     if flags & FIN:
-        return I.SND_FIN
-    return I.SND_ACK
+        return _SND_FIN
+    return _SND_ACK
+
+
+def sender_step(conn: Connection, seg: TcpSegment, snd: int, old: TcpState) -> TcpState:
+    """The sender's state after sending ``seg``. What a lossy capture implies is applied on the
+    way: a FIN/ACK from SYN_SENT first takes the ACK step (the SYN/ACK it answers was missed),
+    and a plain ACK from SYN_SENT whose SYN/ACK was not captured gives the peer's ISN."""
+    flags = seg.flags
+    if not flags & 0x17:                    # none of SYN/FIN/RST/ACK: no input
+        return old
+    inp = sender_input(flags)
+    if old == _SYN_SENT and flags & ACK:
+        if inp is _SND_FIN:
+            old = TRANSITIONS.get((old, _SND_ACK), old)
+        elif inp is _SND_ACK and conn.isn[1 - snd] is None and seg.ack:
+            # the SYN/ACK was not captured: its ISN is what this ACK acknowledges, minus 1
+            peer_stream = conn.streams[snd]
+            if peer_stream.base is None:
+                peer_stream.base = seg.ack
+            conn.isn = pair_set(conn.isn, 1 - snd, (seg.ack - 1) & M32)
+    return TRANSITIONS.get((old, inp), old)
+
+
+def receiver_inputs(conn: Connection, seg: TcpSegment, rcv: int,
+                    state: TcpState) -> tuple[TcpInput, ...]:
+    """The receiver-side inputs ``seg`` is for side ``rcv``, in the order they apply (an ACK of
+    its SYN or FIN, then a FIN). Settles which ISN counts when the SYN was sent with several."""
+    flags = seg.flags
+    if flags & RST:
+        return _IN_RST
+    if flags & SYN:
+        return _IN_SYNACK if flags & ACK else _IN_SYN
+    inputs: tuple[TcpInput, ...] = ()
+    if flags & ACK:
+        my_isn = conn.isn[rcv]
+        if state in _SYN_STATES and (
+                my_isn is None or ((seg.ack - my_isn - 1) & M32) < 0x80000000):
+            inputs = _IN_ACK_SYN
+            if conn.alt_isn:
+                settle_isn(conn, seg, rcv)
+        fin = conn.fin_seq[rcv]
+        if fin is not None and ((seg.ack - fin - 1) & M32) < 0x80000000:
+            inputs += _IN_ACK_FIN
+    if flags & FIN:
+        inputs += _IN_FIN
+    return inputs
+
+
+def receiver_step(conn: Connection, seg: TcpSegment, rcv: int, old: TcpState
+                  ) -> tuple[TcpState, list[tuple[TcpState, TcpState]]]:
+    """The receiver's state after ``seg`` and each (before, after) step that changed it."""
+    inputs = receiver_inputs(conn, seg, rcv, old)
+    if not inputs:
+        return old, _NO_CHANGE
+    new = old
+    changes: list[tuple[TcpState, TcpState]] = []
+    for inp in inputs:
+        nxt_state = TRANSITIONS.get((new, inp), new)
+        if nxt_state != new:
+            changes.append((new, nxt_state))
+            new = nxt_state
+    return new, changes
+
+
+def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
+    """ISN and option bookkeeping of a SYN or SYN/ACK; True for a retransmission."""
+    options = seg.options
+    if options:
+        wscale = tcp_wscale(options)
+        if wscale is not None:
+            conn.wscale = pair_set(conn.wscale, snd, wscale if wscale < 14 else 14)
+    st = conn.streams[1 - snd]
+    isn = conn.isn[snd]
+    if isn is None:
+        conn.isn = pair_set(conn.isn, snd, seg.seq)
+        if st.base is None or (st.delivered == 0 and not st.ooo_starts):
+            st.base = (seg.seq + 1) & M32
+    elif isn == seg.seq:
+        conn.control_rexmit = pair_add(conn.control_rexmit, 1 - snd)
+        return True
+    elif st.delivered == 0 and not st.ooo_starts:
+        # a new ISN before any data: a fresh attempt (or a second SYN/ACK); keep both and
+        # let the peer's ACK decide which one counts
+        conn.alt_isn += (isn,)
+        conn.isn = pair_set(conn.isn, snd, seg.seq)
+        st.base = (seg.seq + 1) & M32
+    return False
+
+
+def settle_isn(conn: Connection, seg: TcpSegment, rcv: int) -> None:
+    """Of several ISNs this side used, the one its peer acknowledges counts."""
+    if not conn.alt_isn:
+        return
+    wanted = (seg.ack - 1) & M32
+    if wanted in conn.alt_isn and conn.isn[rcv] != wanted:
+        st = conn.streams[1 - rcv]
+        if st.delivered == 0 and not st.ooo_starts:
+            conn.alt_isn += (conn.isn[rcv] or 0,)
+            conn.isn = pair_set(conn.isn, rcv, wanted)
+            st.base = seg.ack
+    conn.alt_isn = ()
+
+
+def fin_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
+    """A FIN must land at or after the receiver's first byte and within its window of the
+    in-order point (the caller skips the check in mOS-compatible mode, as mOS does)."""
+    st = conn.streams[rcv]
+    if st.base is None:
+        return True
+    off = st.offset((seg.seq + seg.wire_len + (1 if seg.flags & SYN else 0)) & M32)
+    window = conn.window[rcv] << conn.wscale[rcv]
+    if window < 65535:
+        window = 65535
+    return off >= 0 and -window <= off - st.nxt <= window
+
+
+def rst_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
+    """RFC 5961-ish, loosely: an RST must land near what the receiver expects (the caller
+    skips the check in mOS-compatible mode, as mOS does)."""
+    state = conn.state[rcv]
+    if state == _SYN_SENT:
+        isn = conn.isn[rcv]
+        return not seg.flags & ACK or isn is None or seg.ack == (isn + 1) & M32
+    st = conn.streams[rcv]
+    if st.base is None:
+        return True
+    d = st.offset(seg.seq) - st.nxt
+    window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
+    return -window <= d <= window
+
+
+def same_connection(conn: Connection, seg: TcpSegment, now: float) -> str | None:
+    """A SYN (not SYN/ACK) on a tracked 4-tuple: None when it is a retransmission or a retry
+    of the same connection, ``SYN_IN_FLOW`` when it is an unexplained SYN inside a live flow
+    (still the same flow, counted), else the reason the tracked flow ends ("rst", "fin",
+    "stopped") because the SYN opens a new connection."""
+    from_client = seg.key == conn.key_c2s
+    if from_client and (conn.isn[0] == seg.seq or conn.isn[0] is None):
+        return None
+    state = conn.state
+    closing = (conn.fin_seq[0] is not None or conn.fin_seq[1] is not None
+               or (state[0] in TERMINAL and state[1] in TERMINAL))
+    if from_client and not closing and state[0] == _SYN_SENT and \
+            conn.streams[0].delivered == 0:
+        return None                         # a new attempt before any answer: same flow
+    if closing or now - conn.last_ts >= 1.0:
+        return "rst" if conn.rst_seen else "fin" if closing else "stopped"
+    return SYN_IN_FLOW
+
