@@ -156,7 +156,7 @@ class Dispatcher:
                 try:
                     callback(flow, side, value)
                 except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-                    self._failed("callback", flow, value, exc)
+                    self.report_failure("callback", flow, value, exc)
         else:
             self.walk(subs, hook, entry, flow, side, value)
 
@@ -167,7 +167,7 @@ class Dispatcher:
             try:
                 callback(flow, side, value)
             except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-                self._failed("callback", flow, value, exc)
+                self.report_failure("callback", flow, value, exc)
         for child in node.children:
             self._visit(subs, hook, child, flow, side, value)
 
@@ -181,7 +181,7 @@ class Dispatcher:
         try:
             passed = bool(etype.filter(flow, side, event))
         except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-            self._failed("filter", flow, event, exc)
+            self.report_failure("filter", flow, event, exc)
             passed = False
         finally:
             raised = raising.pop()
@@ -190,7 +190,7 @@ class Dispatcher:
                 try:
                     callback(flow, side, event)
                 except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-                    self._failed("callback", flow, event, exc)
+                    self.report_failure("callback", flow, event, exc)
             for child in node.children:
                 self._visit(subs, hook, child, flow, side, base)
         if raised is not None:
@@ -206,15 +206,19 @@ class Dispatcher:
         try:
             callback(flow, side, event)
         except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-            self._failed("callback", flow, event, exc)
+            self.report_failure("callback", flow, event, exc)
 
-    def _failed(self, what: str, flow: Any, event: Event | UserEvent,
-                exc: Exception) -> None:
+    def report_failure(self, what: str, flow: Any, event: Event | UserEvent,
+                       exc: Exception) -> None:
+        """User code (a callback, filter, timer or hook: ``what``) raised: count it, and raise
+        CallbackError when strict, else tell the error sink."""
         self.callback_errors += 1
         if self.strict:
             name = getattr(getattr(flow, "client", None), "__str__", lambda: "-")()
             raise CallbackError(f"{what} for {event.name} on flow {name}", exc) from exc
         self.on_error(what, flow, event, exc)
+
+    _failed = report_failure        # the name monitor.py calls it by
 
     def raise_event(self, child: EventType) -> None:
         """Raise a floating event from inside a UDE filter (mOS ``mtcp_raise_event``)."""

@@ -19,9 +19,9 @@ pace. The clock starts at the first frame (or tick): a timer set before that cou
 6. When both stacks are CLOSED/TIME_WAIT the flow ends (after ``time_wait``): remaining
    out-of-order bytes are delivered over their holes, then ON_CONN_END.
 
-Every user-visible call goes through the Dispatcher (``_emit`` runs a plain callback list from
-its compiled plan inline), and only when a subscription mask says some handle of the flow wants
-that event at that hook.
+Every event leaves by the Emitter (mostool/stack/emit.py), the one funnel, which counts it and
+calls the Dispatcher (``emit`` runs a plain callback list from its compiled plan inline), and
+only when a subscription mask says some handle of the flow wants that event at that hook.
 """
 
 from __future__ import annotations
@@ -40,39 +40,24 @@ from mypy_extensions import mypyc_attr
 from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, Registration, SubscriptionRegistry
 from mostool.events.types import (
-    BUILTIN_EVENTS,
     CONN_END_BIT,
-    CONN_START_BIT,
     ERROR_BIT,
-    NEW_DATA_BIT,
-    ON_CONN_END,
-    ON_ERROR,
-    ON_ORPHAN,
-    ON_PKT_IN,
-    ORPHAN_BIT,
-    PKT_IN_BIT,
     REXMIT_BIT,
-    STATE_CHANGE_BIT,
     TIMEOUT_BIT,
     Callback,
-    ConnEnd,
-    ConnNewData,
-    ConnStart,
     ErrorEvent,
-    Event,
     EventType,
     Hook,
-    Orphan,
     PktIn,
     Rexmit,
     Side,
     TcpState,
-    TcpStateChange,
     Timeout,
 )
 from mostool.stack import decode
 from mostool.stack.config import MonitorConfig
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
+from mostool.stack.emit import Emitter
 from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
 from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
 from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
@@ -111,12 +96,6 @@ _ORPHAN_REASONS = {
     decode.UNKNOWN_LINKTYPE: "unknown_linktype",
 }
 Matcher = Callable[[int, bytes], bool]
-_N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
-_EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
-_ORPHAN_ID = ON_ORPHAN.id
-_CONN_END_ID = ON_CONN_END.id
-_PKT_IN_ID = ON_PKT_IN.id
-_ERROR_ID = ON_ERROR.id
 _CONN_ID = operator.attrgetter("id")
 
 
@@ -198,7 +177,6 @@ class Engine:
             "bad_rst": 0, "bad_fin": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
             "after_close": 0, "snaplen_cut": 0,
         }
-        self._event_n = [0] * _N_BUILTIN     # raised built-in events, by event id
         self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
         self._timer_seq = itertools.count()
         self._timer_ids = itertools.count(1)
@@ -217,6 +195,15 @@ class Engine:
         self._verify = cfg.checksums != "skip"
         self._midstream = cfg.midstream
         self._mos_compat = cfg.mos_compat
+        # the one funnel events leave by (mostool/stack/emit.py); its steps as attributes, as
+        # cheap to call from the per-packet code as methods
+        self.emitter = emitter = Emitter(self.dispatcher, mos_compat=cfg.mos_compat)
+        self._emit = emitter.emit
+        self._emit_stack = emitter.stack
+        self._emit_end = emitter.end
+        self._fast_events = emitter.fast_events
+        self._new_data = emitter.new_data
+        self._errors = emitter.errors
         # process_records: the buffer whose record offsets Connection.last_seg may hold
         self._rec_buf: RecordBuffer | None = None
         self._rec_layout: RecordLayout | None = None
@@ -315,7 +302,7 @@ class Engine:
         try:
             callback(timer_id)
         except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-            self.dispatcher._failed("timer", None, PktIn(Hook.NULL), exc)
+            self.dispatcher.report_failure("timer", None, PktIn(Hook.NULL), exc)
 
     # -- the per-frame pipeline ---------------------------------------------------------------
 
@@ -334,7 +321,7 @@ class Engine:
         elif not self._clock_started:
             self._start_clock(ts)
         if self._raw_listeners:
-            self._raw(linktype, frame)
+            self.emitter.raw(self._raw_listeners, self._orphan_handle, linktype, frame)
         seg = self.decoder.decode(linktype, frame, ts)
         if isinstance(seg, int):
             if self.shard is None or self.shard[0] == 0:
@@ -408,18 +395,6 @@ class Engine:
                 conn.last_seg = None
         self._rec_buf = self._rec_layout = None
 
-    def _raw(self, linktype: int, frame: bytes) -> None:
-        raised = False
-        for lst in self._raw_listeners:
-            if lst.subs.masks[Hook.NULL] & PKT_IN_BIT and (
-                    lst.raw_match is None or lst.raw_match(linktype, frame)):
-                self._orphan_handle.frame = (linktype, frame)
-                self._orphan_handle.seg = None
-                raised = True
-                self.dispatcher.dispatch(lst.subs, Hook.NULL, self._orphan_handle,
-                                         Side.BOTH, PktIn(Hook.NULL))
-        if raised:                          # one raise per packet, as _emit counts them
-            self._event_n[_PKT_IN_ID] += 1
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
         if status == decode.FRAGMENT:
@@ -432,15 +407,8 @@ class Engine:
     def _orphan(self, reason: str, linktype: int, frame: bytes,
                 seg: TcpSegment | None = None) -> None:
         self._counts["orphans"] += 1
-        for lst in self._stream_listeners:
-            if lst.subs.masks[Hook.NULL] & ORPHAN_BIT and (
-                    lst.orphan_match is None or lst.orphan_match(linktype, frame)):
-                handle = self._orphan_handle
-                handle.frame = (linktype, frame)
-                handle.seg = seg
-                self._event_n[_ORPHAN_ID] += 1
-                self.dispatcher.dispatch(lst.subs, Hook.NULL, handle,
-                                         Side.BOTH, Orphan(Hook.NULL, reason))
+        self.emitter.orphan(self._stream_listeners, self._orphan_handle, reason, linktype, frame,
+                            seg)
 
     def _new_flow(self, seg: TcpSegment) -> Connection | None:
         flags = seg.flags
@@ -681,34 +649,6 @@ class Engine:
                 heapq.heappush(self._timers, (conn.tw_deadline, next(self._timer_seq), 0,
                                               conn))
 
-    def _fast_events(self, conn: Connection, snd: int, off: int, n: int) -> None:
-        """What a fast-path packet raises once its ``n`` bytes at ``off`` are in, as the
-        general path's tail: ON_PKT_IN at HK_RCV, then (ON_ERROR on a buffer overflow and)
-        ON_CONN_NEW_DATA; the masks are read at each step, as callbacks may change them."""
-        rcv = 1 - snd
-        if conn.masks[_HK_RCV] & PKT_IN_BIT:
-            self._emit(conn, _HK_RCV, SIDES[rcv], PktIn(_HK_RCV), snd)
-        if n and conn.masks[_HK_NULL] & (NEW_DATA_BIT | ERROR_BIT) and not conn.ended:
-            conn.streams[rcv].new_runs = [(off, n)]
-            self._new_data(conn, rcv, snd)
-
-    def _emit_stack(self, conn: Connection, hook: Hook, side: int, old: TcpState,
-                    changes: list[tuple[TcpState, TcpState]], fresh: bool, snd: int) -> None:
-        """One stack's update at its hook: ON_PKT_IN, ON_CONN_START (the stack left LISTEN on
-        a SYN, or the flow was just picked up midstream), one ON_TCP_STATE_CHANGE per step."""
-        m = conn.masks[hook]
-        s = SIDES[side]
-        if m & PKT_IN_BIT:
-            self._emit(conn, hook, s, PktIn(hook), snd)
-        new = changes[-1][1] if changes else old
-        if m & CONN_START_BIT and (fresh or old == ST.LISTEN and new != ST.LISTEN
-                                   and isinstance(conn.last_seg, TcpSegment)
-                                   and conn.last_seg.flags & SYN):
-            self._emit(conn, hook, s, ConnStart(hook), snd)
-        if m & STATE_CHANGE_BIT:
-            for before, after in changes:
-                self._emit(conn, hook, s, TcpStateChange(hook, before, after), snd)
-
     def _payload(self, conn: Connection, seg: TcpSegment, snd: int, st: HalfStream) -> int:
         seq = seg.seq
         if seg.flags & SYN:
@@ -792,74 +732,6 @@ class Engine:
         conn.set_aside[side][:] = left
 
     # -- event emission -----------------------------------------------------------------------
-
-    def _emit(self, conn: Connection, hook: Hook, side: Side, value: Event, snd: int) -> None:
-        """Deliver to the flow's handles: registration order for client-sent packets, reverse
-        for server-sent ones."""
-        tid = value.TYPE.id
-        self._event_n[tid] += 1
-        sidebit = 3 if side == 2 else 1 << side
-        for h in conn.handles if snd == 0 else conn.handles_rev:
-            if h.mon & sidebit and not h.closed:
-                # Dispatcher.dispatch inlined (a call layer less per callback): the plan holds
-                # the built-in's callbacks, or its tree node when UDEs hang below it
-                entry = h.subs.plan[hook].get(tid)
-                if entry is None:
-                    continue
-                if isinstance(entry, tuple):
-                    for callback in entry:
-                        try:
-                            callback(h, side, value)
-                        except Exception as exc:  # noqa: BLE001 - user code: count, report
-                            self.dispatcher._failed("callback", h, value, exc)
-                else:
-                    self.dispatcher.walk(h.subs, hook, entry, h, side, value)
-
-    def _new_data(self, conn: Connection, side: int, snd: int) -> None:
-        st = conn.streams[side]
-        runs = st.new_runs
-        st.new_runs = ()
-        if st.bufsize and conn.masks[_HK_NULL] & ERROR_BIT:
-            self._check_overflow(conn, side)        # ON_ERROR comes before the new data
-        if self._mos_compat and conn.state[side] != _ESTABLISHED:
-            return                  # mOS signals new data only while the receiver is ESTABLISHED
-        if conn.masks[_HK_NULL] & NEW_DATA_BIT:
-            for off, n in runs:
-                self._emit(conn, _HK_NULL, SIDES[side], ConnNewData(_HK_NULL, off, n), snd)
-
-    def _check_overflow(self, conn: Connection, side: int) -> None:
-        """ON_ERROR "buffer_overflow" to each handle whose unread bytes the buffer overwrote
-        (the caller checked that the side buffers and some handle wants ON_ERROR)."""
-        st = conn.streams[side]
-        head = st.head
-        for h in conn.handles:
-            cur = h.cursors[side]
-            if cur < head and not h.overflowed[side]:
-                if not head - cur - st.skipped(cur, head):
-                    h.cursors = pair_set(h.cursors, side, head)   # only gaps behind: no loss
-                    continue
-                h.overflowed = pair_set(h.overflowed, side, True)
-                if h.subs.masks[Hook.NULL] & ERROR_BIT and h.mon & (1 << side):
-                    self._event_n[_ERROR_ID] += 1
-                    self.dispatcher.dispatch(h.subs, Hook.NULL, h, SIDES[side],
-                                             ErrorEvent(Hook.NULL, "buffer_overflow", cur,
-                                                        head - cur))
-
-    def _errors(self, conn: Connection, side: int, snd: int, sflags: int) -> None:
-        st = conn.streams[side]
-        runs = st.conflict_runs
-        gaps = st.gap_runs
-        st.conflict_runs = ()
-        st.gap_runs = ()
-        if not conn.masks[Hook.NULL] & ERROR_BIT:
-            return
-        for off, n in runs:
-            self._emit(conn, Hook.NULL, SIDES[side],
-                       ErrorEvent(Hook.NULL, "overlap_conflict", off, n), snd)
-        for off, n in gaps:
-            self._emit(conn, Hook.NULL, SIDES[side], ErrorEvent(Hook.NULL, "gap", off, n), snd)
-        if sflags & LATE:
-            self._emit(conn, Hook.NULL, SIDES[side], ErrorEvent(Hook.NULL, "late_data"), snd)
 
     # -- ending flows -------------------------------------------------------------------------
 
@@ -952,27 +824,6 @@ class Engine:
         self._held -= conn.held
         conn.held = 0
 
-    def _emit_end(self, conn: Connection, reason: str, snd: int | None) -> None:
-        """ON_CONN_END, the flow's last event, reaches every open handle subscribed to it,
-        whatever sides it still monitors: once per flow per subscription."""
-        s = 0 if snd is None else snd
-        dispatch = self.dispatcher.dispatch
-        pairs: tuple[tuple[Hook, Side], ...] = ((Hook.HK_SND, SIDES[s]),
-                                                (Hook.HK_RCV, SIDES[1 - s]))
-        if self._mos_compat:
-            # mOS destroys each stream on its own and raises CONN_END per side at both hooks,
-            # so a handler registered at one hook runs twice (CLI, then SVR)
-            pairs = tuple((hook, side) for side in SIDES for hook in (Hook.HK_SND, Hook.HK_RCV))
-        for hook, side in pairs:
-            handles = [h for h in conn.handles
-                       if h.subs.masks[hook] & CONN_END_BIT and not h.closed]
-            if not handles:
-                continue
-            value = ConnEnd(hook, reason)
-            self._event_n[_CONN_END_ID] += 1
-            for h in (handles if s == 0 else reversed(handles)):
-                dispatch(h.subs, hook, h, side, value)
-
     def monitoring_changed(self, conn: Connection) -> None:
         """A handle stopped monitoring a side; a flow nobody monitors stops being tracked."""
         conn.refresh_masks()
@@ -1018,7 +869,7 @@ class Engine:
     @property
     def event_counts(self) -> dict[str, int]:
         """How many times each built-in event was raised (those raised at all; a fresh dict)."""
-        return {_EVENT_NAMES[i]: n for i, n in enumerate(self._event_n) if n}
+        return self.emitter.event_counts
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self.counters

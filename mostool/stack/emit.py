@@ -1,0 +1,225 @@
+"""The one funnel every event leaves the engine by, and where it is counted.
+
+Theory of operation. The engine decides *that* an event is raised (its pipeline, in the order of
+``mostool/events/types.py``); this module delivers it and counts it, once per raise, in
+``Emitter.counts`` (``Engine.event_counts``). Two doors, one count each:
+
+``emit``   an event of a tracked flow to the flow's handles, in registration order for client-sent
+           packets and in reverse for server-sent ones. It runs per event on the hot path, so it
+           counts and runs ``Dispatcher.dispatch``'s plain-callbacks case inline.
+``send``   everything else: ON_PKT_IN to RAW listeners, ON_ORPHAN, ON_ERROR "buffer_overflow" to
+           the one handle that lost bytes, and ON_CONN_END. One value to a list of (subscriptions,
+           handle) targets through ``Dispatcher.dispatch``.
+
+The methods between the two (``stack``, ``new_data``, ``errors``, ``fast_events``, ``end``)
+compose the events of one step of the pipeline from what the state machine and the half-streams
+left behind (the HalfStream outbox: ``new_runs``, ``gap_runs``, ``conflict_runs``, which they
+drain), reading the subscription masks at each step, as callbacks may change them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mostool.events.types import (
+    BUILTIN_EVENTS,
+    CONN_END_BIT,
+    CONN_START_BIT,
+    ERROR_BIT,
+    NEW_DATA_BIT,
+    ORPHAN_BIT,
+    PKT_IN_BIT,
+    STATE_CHANGE_BIT,
+    ConnEnd,
+    ConnNewData,
+    ConnStart,
+    ErrorEvent,
+    Event,
+    Hook,
+    Orphan,
+    PktIn,
+    Side,
+    TcpState,
+    TcpStateChange,
+)
+from mostool.stack.decode import TcpSegment
+from mostool.stack.flow import pair_set
+from mostool.stack.stream import LATE
+
+if TYPE_CHECKING:
+    from mostool.events.dispatch import Dispatcher, SubscriptionSet
+    from mostool.stack.engine import Listener, OrphanHandle
+    from mostool.stack.flow import Connection
+
+__all__ = ["Emitter"]
+
+SYN = 0x02
+SIDES = (Side.CLI, Side.SVR)
+_HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
+_LISTEN, _ESTABLISHED = TcpState.LISTEN, TcpState.ESTABLISHED
+_N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
+_EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}
+
+
+class Emitter:
+    """Delivers and counts the engine's events (one per engine; holds its Dispatcher)."""
+
+    def __init__(self, dispatcher: Dispatcher, *, mos_compat: bool) -> None:
+        self.dispatcher = dispatcher
+        self.counts = [0] * _N_BUILTIN       # raised built-in events, by event id
+        self._mos_compat = mos_compat
+
+    @property
+    def event_counts(self) -> dict[str, int]:
+        """How many times each built-in event was raised (those raised at all; a fresh dict)."""
+        return {_EVENT_NAMES[i]: n for i, n in enumerate(self.counts) if n}
+
+    # -- the two doors ------------------------------------------------------------------------
+
+    def emit(self, conn: Connection, hook: Hook, side: Side, value: Event, snd: int) -> None:
+        """Deliver to the flow's handles: registration order for client-sent packets, reverse
+        for server-sent ones."""
+        tid = value.TYPE.id
+        self.counts[tid] += 1
+        sidebit = 3 if side == 2 else 1 << side
+        for h in conn.handles if snd == 0 else conn.handles_rev:
+            if h.mon & sidebit and not h.closed:
+                # Dispatcher.dispatch inlined (a call layer less per callback): the plan holds
+                # the built-in's callbacks, or its tree node when UDEs hang below it
+                entry = h.subs.plan[hook].get(tid)
+                if entry is None:
+                    continue
+                if isinstance(entry, tuple):
+                    for callback in entry:
+                        try:
+                            callback(h, side, value)
+                        except Exception as exc:  # noqa: BLE001 - user code: count, report
+                            self.dispatcher.report_failure("callback", h, value, exc)
+                else:
+                    self.dispatcher.walk(h.subs, hook, entry, h, side, value)
+
+    def send(self, value: Event, side: Side, targets: Iterable[tuple[SubscriptionSet, Any]]
+             ) -> None:
+        """One raise of ``value`` (at its hook) to each (subscriptions, handle) target."""
+        self.counts[value.TYPE.id] += 1
+        dispatch = self.dispatcher.dispatch
+        hook = value.hook
+        for subs, handle in targets:
+            dispatch(subs, hook, handle, side, value)
+
+    # -- frames without a flow ----------------------------------------------------------------
+
+    def raw(self, listeners: Sequence[Listener], handle: OrphanHandle, linktype: int,
+            frame: bytes) -> None:
+        """ON_PKT_IN to each RAW listener whose raw filter accepts the frame (a raise each)."""
+        for lst in listeners:
+            if lst.subs.masks[_HK_NULL] & PKT_IN_BIT and (
+                    lst.raw_match is None or lst.raw_match(linktype, frame)):
+                handle.frame = (linktype, frame)
+                handle.seg = None
+                self.send(PktIn(_HK_NULL), Side.BOTH, ((lst.subs, handle),))
+
+    def orphan(self, listeners: Sequence[Listener], handle: OrphanHandle, reason: str,
+               linktype: int, frame: bytes, seg: TcpSegment | None) -> None:
+        """ON_ORPHAN to each stream listener whose orphan filter accepts the frame."""
+        for lst in listeners:
+            if lst.subs.masks[_HK_NULL] & ORPHAN_BIT and (
+                    lst.orphan_match is None or lst.orphan_match(linktype, frame)):
+                handle.frame = (linktype, frame)
+                handle.seg = seg
+                self.send(Orphan(_HK_NULL, reason), Side.BOTH, ((lst.subs, handle),))
+
+    # -- one step of a flow -------------------------------------------------------------------
+
+    def stack(self, conn: Connection, hook: Hook, side: int, old: TcpState,
+              changes: list[tuple[TcpState, TcpState]], fresh: bool, snd: int) -> None:
+        """One stack's update at its hook: ON_PKT_IN, ON_CONN_START (the stack left LISTEN on
+        a SYN, or the flow was just picked up midstream), one ON_TCP_STATE_CHANGE per step."""
+        m = conn.masks[hook]
+        s = SIDES[side]
+        if m & PKT_IN_BIT:
+            self.emit(conn, hook, s, PktIn(hook), snd)
+        new = changes[-1][1] if changes else old
+        if m & CONN_START_BIT and (fresh or old == _LISTEN and new != _LISTEN
+                                   and isinstance(conn.last_seg, TcpSegment)
+                                   and conn.last_seg.flags & SYN):
+            self.emit(conn, hook, s, ConnStart(hook), snd)
+        if m & STATE_CHANGE_BIT:
+            for before, after in changes:
+                self.emit(conn, hook, s, TcpStateChange(hook, before, after), snd)
+
+    def fast_events(self, conn: Connection, snd: int, off: int, n: int) -> None:
+        """What a fast-path packet raises once its ``n`` bytes at ``off`` are in, as the
+        general path's tail: ON_PKT_IN at HK_RCV, then (ON_ERROR on a buffer overflow and)
+        ON_CONN_NEW_DATA; the masks are read at each step, as callbacks may change them."""
+        rcv = 1 - snd
+        if conn.masks[_HK_RCV] & PKT_IN_BIT:
+            self.emit(conn, _HK_RCV, SIDES[rcv], PktIn(_HK_RCV), snd)
+        if n and conn.masks[_HK_NULL] & (NEW_DATA_BIT | ERROR_BIT) and not conn.ended:
+            conn.streams[rcv].new_runs = [(off, n)]
+            self.new_data(conn, rcv, snd)
+
+    def new_data(self, conn: Connection, side: int, snd: int) -> None:
+        """Drains ``new_runs``: ON_ERROR for handles whose unread bytes were overwritten, then
+        ON_CONN_NEW_DATA per run."""
+        st = conn.streams[side]
+        runs = st.new_runs
+        st.new_runs = ()
+        if st.bufsize and conn.masks[_HK_NULL] & ERROR_BIT:
+            self.overflow(conn, side)           # ON_ERROR comes before the new data
+        if self._mos_compat and conn.state[side] != _ESTABLISHED:
+            return                  # mOS signals new data only while the receiver is ESTABLISHED
+        if conn.masks[_HK_NULL] & NEW_DATA_BIT:
+            for off, n in runs:
+                self.emit(conn, _HK_NULL, SIDES[side], ConnNewData(_HK_NULL, off, n), snd)
+
+    def overflow(self, conn: Connection, side: int) -> None:
+        """ON_ERROR "buffer_overflow" to each handle whose unread bytes the buffer overwrote
+        (the caller checked that the side buffers and some handle wants ON_ERROR)."""
+        st = conn.streams[side]
+        head = st.head
+        for h in conn.handles:
+            cur = h.cursors[side]
+            if cur < head and not h.overflowed[side]:
+                if not head - cur - st.skipped(cur, head):
+                    h.cursors = pair_set(h.cursors, side, head)   # only gaps behind: no loss
+                    continue
+                h.overflowed = pair_set(h.overflowed, side, True)
+                if h.subs.masks[_HK_NULL] & ERROR_BIT and h.mon & (1 << side):
+                    self.send(ErrorEvent(_HK_NULL, "buffer_overflow", cur, head - cur),
+                              SIDES[side], ((h.subs, h),))
+
+    def errors(self, conn: Connection, side: int, snd: int, sflags: int) -> None:
+        """Drains ``conflict_runs`` and ``gap_runs``: ON_ERROR per overlap conflict, per gap,
+        then "late_data"."""
+        st = conn.streams[side]
+        runs = st.conflict_runs
+        gaps = st.gap_runs
+        st.conflict_runs = ()
+        st.gap_runs = ()
+        if not conn.masks[_HK_NULL] & ERROR_BIT:
+            return
+        for off, n in runs:
+            self.emit(conn, _HK_NULL, SIDES[side],
+                      ErrorEvent(_HK_NULL, "overlap_conflict", off, n), snd)
+        for off, n in gaps:
+            self.emit(conn, _HK_NULL, SIDES[side], ErrorEvent(_HK_NULL, "gap", off, n), snd)
+        if sflags & LATE:
+            self.emit(conn, _HK_NULL, SIDES[side], ErrorEvent(_HK_NULL, "late_data"), snd)
+
+    def end(self, conn: Connection, reason: str, snd: int | None) -> None:
+        """ON_CONN_END, the flow's last event, reaches every open handle subscribed to it,
+        whatever sides it still monitors: once per flow per subscription."""
+        s = 0 if snd is None else snd
+        pairs: tuple[tuple[Hook, Side], ...] = ((_HK_SND, SIDES[s]), (_HK_RCV, SIDES[1 - s]))
+        if self._mos_compat:
+            # mOS destroys each stream on its own and raises CONN_END per side at both hooks,
+            # so a handler registered at one hook runs twice (CLI, then SVR)
+            pairs = tuple((hook, side) for side in SIDES for hook in (_HK_SND, _HK_RCV))
+        for hook, side in pairs:
+            handles = [h for h in conn.handles
+                       if h.subs.masks[hook] & CONN_END_BIT and not h.closed]
+            if handles:
+                self.send(ConnEnd(hook, reason), side,
+                          [(h.subs, h) for h in (handles if s == 0 else reversed(handles))])
