@@ -27,7 +27,6 @@ only when a subscription mask says some handle of the flow wants that event at t
 from __future__ import annotations
 
 import errno
-import heapq
 import itertools
 import math
 import operator
@@ -71,6 +70,7 @@ from mostool.stack.tcp import (
     sender_step,
     syn_bookkeeping,
 )
+from mostool.stack.timers import IDLE, TIME_WAIT, Timers
 
 __all__ = ["Engine", "Listener", "STREAM", "RAW"]
 
@@ -177,20 +177,14 @@ class Engine:
             "bad_rst": 0, "bad_fin": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
             "after_close": 0, "snaplen_cut": 0,
         }
-        self._timers: list[tuple[float, int, int, Any]] = []   # (when, seq, id, callback|conn)
-        self._timer_seq = itertools.count()
-        self._timer_ids = itertools.count(1)
-        self._cancelled: set[int] = set()
-        self._idle: list[tuple[float, int, Connection]] = []  # (last_ts when pushed, id, conn)
+        self.timers = Timers(self.config.idle_timeout)   # user, TIME_WAIT and idle deadlines
         self._conn_ids = itertools.count(1)
         self._orphan_handle = OrphanHandle(self)
         cfg = self.config
-        self._idle_timeout = cfg.idle_timeout
         # (index, count) when this engine is one of several sharing a capture by flow: it
         # tracks only the TCP packets whose shard_of is its index; non-TCP frames go to shard 0
         self.shard: tuple[int, int] | None = None
         self._recently_closed: dict[bytes, float] = {}   # midstream: key -> when it closed
-        self._idle_dead = 0                 # ended flows still in the idle heap
         self._check_mode = cfg.checksums
         self._verify = cfg.checksums != "skip"
         self._midstream = cfg.midstream
@@ -232,30 +226,21 @@ class Engine:
             raise MosError(errno.EINVAL, f"timer delay must be >= 0, not {delay}")
         if not callable(callback):
             raise MosError(errno.EINVAL, "timer callback must be callable")
-        timer_id = next(self._timer_ids)
         self._due = min(self._due, self.now + delay)
-        heapq.heappush(self._timers, (self.now + delay, next(self._timer_seq), timer_id,
-                                      callback))
-        return timer_id
+        return self.timers.add(self.now + delay, callback)
 
     def cancel_timer(self, timer_id: int) -> None:
-        self._cancelled.add(timer_id)
+        self.timers.cancel(timer_id)
 
     def next_deadline(self) -> float | None:
         """When the next timer falls due (for a live source's idle ticking)."""
-        best: float | None = self._timers[0][0] if self._timers else None
-        if self._idle and self._idle_timeout is not None:
-            d = self._idle[0][0] + self._idle_timeout
-            best = d if best is None or d < best else best
-        return best
+        return self.timers.next_deadline()
 
     def _start_clock(self, ts: float) -> None:
         """The first frame or tick: timers set before it count from its timestamp."""
         self._clock_started = True
         if ts > self.now:
-            self._timers = [(when - self.now + ts, seq, timer_id, target)
-                            for when, seq, timer_id, target in self._timers]
-            heapq.heapify(self._timers)
+            self.timers.shift(ts - self.now)
         self._due = -math.inf               # recompute on the next frame
 
     def advance(self, ts: float) -> None:
@@ -267,36 +252,20 @@ class Engine:
             self.now = ts
 
     def _fire_due(self, ts: float) -> None:
-        timers = self._timers
-        idle = self._idle
-        timeout = self._idle_timeout
-        while True:
-            t_deadline = timers[0][0] if timers else None
-            i_deadline = idle[0][0] + timeout if idle and timeout is not None else None
-            if (t_deadline is None or t_deadline >= ts) and (i_deadline is None
-                                                            or i_deadline >= ts):
-                self._due = min(math.inf if t_deadline is None else t_deadline,
-                                math.inf if i_deadline is None else i_deadline)
-                return
-            if i_deadline is not None and (t_deadline is None or i_deadline <= t_deadline):
-                pushed, _, conn = heapq.heappop(idle)
-                if conn.ended:
-                    continue
-                if conn.last_ts > pushed:
-                    heapq.heappush(idle, (conn.last_ts, conn.id, conn))
-                    continue
-                self.now = max(self.now, i_deadline)
-                self._timeout(conn)
+        """Fire, in time order and with the clock at each deadline, what falls due before
+        ``ts`` (mostool/stack/timers.py orders them)."""
+        pop_due = self.timers.pop_due
+        while (item := pop_due(ts)) is not None:
+            when, kind, target = item
+            if when > self.now:
+                self.now = when
+            if kind == IDLE:
+                self._timeout(target)
+            elif kind == TIME_WAIT:
+                self._end(target, "rst" if target.rst_seen else "fin", None)
             else:
-                when, _, timer_id, target = heapq.heappop(timers)
-                self.now = max(self.now, when)
-                if isinstance(target, Connection):
-                    if not target.ended and target.tw_deadline == when:
-                        self._end(target, "rst" if target.rst_seen else "fin", None)
-                elif timer_id in self._cancelled:
-                    self._cancelled.discard(timer_id)
-                else:
-                    self._run_timer(timer_id, target)
+                self._run_timer(kind, target)
+        self._due = self.timers.due
 
     def _run_timer(self, timer_id: int, callback: Callable[[int], Any]) -> None:
         try:
@@ -480,24 +449,16 @@ class Engine:
         table[conn.key_s2c] = conn
         self.active += 1
         self.flows_total += 1
-        heapq.heappush(self._idle, (now, conn.id, conn))
-        if self._idle_timeout is not None and now + self._idle_timeout < self._due:
-            self._due = now + self._idle_timeout
+        deadline = self.timers.watch_idle(now, conn)
+        if deadline < self._due:
+            self._due = deadline
         return conn
 
     def _evict_one(self) -> None:
-        idle = self._idle
-        while idle:
-            pushed, _, conn = idle[0]
-            if conn.ended:
-                heapq.heappop(idle)
-            elif conn.last_ts > pushed:
-                heapq.heapreplace(idle, (conn.last_ts, conn.id, conn))
-            else:
-                heapq.heappop(idle)
-                self._counts["evicted"] += 1
-                self._end(conn, "evicted", None)
-                return
+        conn = self.timers.least_recent()
+        if conn is not None:
+            self._counts["evicted"] += 1
+            self._end(conn, "evicted", None)
 
     # -- one packet of a tracked flow ---------------------------------------------------------
 
@@ -646,8 +607,7 @@ class Engine:
             elif conn.tw_deadline is None:
                 conn.tw_deadline = self.now + self.config.time_wait
                 self._due = min(self._due, conn.tw_deadline)
-                heapq.heappush(self._timers, (conn.tw_deadline, next(self._timer_seq), 0,
-                                              conn))
+                self.timers.add_time_wait(conn.tw_deadline, conn)
 
     def _payload(self, conn: Connection, seg: TcpSegment, snd: int, st: HalfStream) -> int:
         seq = seg.seq
@@ -785,12 +745,7 @@ class Engine:
         for st in conn.streams:
             st.release()
         conn.handles = conn.handles_rev = []
-        self._idle_dead += 1
-        idle = self._idle
-        if self._idle_dead > 64 and 2 * self._idle_dead > len(idle):
-            idle[:] = [entry for entry in idle if not entry[2].ended]   # in place: loops hold it
-            heapq.heapify(idle)
-            self._idle_dead = 0
+        self.timers.flow_ended()
 
     def _account(self, conn: Connection) -> None:
         """Keep the total of bytes held by all flows; past the limit, this flow gives up."""
@@ -855,9 +810,7 @@ class Engine:
         for conn in sorted(dict.fromkeys(self.table.values()), key=_CONN_ID):
             closed = "rst" if conn.rst_seen else "fin"
             self._end(conn, closed if conn.tw_deadline is not None else reason, None)
-        self._timers.clear()                # what was due after the end never fires
-        self._cancelled.clear()
-        self._idle.clear()
+        self.timers.clear()                 # what was due after the end never fires
 
     @property
     def counters(self) -> dict[str, int]:
