@@ -49,8 +49,8 @@ from mostool.stack.stream import LATE
 
 if TYPE_CHECKING:
     from mostool.events.dispatch import Dispatcher, SubscriptionSet
-    from mostool.stack.engine import Listener, OrphanHandle
     from mostool.stack.flow import Connection
+    from mostool.stack.listener import Listener, OrphanHandle
 
 __all__ = ["Emitter"]
 

@@ -37,15 +37,13 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from mostool.errors import MosError
-from mostool.events.dispatch import Dispatcher, ErrorSink, Registration, SubscriptionRegistry
+from mostool.events.dispatch import Dispatcher, ErrorSink, SubscriptionRegistry
 from mostool.events.types import (
     CONN_END_BIT,
     ERROR_BIT,
     REXMIT_BIT,
     TIMEOUT_BIT,
-    Callback,
     ErrorEvent,
-    EventType,
     Hook,
     PktIn,
     Rexmit,
@@ -57,9 +55,11 @@ from mostool.stack import decode
 from mostool.stack.config import MonitorConfig
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
 from mostool.stack.emit import Emitter
-from mostool.stack.flow import UNCHECKED, Connection, Flow, PacketInfo, pair_add, pair_set
+from mostool.stack.flow import UNCHECKED, Connection, Flow, pair_add, pair_set
+from mostool.stack.listener import RAW, STREAM, Listener, OrphanHandle, stream_params
+from mostool.stack.payload import ack_gives_up_holes, receive_payload, set_aside
 from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
-from mostool.stack.stream import CONFLICT, LATE, M32, NEW, REXMIT, HalfStream
+from mostool.stack.stream import CONFLICT, LATE, M32, REXMIT
 from mostool.stack.tcp import (
     SYN_IN_FLOW,
     TERMINAL,
@@ -72,10 +72,8 @@ from mostool.stack.tcp import (
 )
 from mostool.stack.timers import IDLE, TIME_WAIT, Timers
 
-__all__ = ["Engine", "Listener", "STREAM", "RAW"]
+__all__ = ["Engine", "Listener", "OrphanHandle", "STREAM", "RAW", "shard_of"]
 
-STREAM = "stream"
-RAW = "raw"
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SIDES = (Side.CLI, Side.SVR)
@@ -86,16 +84,13 @@ ST = TcpState
 _HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
 _ESTABLISHED = ST.ESTABLISHED
 _CONFLICT_LATE = CONFLICT | LATE
-_HANDSHAKE = frozenset({ST.LISTEN, ST.SYN_SENT, ST.SYN_RCVD})
 _AFTER_CLOSE = 120.0        # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
-_MAX_SET_ASIDE = 64         # bad-checksum segments kept per side in case they get acknowledged
 _ORPHAN_REASONS = {
     decode.NOT_IP: "non_ip",
     decode.NOT_TCP: "non_tcp",
     decode.MALFORMED: "malformed",
     decode.UNKNOWN_LINKTYPE: "unknown_linktype",
 }
-Matcher = Callable[[int, bytes], bool]
 _CONN_ID = operator.attrgetter("id")
 
 
@@ -109,40 +104,6 @@ def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
     while addrs >> 32:                  # IPv6: fold to 32 bits
         addrs = (addrs >> 32) ^ (addrs & 0xFFFFFFFF)
     return shard_hash(addrs, sport ^ dport) % count
-
-
-# subclassed by the interpreted shell (monitor.MonitorSocket)
-@mypyc_attr(allow_interpreted_subclasses=True)
-class Listener:
-    """The engine's view of a monitoring socket (MONITOR_STREAM or MONITOR_RAW)."""
-
-    def __init__(self, kind: str, registry: SubscriptionRegistry) -> None:
-        if kind not in (STREAM, RAW):
-            raise MosError(errno.EINVAL, f"unknown socket type {kind!r}")
-        self.kind = kind
-        self.registry = registry
-        self.subs = registry.empty
-        self.syn_match: Matcher | None = None
-        self.orphan_match: Matcher | None = None
-        self.raw_match: Matcher | None = None
-        self.rcvbuf: list[int | None] = [None, None]     # per side; None = the config's
-        self.overlap: list[str | None] = [None, None]
-        self.closed = False
-
-    def registration(self, event: EventType, hook: Hook | None, callback: Callback
-                     ) -> Registration:
-        if not isinstance(event, EventType):
-            raise MosError(errno.EINVAL, f"not an event: {event!r}")
-        if not callable(callback):
-            raise MosError(errno.EINVAL, f"callback must be callable, not {callback!r}")
-        h = event.default_hook if hook is None else Hook(hook)
-        if h not in event.hooks:
-            raise MosError(errno.EINVAL, f"{event.root.name} cannot be hooked at {h.name}")
-        if self.kind == RAW and event.root.id != 0:
-            raise MosError(errno.EINVAL, "a MONITOR_RAW socket only sees ON_PKT_IN")
-        if self.kind == RAW:
-            h = Hook.NULL
-        return (event, h, callback)
 
 
 class Engine:
@@ -410,29 +371,9 @@ class Engine:
         else:                               # midstream guess: the lower port serves
             client_is_sender = seg.dport < seg.sport or (
                 seg.dport == seg.sport and seg.src > seg.dst)
-        cfg = self.config
-        # per side: the largest buffer any listener asks for, the first overlap policy set
-        sizes = [0, 0]
-        overlaps: list[str | None] = [None, None]
-        for x in listeners:
-            for side in (0, 1):
-                size = x.rcvbuf[side]
-                size = cfg.rcvbuf if size is None else size
-                if size > sizes[side]:
-                    sizes[side] = size
-                if overlaps[side] is None:
-                    overlaps[side] = x.overlap[side]
-        overlaps = [cfg.overlap if o is None else o for o in overlaps]
-        # (bufsize, hashing, overlap_last, max_ooo_segments, max_ooo_bytes)
-        s0 = HalfStream(sizes[0], cfg.hash_streams, overlaps[0] == "last",
-                        cfg.max_ooo_segments, cfg.max_ooo_bytes)
-        s1 = HalfStream(sizes[1], cfg.hash_streams, overlaps[1] == "last",
-                        cfg.max_ooo_segments, cfg.max_ooo_bytes)
-        if self._mos_compat:
-            s0.rexmit_needs_buffer = s1.rexmit_needs_buffer = True
         now = self.now
         conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
-                          now, (s0, s1))
+                          now, stream_params(listeners, self.config))
         if not self._verify:
             conn.bad_checksums = UNCHECKED
         if not is_syn:
@@ -485,7 +426,7 @@ class Engine:
                 conn.dropped = pair_add(conn.dropped, snd)
                 self._counts["dropped_bad_checksum"] += 1
                 if mode == "auto" and seg.payload_len and not flags & (SYN | RST):
-                    self._set_aside(conn, seg, 1 - snd)
+                    set_aside(conn, seg, 1 - snd)
                 return
         # The fast path: an ACK with no SYN/FIN/RST on an established flow, acknowledging
         # nothing beyond the in-order point and carrying in-order bytes (if any), changes no
@@ -547,7 +488,7 @@ class Engine:
         if rst_ok:
             new_snd = sender_step(conn, seg, snd, old_snd)
             state[snd] = new_snd
-        new_data_snd = self._ack_gives_up_holes(conn, seg, snd) if flags & ACK else False
+        new_data_snd = ack_gives_up_holes(conn, seg, snd, self._counts) if flags & ACK else False
         if masks[_HK_SND]:
             self._emit_stack(conn, _HK_SND, snd, old_snd,
                              [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
@@ -560,7 +501,7 @@ class Engine:
                 sflags = REXMIT                  # a SYN or SYN/ACK seen before
                 st.rexmit_off, st.rexmit_len = 0, 0
             if seg.wire_len and not flags & RST:
-                sflags |= self._payload(conn, seg, snd, st)
+                sflags |= receive_payload(conn, seg, snd, st, self._counts)
             elif flags & RST and seg.wire_len:
                 conn.rst_payload = pair_add(conn.rst_payload, snd, seg.wire_len)
             if flags & FIN:
@@ -608,90 +549,6 @@ class Engine:
                 conn.tw_deadline = self.now + self.config.time_wait
                 self._due = min(self._due, conn.tw_deadline)
                 self.timers.add_time_wait(conn.tw_deadline, conn)
-
-    def _payload(self, conn: Connection, seg: TcpSegment, snd: int, st: HalfStream) -> int:
-        seq = seg.seq
-        if seg.flags & SYN:
-            seq = (seq + 1) & M32
-        if st.base is None:
-            st.base = seq
-        off = st.offset(seq)
-        wire = seg.wire_len
-        if wire <= 1 and off == st.nxt - 1 and not seg.flags & (SYN | FIN):
-            conn.keepalives = pair_add(conn.keepalives, snd)   # a probe: not data, not a rexmit
-            self._counts["keepalives"] += 1
-            return 0
-        n = seg.payload_len
-        flags = 0
-        if n:
-            data = seg.buf[seg.payload_off:seg.payload_off + n] if st.keep_bytes else None
-            flags = st.receive(off, data, n)
-        if wire > n and st.nxt == off + n:
-            st.skip_to(off + wire)               # the snaplen cut the rest: a gap
-            flags |= NEW if st.new_runs else 0
-        if flags & LATE:
-            conn.late = pair_add(conn.late, 1 - snd)
-        return flags
-
-    def _ack_gives_up_holes(self, conn: Connection, seg: TcpSegment, snd: int) -> bool:
-        """The sender acknowledges bytes it received: holes below that the capture missed are
-        gaps now."""
-        st = conn.streams[snd]
-        base = st.base
-        if base is None:
-            return False
-        if not st.ooo_starts and not (0 < (seg.ack - base - st.nxt) & M32 < 0x80000000
-                                      and (st.fin_off is None or st.fin_off > st.nxt)):
-            # with nothing waiting, an ACK gives up a hole only if it acknowledges more than
-            # the in-order point, below the FIN (most acknowledge it exactly, or the FIN)
-            return False
-        if not st.ooo_starts and st.nxt == st.offset(seg.ack):
-            return False
-        peer_isn = conn.isn[1 - snd]
-        if conn.state[snd] in _HANDSHAKE and peer_isn is not None and \
-                seg.ack != (peer_isn + 1) & M32:
-            return False        # not acceptable during the handshake (RFC 793): a stray ACK
-        target = st.offset(seg.ack)
-        if st.fin_off is not None and target > st.fin_off:
-            target = st.fin_off
-        if target <= st.nxt or target - st.nxt > 0x40000000:
-            return False
-        if conn.alt_isn and st.delivered == 0:
-            return False
-        if conn.set_aside is not None and conn.set_aside[snd]:
-            self._take_back(conn, snd, target)
-        st.skip_to(target)
-        return bool(st.new_runs)
-
-    def _set_aside(self, conn: Connection, seg: TcpSegment, rcv: int) -> None:
-        """Keep a segment dropped for its checksum: if the receiver acknowledges its bytes and
-        no good copy was captured, the host accepted them after all (the corruption happened
-        on the way to the capture, or in a rewrite of it), and they fill the hole."""
-        if conn.set_aside is None:
-            conn.set_aside = ([], [])
-        kept = conn.set_aside[rcv]
-        st = conn.streams[rcv]
-        data = seg.buf[seg.payload_off:seg.payload_off + seg.payload_len] if st.keep_bytes \
-            else None
-        kept.append((seg.seq, data, seg.payload_len))
-        if len(kept) > _MAX_SET_ASIDE:
-            del kept[0]
-
-    def _take_back(self, conn: Connection, side: int, target: int) -> None:
-        assert conn.set_aside is not None
-        st = conn.streams[side]
-        kept = conn.set_aside[side]
-        left = []
-        for seq, data, n in kept:
-            off = st.offset(seq)
-            if off < target and off + n > st.nxt:
-                st.receive(off, data, n)
-                self._counts["bad_checksum_acked"] += 1
-            elif off >= target:
-                left.append((seq, data, n))
-        conn.set_aside[side][:] = left
-
-    # -- event emission -----------------------------------------------------------------------
 
     # -- ending flows -------------------------------------------------------------------------
 
@@ -833,29 +690,6 @@ class Engine:
         out["events"] = self.event_counts
         out["callback_errors"] = self.dispatcher.callback_errors
         return out
-
-
-class OrphanHandle:
-    """What ORPHAN callbacks and RAW listeners get in place of a flow: the frame at hand."""
-
-    __slots__ = ("engine", "frame", "seg", "uctx")
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.frame: tuple[int, bytes] = (0, b"")
-        self.seg: TcpSegment | None = None
-        self.uctx: Any = None
-
-    def last_packet(self, side: Side = Side.BOTH) -> PacketInfo | tuple[int, bytes]:
-        """The TCP packet (as PacketInfo) or, for non-TCP frames, (linktype, frame bytes)."""
-        if self.seg is not None:
-            return PacketInfo(self.seg, self.engine.now, self.engine.packet_number,
-                              Side.BOTH)
-        return self.frame
-
-    @property
-    def id(self) -> int:
-        return 0
 
 
 def _ignore_error(where: str, flow: Any, event: Any, exc: BaseException) -> None:
