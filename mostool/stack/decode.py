@@ -397,6 +397,10 @@ class Decoder:
                     )
         return self._decode_general(linktype, frame, ts)
 
+    def add_tcp(self, n: int) -> None:
+        """``n`` TCP frames decoded elsewhere (the in-place record reader) count as ours."""
+        self._n_tcp += n
+
     def stats(self) -> dict[str, int]:
         """Counts per status, and the fragment table's counters."""
         c = self._counts
@@ -969,13 +973,15 @@ def tcp_checksum_ok(seg: TcpSegment) -> bool | None:
     pseudo = int.from_bytes(seg.src + seg.dst, "big") + _IPPROTO_TCP + tcp_len
     if (_mod_ffff(x) + pseudo) % 0xFFFF == 0:
         return True
-    # Checksum offload seen from the sending host: the field still holds the NIC's starting
-    # value, the pseudo-header sum (or its complement). Not verifiable, not bad.
-    field = (buf[start + 16] << 8) | buf[start + 17]
+    return offload_verdict((buf[start + 16] << 8) | buf[start + 17], pseudo)
+
+
+def offload_verdict(field: int, pseudo: int) -> bool | None:
+    """A TCP checksum that did not verify: None when its ``field`` still holds the NIC's
+    starting value, the pseudo-header sum ``pseudo`` (or its complement), as a sending host
+    with checksum offload leaves it (not verifiable, not bad); else False."""
     partial = pseudo % 0xFFFF or 0xFFFF
-    if field in (partial, partial ^ 0xFFFF):
-        return None
-    return False
+    return None if field in (partial, partial ^ 0xFFFF) else False
 
 
 # --------------------------------------------------------------------------- options

@@ -30,7 +30,6 @@ import errno
 import itertools
 import math
 import operator
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +57,13 @@ from mostool.stack.emit import Emitter
 from mostool.stack.flow import UNCHECKED, Connection, Flow, pair_add, pair_set
 from mostool.stack.listener import RAW, STREAM, Listener, OrphanHandle, stream_params
 from mostool.stack.payload import ack_gives_up_holes, receive_payload, set_aside
-from mostool.stack.records import RecordBuffer, RecordLayout, process_records, shard_hash
+from mostool.stack.records import (
+    RecordBuffer,
+    RecordLayout,
+    decode_record,
+    process_records,
+    shard_of,
+)
 from mostool.stack.stream import CONFLICT, LATE, M32, REXMIT
 from mostool.stack.tcp import (
     SYN_IN_FLOW,
@@ -94,16 +99,6 @@ _ORPHAN_REASONS = {
 _CONN_ID = operator.attrgetter("id")
 
 
-_SCRATCH_DECODER = Decoder()     # decodes remembered records again: its counters are not ours
-
-
-def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
-    """Which of ``count`` shards a packet belongs to: a symmetric hash of both endpoints (as
-    mOS's symmetric RSS), so both directions of a flow meet in one shard."""
-    addrs = int.from_bytes(src, "big") ^ int.from_bytes(dst, "big")
-    while addrs >> 32:                  # IPv6: fold to 32 bits
-        addrs = (addrs >> 32) ^ (addrs & 0xFFFFFFFF)
-    return shard_hash(addrs, sport ^ dport) % count
 
 
 class Engine:
@@ -128,7 +123,7 @@ class Engine:
         self.packet_number = 0
         self.now = 0.0
         self._clock_started = False
-        self._due = math.inf                # no timer can fall due before this time
+        self.next_due = math.inf            # no timer can fall due before this time
         self._held = 0                      # bytes held by every flow's buffers and runs
         self._max_held = self.config.max_buffered_bytes
         self._counts: dict[str, int] = {
@@ -147,7 +142,7 @@ class Engine:
         self.shard: tuple[int, int] | None = None
         self._recently_closed: dict[bytes, float] = {}   # midstream: key -> when it closed
         self._check_mode = cfg.checksums
-        self._verify = cfg.checksums != "skip"
+        self.verify_checksums = cfg.checksums != "skip"   # verified and counted, or "skip"
         self._midstream = cfg.midstream
         self._mos_compat = cfg.mos_compat
         # the one funnel events leave by (mostool/stack/emit.py); its steps as attributes, as
@@ -156,7 +151,7 @@ class Engine:
         self._emit = emitter.emit
         self._emit_stack = emitter.stack
         self._emit_end = emitter.end
-        self._fast_events = emitter.fast_events
+        self.fast_events = emitter.fast_events
         self._new_data = emitter.new_data
         self._errors = emitter.errors
         # process_records: the buffer whose record offsets Connection.last_seg may hold
@@ -187,7 +182,7 @@ class Engine:
             raise MosError(errno.EINVAL, f"timer delay must be >= 0, not {delay}")
         if not callable(callback):
             raise MosError(errno.EINVAL, "timer callback must be callable")
-        self._due = min(self._due, self.now + delay)
+        self.next_due = min(self.next_due, self.now + delay)
         return self.timers.add(self.now + delay, callback)
 
     def cancel_timer(self, timer_id: int) -> None:
@@ -202,7 +197,7 @@ class Engine:
         self._clock_started = True
         if ts > self.now:
             self.timers.shift(ts - self.now)
-        self._due = -math.inf               # recompute on the next frame
+        self.next_due = -math.inf               # recompute on the next frame
 
     def advance(self, ts: float) -> None:
         """Move the clock to ``ts`` (no packet), firing what falls due before it."""
@@ -226,7 +221,7 @@ class Engine:
                 self._end(target, "rst" if target.rst_seen else "fin", None)
             else:
                 self._run_timer(kind, target)
-        self._due = self.timers.due
+        self.next_due = self.timers.due
 
     def _run_timer(self, timer_id: int, callback: Callable[[int], Any]) -> None:
         try:
@@ -245,7 +240,7 @@ class Engine:
         if ts > self.now:
             if not self._clock_started:
                 self._start_clock(ts)
-            if self._due < ts:
+            if self.next_due < ts:
                 self._fire_due(ts)
             self.now = ts
         elif not self._clock_started:
@@ -295,9 +290,20 @@ class Engine:
         records, captured bytes, wire bytes)."""
         return process_records(self, buf, off, stop, end, layout, max_records)
 
-    def _inline_ok(self) -> bool:
-        """Whether process_records may take packets itself (else every one goes to process)."""
+    def inline_ok(self) -> bool:
+        """Whether process_records may take packets in place (else every one goes to
+        ``process``): the clock has started and no RAW listener wants every frame."""
         return self._clock_started and not self._raw_listeners
+
+    def attach_records(self, buf: RecordBuffer, layout: RecordLayout) -> None:
+        """process_records reads ``buf``: flows' ``last_seg`` may be record offsets into it."""
+        self._rec_buf = buf
+        self._rec_layout = layout
+
+    def count_inline(self, tcp_packets: int, snaplen_cut: int) -> None:
+        """What process_records handled in place, counted as ``process`` would have."""
+        self.decoder.add_tcp(tcp_packets)
+        self._counts["snaplen_cut"] += snaplen_cut
 
     def record_segment(self, conn: Connection) -> TcpSegment | None:
         """``conn.last_seg`` decoded, when process_records left it as a record offset."""
@@ -307,13 +313,7 @@ class Engine:
         buf, layout = self._rec_buf, self._rec_layout
         if buf is None or layout is None:
             return None
-        try:
-            incl = layout.header.unpack_from(buf, seg)[2]
-            frame = buf[seg + 16:seg + 16 + incl]
-        except (ValueError, struct.error):  # the source has let the buffer go
-            return None
-        out = _SCRATCH_DECODER.decode(layout.linktype, frame, conn.last_ts)
-        return None if isinstance(out, int) else out
+        return decode_record(buf, layout, seg, conn.last_ts)
 
     def detach_records(self) -> None:
         """The source lets go of the record buffer (once the flows are finished): flows still
@@ -374,7 +374,7 @@ class Engine:
         now = self.now
         conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
                           now, stream_params(listeners, self.config))
-        if not self._verify:
+        if not self.verify_checksums:
             conn.bad_checksums = UNCHECKED
         if not is_syn:
             conn.midstream = True
@@ -391,8 +391,8 @@ class Engine:
         self.active += 1
         self.flows_total += 1
         deadline = self.timers.watch_idle(now, conn)
-        if deadline < self._due:
-            self._due = deadline
+        if deadline < self.next_due:
+            self.next_due = deadline
         return conn
 
     def _evict_one(self) -> None:
@@ -414,7 +414,7 @@ class Engine:
         conn.last_seg = seg
         conn.last_number = self.packet_number
         # verified and counted in every mode but "skip"
-        ok = tcp_checksum_ok(seg) if self._verify else None
+        ok = tcp_checksum_ok(seg) if self.verify_checksums else None
         if ok:
             conn.valid_checksum[snd] = True
         elif ok is False:
@@ -433,7 +433,8 @@ class Engine:
         # state and can raise only ON_PKT_IN and ON_CONN_NEW_DATA (and ON_ERROR for a buffer
         # overflow): when no handle wants ON_ERROR or ON_PKT_IN at HK_SND (``conn.fast``), only
         # the in-order point and the bytes move, then _fast_events raises what the handles want.
-        # It gives exactly what the general path below gives for such a packet.
+        # It gives exactly what the general path below gives for such a packet. Its conditions
+        # are listed once, in mostool/stack/records.py, whose in-place reader implements them too.
         if flags & 0x17 == 0x10 and conn.fast and not fresh:
             state = conn.state
             if state[0] is _ESTABLISHED and state[1] is _ESTABLISHED:
@@ -445,7 +446,7 @@ class Engine:
                         if conn.zeek.pending or not seg.window:    # zeek: fast path
                             conn.zeek.fast(snd, 0, seg.window)
                         if conn.fast_raise:
-                            self._fast_events(conn, snd, 0, 0)
+                            self.fast_events(conn, snd, 0, 0)
                         return
                     st = conn.streams[1 - snd]
                     base = st.base
@@ -456,9 +457,9 @@ class Engine:
                             conn.zeek.fast(snd, wire, seg.window)
                         st.take(seg.buf, seg.payload_off, wire)
                         if conn.fast_raise:
-                            self._fast_events(conn, snd, off, wire)
+                            self.fast_events(conn, snd, off, wire)
                         if st.keep_bytes:
-                            self._account(conn)
+                            self.account(conn)
                         return
         rcv = 1 - snd
         conn.zeek.packet(snd, flags, seg.seq, wire, seg.window, conn.streams)  # zeek
@@ -539,7 +540,7 @@ class Engine:
         if new_data_snd:
             self._new_data(conn, snd, snd)
 
-        self._account(conn)
+        self.account(conn)
 
         # 6. the end
         if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
@@ -547,7 +548,7 @@ class Engine:
                 self._end(conn, "rst" if conn.rst_seen else "fin", snd)
             elif conn.tw_deadline is None:
                 conn.tw_deadline = self.now + self.config.time_wait
-                self._due = min(self._due, conn.tw_deadline)
+                self.next_due = min(self.next_due, conn.tw_deadline)
                 self.timers.add_time_wait(conn.tw_deadline, conn)
 
     # -- ending flows -------------------------------------------------------------------------
@@ -604,7 +605,7 @@ class Engine:
         conn.handles = conn.handles_rev = []
         self.timers.flow_ended()
 
-    def _account(self, conn: Connection) -> None:
+    def account(self, conn: Connection) -> None:
         """Keep the total of bytes held by all flows; past the limit, this flow gives up."""
         s0, s1 = conn.streams
         held = s0.buffered + s1.buffered

@@ -13,6 +13,29 @@ through the general pipeline: the result is the same flows, events and counters 
 ``process`` per frame (tests/test_records.py compares both on the bundled, netgen and corpus
 captures).
 
+The conditions of the in-place path. A record is handled here when all hold; both this module
+and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep them to):
+
+1. the engine may take records in place (``Engine.inline_ok``: the clock has started, no RAW
+   listener), the link type is Ethernet, and no timer falls due before the record
+   (``Engine.next_due``);
+2. Ethernet + IPv4 without options, TCP, not a fragment, a sane TCP header, and the whole IP
+   packet captured (what the decoder's Ethernet/IPv4 fast path reads);
+3. ACK set, none of SYN/FIN/RST;
+4. a tracked flow (of this shard), not stopped, ``conn.fast`` (no handle wants ON_ERROR or
+   ON_PKT_IN at HK_SND), both stacks ESTABLISHED (the engine's copy: and not the flow's first
+   packet);
+5. the ACK acknowledges nothing beyond the in-order point of the stream its sender receives,
+   which holds no out-of-order segment (or has no base yet);
+6. payload, if any, starts exactly at the receiver's in-order point, which has a base and no
+   out-of-order segment;
+7. the checksum verifies, or is the pseudo-header sum checksum offload leaves
+   (``decode.offload_verdict``), or checksums are skipped.
+
+The engine members read here are public: ``inline_ok()``, ``verify_checksums``, ``next_due``,
+``now``, ``packet_number``, ``table``, ``shard``, ``stop_requested``, ``attach_records()``,
+``fast_events()``, ``account()``, ``count_inline()`` and ``process()``.
+
 A flow's last packet taken here is remembered as its record offset (``Connection.last_seg``
 holds an int) and decoded again only if someone asks (``Flow.last_packet``);
 ``Engine.detach_records`` decodes those still referenced before the source lets the buffer go.
@@ -24,7 +47,7 @@ import struct
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
-from mostool.stack.decode import _mod_ffff
+from mostool.stack.decode import Decoder, TcpSegment, _mod_ffff, offload_verdict
 from mostool.stack.stream import M32
 
 if TYPE_CHECKING:
@@ -35,7 +58,8 @@ if TYPE_CHECKING:
 # a bytes annotation is checked at run time and refuses the mmap
 RecordBuffer: TypeAlias = Any
 
-__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash"]
+__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash",
+           "decode_record", "shard_of"]
 
 ETHERNET = 1
 RECORD_HEADER_LEN = 16
@@ -74,17 +98,16 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     units = layout.units
     max_caplen = layout.max_caplen
     linktype = layout.linktype
-    inline = linktype == ETHERNET and engine._inline_ok()
+    inline = linktype == ETHERNET and engine.inline_ok()
     shard_index, shards = engine.shard or (0, 0)
-    verify = engine._verify
+    verify = engine.verify_checksums
     table_get = engine.table.get
     process = engine.process
     number = engine.packet_number
     # the clock and the next deadline change only in process() (timers, new flows, callbacks)
     now = engine.now
-    due = engine._due
-    engine._rec_buf = buf
-    engine._rec_layout = layout
+    due = engine.next_due
+    engine.attach_records(buf, layout)
     n = nbytes = nwire = inline_count = cut = 0
     while off < stop and n != max_records:
         if off + RECORD_HEADER_LEN > end:
@@ -125,7 +148,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                         conn = None
                 if conn is not None:
                     snd = 0 if key == conn.key_c2s else 1
-                    # the conditions of Engine._packet's fast path, read-only
+                    # conditions 5 and 6 (see the module docstring), read-only
                     st = conn.streams[snd]
                     base = st.base
                     take = None
@@ -152,7 +175,9 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             if seglen & 1:
                                 x <<= 8
                             if (_mod_ffff(x) + 6 + seglen) % 0xFFFF:
-                                ok = _offloaded(buf, p, seglen)
+                                ok = offload_verdict(
+                                    (buf[p + 50] << 8) | buf[p + 51],
+                                    int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
                         if ok is not False:
                             if ts > now:
                                 engine.now = now = ts
@@ -182,18 +207,18 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                 # user code runs: everything it may look at must be current,
                                 # and everything it may change read again
                                 engine.packet_number = number
-                                engine._fast_events(conn, snd, start, size)
+                                engine.fast_events(conn, snd, start, size)
                                 now = engine.now
-                                due = engine._due
-                                inline = engine._inline_ok()
+                                due = engine.next_due
+                                inline = engine.inline_ok()
                                 if take is not None and take.keep_bytes:
-                                    engine._account(conn)
+                                    engine.account(conn)
                                 off = nxt
                                 if engine.stop_requested:
                                     break
                                 continue
                             if take is not None and take.keep_bytes:
-                                engine._account(conn)
+                                engine.account(conn)
                             off = nxt
                             continue
         engine.packet_number = number
@@ -205,27 +230,43 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
             if conn is not None and conn.last_number == number:
                 conn.last_seg = off
         now = engine.now
-        due = engine._due
+        due = engine.next_due
         off = nxt
         if engine.stop_requested:
             break
-        inline = linktype == ETHERNET and engine._inline_ok()
+        inline = linktype == ETHERNET and engine.inline_ok()
     engine.packet_number = number
-    engine.decoder._n_tcp += inline_count
-    engine._counts["snaplen_cut"] += cut
+    engine.count_inline(inline_count, cut)
     return off, n, nbytes, nwire
 
 
+def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
+    """Which of ``count`` shards a packet belongs to: a symmetric hash of both endpoints (as
+    mOS's symmetric RSS), so both directions of a flow meet in one shard."""
+    addrs = int.from_bytes(src, "big") ^ int.from_bytes(dst, "big")
+    while addrs >> 32:                  # IPv6: fold to 32 bits
+        addrs = (addrs >> 32) ^ (addrs & 0xFFFFFFFF)
+    return shard_hash(addrs, sport ^ dport) % count
+
+
 def shard_hash(addrs: int, ports: int) -> int:
-    """The mixing step of ``engine.shard_of``, from the XOR of the two (32-bit) addresses and
+    """The mixing step of ``shard_of``, from the XOR of the two (32-bit) addresses and
     of the two ports: symmetric, so both directions of a flow meet in one shard."""
     return (((addrs * 0x9E3779B1 + ports) * 0x85EBCA6B) & 0xFFFFFFFF) >> 15
 
 
-def _offloaded(buf: RecordBuffer, p: int, seglen: int) -> bool | None:
-    """A checksum that did not verify: None when it is the pseudo-header sum a sending host
-    with checksum offload leaves for its NIC (as ``tcp_checksum_ok``), else False."""
-    field = (buf[p + 50] << 8) | buf[p + 51]
-    pseudo = int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen
-    partial = pseudo % 0xFFFF or 0xFFFF
-    return None if field in (partial, partial ^ 0xFFFF) else False
+
+_SCRATCH_DECODER = Decoder()     # decodes remembered records again: its counters are not ours
+
+
+def decode_record(buf: RecordBuffer, layout: RecordLayout, off: int, ts: float
+                  ) -> TcpSegment | None:
+    """The TCP segment of the record at ``off`` decoded again (``Engine.record_segment``);
+    None when the source has let the buffer go or it is not one."""
+    try:
+        incl = layout.header.unpack_from(buf, off)[2]
+        frame = buf[off + 16:off + 16 + incl]
+    except (ValueError, struct.error):  # the source has let the buffer go
+        return None
+    out = _SCRATCH_DECODER.decode(layout.linktype, frame, ts)
+    return None if isinstance(out, int) else out
