@@ -1171,15 +1171,20 @@ def test_decoder_config_validated() -> None:
 
 
 def test_decode_module_is_sans_io() -> None:
-    # the source, also when the compiled module is loaded
-    tree = ast.parse((Path(__file__).parents[1] / "mostool" / "stack" / "decode.py").read_text())
+    """The decoder and the modules split from it import only the standard library's pure
+    modules and each other."""
+    here = Path(__file__).parents[1] / "mostool" / "stack"    # the sources, also when compiled
+    own = {"mostool.stack.decode", "mostool.stack.tcpfields", "mostool.stack.ipfrag"}
     imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "struct", "typing", "collections", "ipaddress"}, imported
+    for name in ("decode.py", "tcpfields.py", "ipfrag.py"):
+        tree = ast.parse((here / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module if node.module in own else node.module.split(".")[0])
+    assert imported <= {"__future__", "struct", "typing", "collections", "ipaddress"} | own, \
+        imported
 
 
 # =========================================================================== fuzzing

@@ -30,7 +30,7 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
 6. payload, if any, starts exactly at the receiver's in-order point, which has a base and no
    out-of-order segment;
 7. the checksum verifies, or is the pseudo-header sum checksum offload leaves
-   (``decode.offload_verdict``), or checksums are skipped.
+   (``tcpfields.offload_verdict``), or checksums are skipped.
 
 The engine members read here are public: ``inline_ok()``, ``verify_checksums``, ``next_due``,
 ``now``, ``packet_number``, ``table``, ``shard``, ``stop_requested``, ``attach_records()``,
@@ -47,8 +47,9 @@ import struct
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
-from mostool.stack.decode import Decoder, TcpSegment, _mod_ffff, offload_verdict
+from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.stream import M32
+from mostool.stack.tcpfields import _mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
     from mostool.stack.engine import Engine
