@@ -45,9 +45,10 @@ The module is sans-IO: it imports only pure stdlib modules.
 from __future__ import annotations
 
 import struct
-from collections import OrderedDict
 from typing import Any, Final, NamedTuple
 
+from mostool.stack.ipfrag import FRAGMENT as _FRAGMENT
+from mostool.stack.ipfrag import FragmentTable
 from mostool.stack.tcpfields import (  # re-exported: decode is where they were first
     TcpOptions,
     format_addr,
@@ -100,8 +101,8 @@ NOT_IP: Final = 1
 """The frame carries no IPv4/IPv6 packet (ARP, LLDP, unknown ethertype, CAN, ...)."""
 NOT_TCP: Final = 2
 """An IP packet of another protocol (UDP, ICMP, ESP, ...), reassembled or not."""
-FRAGMENT: Final = 3
-"""An IP fragment held for reassembly: nothing to do yet."""
+FRAGMENT: Final = _FRAGMENT
+"""An IP fragment held for reassembly: nothing to do yet (mostool/stack/ipfrag.py)."""
 MALFORMED: Final = 4
 """A header is truncated or invalid; ``Decoder.last_error`` says why."""
 UNKNOWN_LINKTYPE: Final = 5
@@ -230,82 +231,9 @@ class TcpSegment(NamedTuple):
     """Link type of ``buf``: the original one, or 228/229 for a reassembled datagram."""
 
 
-# --------------------------------------------------------------------------- fragments
-
-
-class _Datagram:
-    """An IP datagram being reassembled from fragments."""
-
-    __slots__ = ("first_ts", "head", "nh_pos", "next_header", "total", "data", "ranges", "size")
-
-    def __init__(self, first_ts: float) -> None:
-        self.first_ts = first_ts
-        # IPv4: the first fragment's header; IPv6: its unfragmentable part
-        self.head: bytes | None = None
-        self.nh_pos = 0  # IPv6: offset in head of the next-header byte to fix
-        self.next_header = 0  # IPv6: the fragment header's next header
-        self.total = -1  # length of the fragmentable data, once the last fragment arrived
-        self.data = bytearray()
-        self.ranges: list[tuple[int, int]] = []  # sorted, disjoint, non-adjacent
-        self.size = 0  # bytes held
-
-    def add(self, start: int, chunk: bytes) -> None:
-        """Place ``chunk`` at ``start``; bytes already received are kept (first copy wins)."""
-        end = start + len(chunk)
-        if 0 <= self.total < end:
-            end = self.total
-        if end <= start:
-            return
-        data = self.data
-        if len(data) < end:
-            data.extend(bytes(end - len(data)))
-        pos = start
-        for s, e in self.ranges:
-            if e <= pos:
-                continue
-            if s >= end:
-                break
-            if s > pos:
-                data[pos:s] = chunk[pos - start : s - start]
-            pos = e
-            if pos >= end:
-                break
-        if pos < end:
-            data[pos:end] = chunk[pos - start : end - start]
-        # merge [start, end) into the range list
-        merged: list[tuple[int, int]] = []
-        ns, ne = start, end
-        placed = False
-        for s, e in self.ranges:
-            if e < ns:
-                merged.append((s, e))
-            elif s > ne:
-                if not placed:
-                    merged.append((ns, ne))
-                    placed = True
-                merged.append((s, e))
-            else:
-                ns = min(ns, s)
-                ne = max(ne, e)
-        if not placed:
-            merged.append((ns, ne))
-        self.ranges = merged
-
-    def complete(self) -> bool:
-        r = self.ranges
-        return (
-            self.total >= 0
-            and self.head is not None
-            and (self.total == 0 or (len(r) > 0 and r[0][0] == 0 and r[0][1] >= self.total))
-        )
 
 
 # --------------------------------------------------------------------------- decoder
-
-
-def _ip_header_checksum(header: bytes | bytearray) -> int:
-    r = int.from_bytes(header, "big") % 0xFFFF
-    return 0xFFFF - r if r else 0
 
 
 class Decoder:
@@ -315,14 +243,7 @@ class Decoder:
         "last_error",
         "_n_tcp",
         "_counts",
-        "_frag_timeout",
-        "_max_frag_datagrams",
-        "_max_frag_bytes",
-        "_frags",
-        "_frag_bytes",
-        "_n_reassembled",
-        "_n_expired",
-        "_n_dropped",
+        "_frag",
     )
 
     def __init__(
@@ -341,14 +262,7 @@ class Decoder:
         self.last_error = ""
         self._n_tcp = 0
         self._counts = [0] * 6  # indexed by status code
-        self._frag_timeout = float(frag_timeout)
-        self._max_frag_datagrams = max_frag_datagrams
-        self._max_frag_bytes = max_frag_bytes
-        self._frags: OrderedDict[bytes, _Datagram] = OrderedDict()
-        self._frag_bytes = 0
-        self._n_reassembled = 0
-        self._n_expired = 0
-        self._n_dropped = 0
+        self._frag = FragmentTable(float(frag_timeout), max_frag_datagrams, max_frag_bytes)
 
     # ------------------------------------------------------------------ public
 
@@ -403,28 +317,17 @@ class Decoder:
         for code, name in STATUS_NAMES.items():
             out[name] = c[code]
         out["frames"] = self._n_tcp + sum(c)
-        out["frag_reassembled"] = self._n_reassembled
-        out["frag_expired"] = self._n_expired
-        out["frag_dropped"] = self._n_dropped
-        out["frag_pending"] = len(self._frags)
-        out["frag_pending_bytes"] = self._frag_bytes
+        frag = self._frag
+        out["frag_reassembled"] = frag.reassembled
+        out["frag_expired"] = frag.expired
+        out["frag_dropped"] = frag.dropped
+        out["frag_pending"] = len(frag.frags)
+        out["frag_pending_bytes"] = frag.bytes
         return out
 
     def expire(self, now: float) -> int:
         """Drop datagrams whose first fragment is older than ``frag_timeout``; return how many."""
-        frags = self._frags
-        limit = now - self._frag_timeout
-        n = 0
-        while frags:
-            key = next(iter(frags))
-            d = frags[key]
-            if d.first_ts >= limit:
-                break
-            del frags[key]
-            self._frag_bytes -= d.size
-            n += 1
-        self._n_expired += n
-        return n
+        return self._frag.expire(now)
 
     # ------------------------------------------------------------------ general path
 
@@ -669,7 +572,10 @@ class Decoder:
         if proto != _IPPROTO_TCP:
             return self._fail(NOT_TCP, f"ipv4: protocol {proto}")
         if frag & 0x3FFF:
-            return self._fragment4(buf, off, ihl, end, frag, lt, ts)
+            r = self._frag.add4(buf, off, ihl, end, frag, ts)
+            if type(r) is bytes:
+                return self._ipv4(r, 0, LINKTYPE_IPV4, ts)
+            return self._fail(MALFORMED, r) if type(r) is str else r  # type: ignore[return-value]
         return self._tcp(buf, off, off + 12, 8, off + ihl, end, 4, lt)
 
     def _ipv6(self, buf: bytes, off: int, lt: int, ts: float) -> TcpSegment | int:
@@ -744,7 +650,10 @@ class Decoder:
                     continue
                 if fnh not in _IP6_MAY_BE_TCP:
                     return self._fail(NOT_TCP, f"ipv6: fragment of next header {fnh}")
-                return self._fragment6(buf, off, nh_pos, p, fnh, fo, ident, end, lt, ts)
+                r = self._frag.add6(buf, off, nh_pos, p, fnh, fo, end, ts)
+                if type(r) is bytes:
+                    return self._ipv6(r, 0, LINKTYPE_IPV6, ts)
+                return self._fail(MALFORMED, r) if type(r) is str else r  # type: ignore[return-value]
             else:
                 return self._fail(NOT_TCP, f"ipv6: next header {nh}")
         return self._tcp(buf, off, off + 8, 32, p, end, 6, lt)
@@ -814,108 +723,3 @@ class Decoder:
             ),
         )
 
-    # ------------------------------------------------------------------ fragments
-
-    def _datagram(self, key: bytes, ts: float) -> _Datagram:
-        """The reassembly state for ``key``, created (and the table bounded) if new."""
-        frags = self._frags
-        if frags:
-            self.expire(ts)
-        d = frags.get(key)
-        if d is None:
-            while len(frags) >= self._max_frag_datagrams:
-                self._drop_oldest()
-            d = frags[key] = _Datagram(ts)
-        return d
-
-    def _drop_oldest(self) -> None:
-        _, old = self._frags.popitem(last=False)
-        self._frag_bytes -= old.size
-        self._n_dropped += 1
-
-    def _account(self, key: bytes, d: _Datagram) -> bool:
-        """Update byte accounting after ``d`` grew; False if ``d`` itself had to be dropped."""
-        size = len(d.data) + (len(d.head) if d.head is not None else 0)
-        self._frag_bytes += size - d.size
-        d.size = size
-        frags = self._frags
-        while self._frag_bytes > self._max_frag_bytes and frags:
-            self._drop_oldest()
-        return key in frags
-
-    def _finish(self, key: bytes, d: _Datagram) -> None:
-        del self._frags[key]
-        self._frag_bytes -= d.size
-        self._n_reassembled += 1
-
-    def _fragment4(
-        self, buf: bytes, off: int, ihl: int, end: int, frag: int, lt: int, ts: float
-    ) -> TcpSegment | int:
-        n = len(buf)
-        start = (frag & 0x1FFF) << 3
-        data_off = off + ihl
-        if ihl + start + (end - data_off) > 0xFFFF:
-            return self._fail(MALFORMED, "ipv4: fragment ends beyond 65535 bytes")
-        key = buf[off + 12 : off + 20] + buf[off + 4 : off + 6] + b"\x06"
-        d = self._datagram(key, ts)
-        if not frag & 0x2000 and d.total < 0:
-            d.total = start + end - data_off
-        if start == 0 and d.head is None:
-            d.head = buf[off:data_off]
-        d.add(start, buf[data_off : end if end <= n else n])
-        if not self._account(key, d):
-            return FRAGMENT
-        if not d.complete():
-            return FRAGMENT
-        self._finish(key, d)
-        head = bytearray(d.head or b"")
-        total = len(head) + d.total
-        if total > 0xFFFF:
-            return self._fail(MALFORMED, "ipv4: reassembled datagram > 65535 bytes")
-        _PACK16(head, 2, total)
-        _PACK16(head, 6, _U16(head, 6)[0] & 0xC000)  # clear MF and the offset
-        _PACK16(head, 10, 0)
-        _PACK16(head, 10, _ip_header_checksum(head))
-        head += d.data[: d.total]
-        return self._ipv4(bytes(head), 0, LINKTYPE_IPV4, ts)
-
-    def _fragment6(
-        self,
-        buf: bytes,
-        off: int,
-        nh_pos: int,
-        fh: int,
-        fnh: int,
-        fo: int,
-        ident: int,
-        end: int,
-        lt: int,
-        ts: float,
-    ) -> TcpSegment | int:
-        n = len(buf)
-        start = fo & 0xFFF8
-        data_off = fh + 8
-        if start + (end - data_off) > 0xFFFF:
-            return self._fail(MALFORMED, "ipv6: fragment ends beyond 65535 bytes")
-        key = buf[off + 8 : off + 40] + buf[fh + 4 : fh + 8]
-        d = self._datagram(key, ts)
-        if not fo & 1 and d.total < 0:
-            d.total = start + end - data_off
-        if start == 0 and d.head is None:
-            d.head = buf[off:fh]
-            d.nh_pos = nh_pos - off
-            d.next_header = fnh
-        d.add(start, buf[data_off : end if end <= n else n])
-        if not self._account(key, d):
-            return FRAGMENT
-        if not d.complete():
-            return FRAGMENT
-        self._finish(key, d)
-        head = bytearray(d.head or b"")
-        plen = len(head) - 40 + d.total
-        if plen > 0xFFFF:
-            return self._fail(MALFORMED, "ipv6: reassembled packet > 65535 bytes")
-        head[d.nh_pos] = d.next_header
-        _PACK16(head, 4, plen)
-        head += d.data[: d.total]
-        return self._ipv6(bytes(head), 0, LINKTYPE_IPV6, ts)
