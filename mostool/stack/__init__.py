@@ -1,0 +1,30 @@
+"""The sans-IO engine: which module owns which step of a packet's way.
+
+A frame enters by ``engine.Engine.process(ts, linktype, frame, wire_len)`` (or a classic pcap's
+records by ``Engine.process_records``) and goes, in order:
+
+1. ``records``    the fused in-place reader: a plain ACK or in-order data of an established,
+                  unsubscribed flow is handled on the spot (its module docstring lists the
+                  conditions); everything else goes to ``Engine.process``.
+2. ``timers``     what falls due before the frame fires first (user timers, TIME_WAIT, idle
+                  timeouts), in packet time; ``emit`` raises ON_PKT_IN to RAW listeners.
+3. ``decode``     link layer -> IPv4/IPv6 -> TCP into a ``TcpSegment`` (or a status: an orphan),
+                  with ``ipfrag`` reassembling IP fragments and ``tcpfields`` reading the
+                  checksum, options and addresses.
+4. ``engine``     the 4-tuple finds the ``flow.Connection`` in the flow table, or makes a new
+                  flow (``listener.stream_params`` sizes its half-streams); ``tcp`` decides
+                  whether a SYN on a tracked 4-tuple is the same connection.
+5. ``tcp``        the sender's and the receiver's state changes (the table, input derivation,
+                  ISN bookkeeping, FIN/RST acceptability: every state decision);
+   ``payload``    the bytes into the receiver's ``stream.HalfStream`` and the holes an ACK
+                  gives up; ``zeek`` records the connection's history on the way.
+6. ``emit``       the one funnel every event leaves by, counted once per raise, to the flow's
+                  handles (``flow.Flow``) or the listeners (``listener``) through
+                  ``mostool.events.dispatch``.
+7. ``engine``     accounting of buffered bytes, and the end of the flow (``emit`` raises
+                  ON_CONN_END; ``timers`` holds it through TIME_WAIT).
+
+``config.MonitorConfig`` is the engine's configuration (``mostool.config`` re-exports it). The
+engine imports only ``mostool.stack``, ``mostool.events`` and ``mostool.errors``
+(tests/test_sansio.py), reads no clock and does no I/O.
+"""

@@ -282,27 +282,9 @@ class Decoder:
                     self._n_tcp += 1
                     return _tuple_new(  # type: ignore[no-any-return]
                         TcpSegment,
-                        (
-                            frame[26:38],
-                            src,
-                            dst,
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            win,
-                            urg,
-                            frame[54:pend],
-                            frame,
-                            14,
-                            34,
-                            pend,
-                            wire if 14 + tlen <= n else n - pend,
-                            wire,
-                            4,
-                            1,
-                        ),
+                        (frame[26:38], src, dst, sport, dport, seq, ack, flags, win, urg,
+                         frame[54:pend], frame, 14, 34, pend, wire if 14 + tlen <= n else n - pend,
+                         wire, 4, 1),
                     )
         return self._decode_general(linktype, frame, ts)
 
@@ -527,27 +509,9 @@ class Decoder:
                 if thl >= 20 and pend <= n and wire >= 0:
                     return _tuple_new(  # type: ignore[no-any-return]
                         TcpSegment,
-                        (
-                            buf[off + 12 : off + 24],
-                            src,
-                            dst,
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            win,
-                            urg,
-                            buf[tcp_off + 20 : pend],
-                            buf,
-                            off,
-                            tcp_off,
-                            pend,
-                            wire if off + tlen <= n else n - pend,
-                            wire,
-                            4,
-                            lt,
-                        ),
+                        (buf[off + 12 : off + 24], src, dst, sport, dport, seq, ack, flags, win,
+                         urg, buf[tcp_off + 20 : pend], buf, off, tcp_off, pend,
+                         wire if off + tlen <= n else n - pend, wire, 4, lt),
                     )
         return self._ipv4_full(buf, off, lt, ts)
 
@@ -593,27 +557,9 @@ class Decoder:
                 if thl >= 20 and pend <= n and wire >= 0:
                     return _tuple_new(  # type: ignore[no-any-return]
                         TcpSegment,
-                        (
-                            buf[off + 8 : off + 44],
-                            src,
-                            dst,
-                            sport,
-                            dport,
-                            seq,
-                            ack,
-                            flags,
-                            win,
-                            urg,
-                            buf[tcp_off + 20 : pend],
-                            buf,
-                            off,
-                            tcp_off,
-                            pend,
-                            wire if tcp_off + plen <= n else n - pend,
-                            wire,
-                            6,
-                            lt,
-                        ),
+                        (buf[off + 8 : off + 44], src, dst, sport, dport, seq, ack, flags, win,
+                         urg, buf[tcp_off + 20 : pend], buf, off, tcp_off, pend,
+                         wire if tcp_off + plen <= n else n - pend, wire, 6, lt),
                     )
         return self._ipv6_full(buf, off, lt, ts)
 
@@ -682,44 +628,16 @@ class Decoder:
         pay = tcp_off + thl
         if pay > end:
             return self._fail(MALFORMED, f"tcp: data offset {offb >> 4} beyond the IP packet")
-        if pay > cap:
-            # the snaplen cut the options: the segment is still a segment (as tshark reads
-            # it), with what options were captured and no captured payload
-            return _tuple_new(  # type: ignore[no-any-return]
-                TcpSegment,
-                (
-                    buf[addr_off : addr_off + addr_len] + buf[tcp_off : tcp_off + 4],
-                    buf[addr_off : addr_off + (addr_len >> 1)],
-                    buf[addr_off + (addr_len >> 1) : addr_off + addr_len],
-                    sport, dport, seq, ack, flags, win, urg,
-                    buf[tcp_off + 20 : cap],
-                    buf, ip_off, tcp_off, cap, 0, end - pay, version, lt,
-                ),
-            )
+        # pay > cap: the snaplen cut the options; the segment is still a segment (as tshark
+        # reads it), with what options were captured and no captured payload
+        o_end = pay if pay <= cap else cap
         half = addr_len >> 1
         a_end = addr_off + addr_len
         return _tuple_new(  # type: ignore[no-any-return]
             TcpSegment,
-            (
-                buf[addr_off:a_end] + buf[tcp_off : tcp_off + 4],
-                buf[addr_off : addr_off + half],
-                buf[addr_off + half : a_end],
-                sport,
-                dport,
-                seq,
-                ack,
-                flags,
-                win,
-                urg,
-                buf[tcp_off + 20 : pay],
-                buf,
-                ip_off,
-                tcp_off,
-                pay,
-                cap - pay,
-                end - pay,
-                version,
-                lt,
-            ),
+            (buf[addr_off:a_end] + buf[tcp_off : tcp_off + 4],
+             buf[addr_off : addr_off + half], buf[addr_off + half : a_end],
+             sport, dport, seq, ack, flags, win, urg, buf[tcp_off + 20 : o_end],
+             buf, ip_off, tcp_off, o_end, cap - o_end, end - pay, version, lt),
         )
 
