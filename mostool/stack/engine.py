@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import itertools
 import math
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +54,7 @@ from mostool.stack.config import MonitorConfig
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
 from mostool.stack.emit import Emitter
 from mostool.stack.flow import UNCHECKED, Connection, Flow, pair_add, pair_set
+from mostool.stack.flowtable import FlowTable
 from mostool.stack.listener import RAW, STREAM, Listener, OrphanHandle, stream_params
 from mostool.stack.payload import ack_gives_up_holes, receive_payload, set_aside
 from mostool.stack.records import (
@@ -89,14 +89,12 @@ ST = TcpState
 _HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
 _ESTABLISHED = ST.ESTABLISHED
 _CONFLICT_LATE = CONFLICT | LATE
-_AFTER_CLOSE = 120.0        # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
 _ORPHAN_REASONS = {
     decode.NOT_IP: "non_ip",
     decode.NOT_TCP: "non_tcp",
     decode.MALFORMED: "malformed",
     decode.UNKNOWN_LINKTYPE: "unknown_linktype",
 }
-_CONN_ID = operator.attrgetter("id")
 
 
 
@@ -117,9 +115,8 @@ class Engine:
         self.listeners: list[Listener] = []
         self._stream_listeners: list[Listener] = []
         self._raw_listeners: list[Listener] = []
-        self.table: dict[bytes, Connection] = {}
-        self.active = 0
-        self.flows_total = 0
+        self.flows = FlowTable(self.config.max_flows, self.config.midstream)
+        self.table = self.flows.table       # read per packet (and by process_records)
         self.packet_number = 0
         self.now = 0.0
         self._clock_started = False
@@ -140,7 +137,6 @@ class Engine:
         # (index, count) when this engine is one of several sharing a capture by flow: it
         # tracks only the TCP packets whose shard_of is its index; non-TCP frames go to shard 0
         self.shard: tuple[int, int] | None = None
-        self._recently_closed: dict[bytes, float] = {}   # midstream: key -> when it closed
         self._check_mode = cfg.checksums
         self.verify_checksums = cfg.checksums != "skip"   # verified and counted, or "skip"
         self._midstream = cfg.midstream
@@ -343,13 +339,12 @@ class Engine:
     def _new_flow(self, seg: TcpSegment) -> Connection | None:
         flags = seg.flags
         is_syn = flags & SYN and not flags & (ACK | RST)
-        if not is_syn and self._midstream and not seg.wire_len and not flags & SYN:
-            closed_at = self._recently_closed.get(seg.key)
-            if closed_at is not None and self.now - closed_at <= _AFTER_CLOSE:
-                # the last ACK of a closed flow, or ACKs after its RST: not a new flow
-                self._counts["after_close"] += 1
-                self._orphan("after_close", seg.linktype, seg.buf, seg)
-                return None
+        if (not is_syn and self._midstream and not seg.wire_len and not flags & SYN
+                and self.flows.closed_recently(seg.key, self.now)):
+            # the last ACK of a closed flow, or ACKs after its RST: not a new flow
+            self._counts["after_close"] += 1
+            self._orphan("after_close", seg.linktype, seg.buf, seg)
+            return None
         if not is_syn and not self._midstream:
             self._orphan("no_flow", seg.linktype, seg.buf, seg)
             return None
@@ -362,7 +357,7 @@ class Engine:
         if flags & RST and not is_syn:
             self._orphan("no_flow", seg.linktype, seg.buf, seg)
             return None
-        if len(self.table) >= 2 * self.config.max_flows:
+        if self.flows.full():
             self._evict_one()
         if is_syn:
             client_is_sender = True
@@ -385,11 +380,7 @@ class Engine:
         handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
         conn.handles_rev = handles[::-1]
         conn.refresh_masks()
-        table = self.table
-        table[conn.key_c2s] = conn
-        table[conn.key_s2c] = conn
-        self.active += 1
-        self.flows_total += 1
+        self.flows.add(conn)
         deadline = self.timers.watch_idle(now, conn)
         if deadline < self.next_due:
             self.next_due = deadline
@@ -566,17 +557,7 @@ class Engine:
         conn.ended = True
         conn.end_reason = "stopped" if conn.stopped else reason
         conn.end_ts = conn.last_ts
-        table = self.table
-        if table.get(key := conn.key_c2s) is conn:
-            del table[key]
-        if table.get(key := conn.key_s2c) is conn:
-            del table[key]
-        self.active -= 1
-        if self._midstream and reason in ("fin", "rst"):
-            recent = self._recently_closed
-            recent[conn.key_c2s] = recent[conn.key_s2c] = self.now
-            while len(recent) > 2 * self.config.max_flows:
-                del recent[next(iter(recent))]
+        self.flows.remove(conn, reason, self.now)
         self._held -= conn.held
         conn.held = 0
         if not conn.stopped:
@@ -664,11 +645,20 @@ class Engine:
         """The source ended (reason "eof") or was stopped ("stopped"): end every open flow,
         in order of first packet, and drop pending timers. A flow already lingering in
         TIME_WAIT did close: it ends with the reason its TIME_WAIT expiry would have given."""
-        # each open flow once (a Connection hashes by identity), by id
-        for conn in sorted(dict.fromkeys(self.table.values()), key=_CONN_ID):
+        for conn in self.flows.open_in_order():
             closed = "rst" if conn.rst_seen else "fin"
             self._end(conn, closed if conn.tw_deadline is not None else reason, None)
         self.timers.clear()                 # what was due after the end never fires
+
+    @property
+    def active(self) -> int:
+        """Open flows."""
+        return self.flows.active
+
+    @property
+    def flows_total(self) -> int:
+        """Every flow made so far."""
+        return self.flows.flows_total
 
     @property
     def counters(self) -> dict[str, int]:

@@ -1,0 +1,69 @@
+"""The flow table: open connections by directional 4-tuple, and 4-tuples that closed recently.
+
+Each open ``Connection`` is in ``table`` twice, under its client-to-server and server-to-client
+keys (12 or 36 bytes: addresses and ports as the decoder slices them), so one dict lookup per
+packet finds it either way. ``active`` counts open flows and ``flows_total`` every flow made.
+With ``midstream``, a 4-tuple that closed by FIN or RST is remembered for a while
+(``closed_recently``), so the stray ACKs after a close are not taken for a new flow picked up in
+the middle; at most twice ``max_flows`` are remembered, the oldest forgotten first.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mostool.stack.flow import Connection
+
+__all__ = ["FlowTable", "AFTER_CLOSE"]
+
+AFTER_CLOSE = 120.0         # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
+_CONN_ID = operator.attrgetter("id")
+
+
+class FlowTable:
+    """Open flows by key; see the module docstring."""
+
+    def __init__(self, max_flows: int, midstream: bool) -> None:
+        self.table: dict[bytes, Connection] = {}
+        self.active = 0
+        self.flows_total = 0
+        self._max_flows = max_flows
+        self._midstream = midstream
+        self._recently_closed: dict[bytes, float] = {}   # midstream: key -> when it closed
+
+    def full(self) -> bool:
+        """As many open flows as ``max_flows`` allows: one must be evicted for a new one."""
+        return len(self.table) >= 2 * self._max_flows
+
+    def add(self, conn: Connection) -> None:
+        table = self.table
+        table[conn.key_c2s] = conn
+        table[conn.key_s2c] = conn
+        self.active += 1
+        self.flows_total += 1
+
+    def remove(self, conn: Connection, reason: str, now: float) -> None:
+        """``conn`` ended at ``now`` for ``reason``: out of the table (its keys may already
+        belong to a newer flow), and remembered when it closed by FIN or RST."""
+        table = self.table
+        if table.get(key := conn.key_c2s) is conn:
+            del table[key]
+        if table.get(key := conn.key_s2c) is conn:
+            del table[key]
+        self.active -= 1
+        if self._midstream and reason in ("fin", "rst"):
+            recent = self._recently_closed
+            recent[conn.key_c2s] = recent[conn.key_s2c] = now
+            while len(recent) > 2 * self._max_flows:
+                del recent[next(iter(recent))]
+
+    def closed_recently(self, key: bytes, now: float) -> bool:
+        """A flow with this key closed by FIN or RST within ``AFTER_CLOSE`` seconds."""
+        closed_at = self._recently_closed.get(key)
+        return closed_at is not None and now - closed_at <= AFTER_CLOSE
+
+    def open_in_order(self) -> list[Connection]:
+        """Each open flow once (a Connection hashes by identity), in order of first packet."""
+        return sorted(dict.fromkeys(self.table.values()), key=_CONN_ID)
