@@ -8,5 +8,5 @@
               and UDE filters, counting and reporting what user code raises
               (``report_failure``). The engine's Emitter (mostool/stack/emit.py) is the one
               funnel that calls it.
-``trace``     the deterministic text form of an event, for traces and golden files.
+``trace``     one JSON-ready record per dispatched event: what golden traces compare.
 """
