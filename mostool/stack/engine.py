@@ -32,8 +32,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from mypy_extensions import mypyc_attr
-
 from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, SubscriptionRegistry
 from mostool.events.types import (
