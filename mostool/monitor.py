@@ -310,7 +310,7 @@ class Monitor:
                 self._end_run(frames, source, engine, failed, aborted)
             finally:
                 if records is not None:     # flows are finished: the buffer can go
-                    engine.detach_records()
+                    engine.records.detach(engine.table.values())
                     records.close()
         return self.stats()
 

@@ -17,6 +17,7 @@ from mostool.events.types import ON_CONN_END, ON_CONN_START
 from mostool.replay import ReplaySource
 from mostool.stack import engine as engine_module
 from mostool.stack.engine import Engine
+from mostool.stack.records import RecordRefs
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "pcaps"
@@ -138,22 +139,22 @@ TRACED += [ROOT / "sample_pcaps" / "synthetic" / "idle_timeout.pcap"]
 TRACED += [p for p in CAPTURES if p.stem in ("http_keepalive", "abort_rst", "keepalive_idle")]
 
 
-@pytest.mark.pure_engine      # counts calls by patching Engine methods
+@pytest.mark.pure_engine      # counts calls by patching RecordRefs.segment
 @pytest.mark.parametrize("pcap", TRACED, ids=[p.stem for p in TRACED])
 def test_callbacks_timers_last_packets_and_stop(pcap: Path,
                                                 frame_by_frame: Callable[[], None]) -> None:
     configs = [MonitorConfig(), MonitorConfig(idle_timeout=0.02, rcvbuf=0)]
     runs = [(c, stop) for c in configs for stop in (None, 2)]
     decoded_again = 0
-    real = Engine.record_segment
+    real = RecordRefs.segment
 
-    def counting(self: Engine, conn: Any) -> Any:
+    def counting(self: RecordRefs, conn: Any) -> Any:
         nonlocal decoded_again
         decoded_again += isinstance(conn.last_seg, int)
         return real(self, conn)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Engine, "record_segment", counting)
+        mp.setattr(RecordRefs, "segment", counting)
         fast = [_trace(pcap, c, stop) for c, stop in runs]
     frame_by_frame()
     slow = [_trace(pcap, c, stop) for c, stop in runs]

@@ -54,11 +54,11 @@ from mostool.stack.emit import Emitter
 from mostool.stack.flow import UNCHECKED, Connection, Flow, pair_add, pair_set
 from mostool.stack.flowtable import FlowTable
 from mostool.stack.listener import RAW, STREAM, Listener, OrphanHandle, stream_params
-from mostool.stack.payload import ack_gives_up_holes, receive_payload, set_aside
+from mostool.stack.payload import MemoryBudget, ack_gives_up_holes, receive_payload, set_aside
 from mostool.stack.records import (
     RecordBuffer,
     RecordLayout,
-    decode_record,
+    RecordRefs,
     process_records,
     shard_of,
 )
@@ -67,6 +67,7 @@ from mostool.stack.tcp import (
     SYN_IN_FLOW,
     TERMINAL,
     fin_acceptable,
+    opening,
     receiver_step,
     rst_acceptable,
     same_connection,
@@ -95,8 +96,6 @@ _ORPHAN_REASONS = {
 }
 
 
-
-
 class Engine:
     """Frames in, flows and dispatched events out. No I/O, no wall clock."""
 
@@ -119,8 +118,6 @@ class Engine:
         self.now = 0.0
         self._clock_started = False
         self.next_due = math.inf            # no timer can fall due before this time
-        self._held = 0                      # bytes held by every flow's buffers and runs
-        self._max_held = self.config.max_buffered_bytes
         self._counts: dict[str, int] = {
             "orphans": 0, "non_tcp": 0, "non_ip": 0,
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
@@ -148,9 +145,10 @@ class Engine:
         self.fast_events = emitter.fast_events
         self._new_data = emitter.new_data
         self._errors = emitter.errors
-        # process_records: the buffer whose record offsets Connection.last_seg may hold
-        self._rec_buf: RecordBuffer | None = None
-        self._rec_layout: RecordLayout | None = None
+        # bytes held by every flow's buffers and runs, under max_buffered_bytes
+        self.budget = MemoryBudget(cfg.max_buffered_bytes, emitter, self._counts)
+        # the buffer process_records reads, whose record offsets Connection.last_seg may hold
+        self.records = RecordRefs()
         self.stop_requested = False         # set by the shell's stop(): process_records returns
 
     # -- listeners ----------------------------------------------------------------------------
@@ -289,36 +287,10 @@ class Engine:
         ``process``): the clock has started and no RAW listener wants every frame."""
         return self._clock_started and not self._raw_listeners
 
-    def attach_records(self, buf: RecordBuffer, layout: RecordLayout) -> None:
-        """process_records reads ``buf``: flows' ``last_seg`` may be record offsets into it."""
-        self._rec_buf = buf
-        self._rec_layout = layout
-
     def count_inline(self, tcp_packets: int, snaplen_cut: int) -> None:
         """What process_records handled in place, counted as ``process`` would have."""
         self.decoder.add_tcp(tcp_packets)
         self._counts["snaplen_cut"] += snaplen_cut
-
-    def record_segment(self, conn: Connection) -> TcpSegment | None:
-        """``conn.last_seg`` decoded, when process_records left it as a record offset."""
-        seg = conn.last_seg
-        if not isinstance(seg, int):
-            return seg
-        buf, layout = self._rec_buf, self._rec_layout
-        if buf is None or layout is None:
-            return None
-        return decode_record(buf, layout, seg, conn.last_ts)
-
-    def detach_records(self) -> None:
-        """The source lets go of the record buffer (once the flows are finished): flows still
-        open (an aborted run) forget packets they refer to by offset."""
-        if self._rec_buf is None:
-            return
-        for conn in self.table.values():
-            if isinstance(conn.last_seg, int):
-                conn.last_seg = None
-        self._rec_buf = self._rec_layout = None
-
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
         if status == decode.FRAGMENT:
@@ -335,46 +307,23 @@ class Engine:
                             seg)
 
     def _new_flow(self, seg: TcpSegment) -> Connection | None:
-        flags = seg.flags
-        is_syn = flags & SYN and not flags & (ACK | RST)
-        if (not is_syn and self._midstream and not seg.wire_len and not flags & SYN
-                and self.flows.closed_recently(seg.key, self.now)):
-            # the last ACK of a closed flow, or ACKs after its RST: not a new flow
-            self._counts["after_close"] += 1
-            self._orphan("after_close", seg.linktype, seg.buf, seg)
-            return None
-        if not is_syn and not self._midstream:
-            self._orphan("no_flow", seg.linktype, seg.buf, seg)
-            return None
-        listeners = [lst for lst in self._stream_listeners
-                     if lst.syn_match is None or lst.syn_match(seg.linktype, seg.buf)]
-        if not listeners:
-            self._orphan("filtered" if self._stream_listeners else "no_listener",
-                         seg.linktype, seg.buf, seg)
-            return None
-        if flags & RST and not is_syn:
-            self._orphan("no_flow", seg.linktype, seg.buf, seg)
+        listeners = self.flows.admit(seg, self._stream_listeners, self.now)
+        if isinstance(listeners, str):
+            if listeners == "after_close":
+                self._counts["after_close"] += 1
+            self._orphan(listeners, seg.linktype, seg.buf, seg)
             return None
         if self.flows.full():
             self._evict_one()
-        if is_syn:
-            client_is_sender = True
-        elif flags & SYN:                   # a SYN/ACK: its sender is the server
-            client_is_sender = False
-        else:                               # midstream guess: the lower port serves
-            client_is_sender = seg.dport < seg.sport or (
-                seg.dport == seg.sport and seg.src > seg.dst)
+        client_is_sender, states = opening(seg)
         now = self.now
         conn = Connection(next(self._conn_ids), seg, client_is_sender, self.packet_number,
                           now, stream_params(listeners, self.config))
         if not self.verify_checksums:
             conn.bad_checksums = UNCHECKED
-        if not is_syn:
+        if states is not None:
             conn.midstream = True
-            if flags & SYN:
-                conn.state = [ST.SYN_SENT, ST.LISTEN]
-            else:
-                conn.state = [ST.ESTABLISHED, ST.ESTABLISHED]
+            conn.state = states
         handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
         conn.handles_rev = handles[::-1]
         conn.refresh_masks()
@@ -448,7 +397,7 @@ class Engine:
                         if conn.fast_raise:
                             self.fast_events(conn, snd, off, wire)
                         if st.keep_bytes:
-                            self.account(conn)
+                            self.budget.account(conn)
                         return
         rcv = 1 - snd
         conn.zeek.packet(snd, flags, seg.seq, wire, seg.window, conn.streams)  # zeek
@@ -529,7 +478,7 @@ class Engine:
         if new_data_snd:
             self._new_data(conn, snd, snd)
 
-        self.account(conn)
+        self.budget.account(conn)
 
         # 6. the end
         if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
@@ -556,8 +505,7 @@ class Engine:
         conn.end_reason = "stopped" if conn.stopped else reason
         conn.end_ts = conn.last_ts
         self.flows.remove(conn, reason, self.now)
-        self._held -= conn.held
-        conn.held = 0
+        self.budget.release(conn)
         if not conn.stopped:
             for side in (0, 1):
                 st = conn.streams[side]
@@ -583,38 +531,6 @@ class Engine:
             st.release()
         conn.handles = conn.handles_rev = []
         self.timers.flow_ended()
-
-    def account(self, conn: Connection) -> None:
-        """Keep the total of bytes held by all flows; past the limit, this flow gives up."""
-        s0, s1 = conn.streams
-        held = s0.buffered + s1.buffered
-        if s0.keep_bytes:
-            held += s0.ooo_bytes
-        if s1.keep_bytes:
-            held += s1.ooo_bytes
-        self._held += held - conn.held
-        conn.held = held
-        if self._held > self._max_held and held:
-            self._shed(conn)
-
-    def _shed(self, conn: Connection) -> None:
-        """Over the memory limit: drop this flow's buffered bytes and give up its holes."""
-        self._counts["memory_limit"] += 1
-        for side in (0, 1):
-            st = conn.streams[side]
-            if not (st.buffered or st.ooo_starts):
-                continue
-            st.drop_buffer()
-            st.finish()
-            if conn.masks[Hook.NULL] & ERROR_BIT:
-                self._emit(conn, Hook.NULL, SIDES[side],
-                           ErrorEvent(Hook.NULL, "memory_limit", st.nxt, 0), 0)
-            if st.gap_runs or st.conflict_runs:
-                self._errors(conn, side, 0, 0)
-            if st.new_runs:
-                self._new_data(conn, side, 0)
-        self._held -= conn.held
-        conn.held = 0
 
     def monitoring_changed(self, conn: Connection) -> None:
         """A handle stopped monitoring a side; a flow nobody monitors stops being tracked."""
@@ -672,7 +588,7 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self.counters
-        out["held_bytes"] = self._held
+        out["held_bytes"] = self.budget.held
         out["flows"] = self.flows_total
         out["active_flows"] = self.active
         out["decoder"] = self.decoder.stats()

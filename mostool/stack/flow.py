@@ -223,7 +223,7 @@ class Connection:
         self.ended = False
         self.stopped = False
         # the packet being (or last) processed; an int is its record offset in the buffer
-        # Engine.process_records read it from (decoded on demand: Engine.record_segment)
+        # Engine.process_records read it from (decoded on demand: RecordRefs.segment)
         self.last_seg: TcpSegment | int | None = None
         self.last_number = 0
         self.fast = True                  # the fast path may take its packets (refresh_masks)
@@ -497,7 +497,7 @@ class Flow:
         conn = self._conn_for_read()
         if side != Side.BOTH:
             self._side(side)
-        seg = self.engine.record_segment(conn)
+        seg = self.engine.records.segment(conn)
         if seg is None:
             raise MosError(errno.ENODATA, "no packet is being processed for this flow")
         return PacketInfo(seg, conn.last_ts, conn.last_number,

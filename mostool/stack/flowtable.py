@@ -6,17 +6,24 @@ packet finds it either way. ``active`` counts open flows and ``flows_total`` eve
 With ``midstream``, a 4-tuple that closed by FIN or RST is remembered for a while
 (``closed_recently``), so the stray ACKs after a close are not taken for a new flow picked up in
 the middle; at most twice ``max_flows`` are remembered, the oldest forgotten first.
+``admit`` decides whether a segment no flow has makes a new one (and for which listeners), or
+is an orphan and why.
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mostool.stack.decode import TcpSegment
     from mostool.stack.flow import Connection
+    from mostool.stack.listener import Listener
 
 __all__ = ["FlowTable", "AFTER_CLOSE"]
+
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
 AFTER_CLOSE = 120.0         # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
 _CONN_ID = operator.attrgetter("id")
@@ -67,3 +74,24 @@ class FlowTable:
     def open_in_order(self) -> list[Connection]:
         """Each open flow once (a Connection hashes by identity), in order of first packet."""
         return sorted(dict.fromkeys(self.table.values()), key=_CONN_ID)
+
+    def admit(self, seg: TcpSegment, listeners: Sequence[Listener], now: float
+              ) -> list[Listener] | str:
+        """A segment whose key no open flow has: the stream listeners that take it as a new
+        flow (a SYN, or any segment with ``midstream``, that their SYN filter accepts), or the
+        orphan reason: ``after_close`` (a stray ACK of a flow that just closed), ``no_flow``,
+        ``filtered`` (no SYN filter accepts it) or ``no_listener``."""
+        flags = seg.flags
+        is_syn = flags & SYN and not flags & (ACK | RST)
+        if (not is_syn and self._midstream and not seg.wire_len and not flags & SYN
+                and self.closed_recently(seg.key, now)):
+            return "after_close"
+        if not is_syn and not self._midstream:
+            return "no_flow"
+        takers = [lst for lst in listeners
+                  if lst.syn_match is None or lst.syn_match(seg.linktype, seg.buf)]
+        if not takers:
+            return "filtered" if listeners else "no_listener"
+        if flags & RST and not is_syn:
+            return "no_flow"
+        return takers

@@ -6,14 +6,21 @@ data; bytes the snaplen cut are a gap). ``ack_gives_up_holes``: an ACK past hole
 missed makes them gaps, and bytes set aside for a bad checksum (``set_aside``) that the ACK
 covers are taken back first (``take_back``), as the host evidently accepted them. The events
 these leave in the half-streams' outbox are raised by the engine through the Emitter.
+``MemoryBudget`` keeps the bytes all flows hold under ``max_buffered_bytes``: the flow that
+crosses it gives up its buffer and holes.
 """
 
 from __future__ import annotations
 
-from mostool.events.types import TcpState
+from typing import TYPE_CHECKING
+
+from mostool.events.types import ERROR_BIT, ErrorEvent, Hook, Side, TcpState
 from mostool.stack.decode import TcpSegment
 from mostool.stack.flow import Connection, pair_add
 from mostool.stack.stream import LATE, M32, NEW, HalfStream
+
+if TYPE_CHECKING:
+    from mostool.stack.emit import Emitter
 
 SYN, FIN = 0x02, 0x01
 _HANDSHAKE = frozenset({TcpState.LISTEN, TcpState.SYN_SENT, TcpState.SYN_RCVD})
@@ -107,4 +114,53 @@ def take_back(conn: Connection, side: int, target: int, counts: dict[str, int]) 
             left.append((seq, data, n))
     conn.set_aside[side][:] = left
 
-# -- event emission -----------------------------------------------------------------------
+
+
+class MemoryBudget:
+    """The bytes held by every flow's buffers (and kept out-of-order runs), against a limit."""
+
+    def __init__(self, limit: int, emitter: Emitter, counts: dict[str, int]) -> None:
+        self.held = 0
+        self._limit = limit
+        self._emitter = emitter
+        self._counts = counts
+
+    def account(self, conn: Connection) -> None:
+        """``conn``'s streams changed: keep the total; past the limit, this flow gives up."""
+        s0, s1 = conn.streams
+        held = s0.buffered + s1.buffered
+        if s0.keep_bytes:
+            held += s0.ooo_bytes
+        if s1.keep_bytes:
+            held += s1.ooo_bytes
+        self.held += held - conn.held
+        conn.held = held
+        if self.held > self._limit and held:
+            self._shed(conn)
+
+    def release(self, conn: Connection) -> None:
+        """``conn`` ended: what it held is free."""
+        self.held -= conn.held
+        conn.held = 0
+
+    def _shed(self, conn: Connection) -> None:
+        """Over the limit: drop this flow's buffered bytes and give up its holes."""
+        self._counts["memory_limit"] += 1
+        emitter = self._emitter
+        for side in (0, 1):
+            st = conn.streams[side]
+            if not (st.buffered or st.ooo_starts):
+                continue
+            st.drop_buffer()
+            st.finish()
+            if conn.masks[Hook.NULL] & ERROR_BIT:
+                emitter.emit(conn, Hook.NULL, _SIDES[side],
+                             ErrorEvent(Hook.NULL, "memory_limit", st.nxt, 0), 0)
+            if st.gap_runs or st.conflict_runs:
+                emitter.errors(conn, side, 0, 0)
+            if st.new_runs:
+                emitter.new_data(conn, side, 0)
+        self.release(conn)
+
+
+_SIDES = (Side.CLI, Side.SVR)

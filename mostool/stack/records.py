@@ -33,26 +33,29 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
    (``tcpfields.offload_verdict``), or checksums are skipped.
 
 The engine members read here are public: ``inline_ok()``, ``verify_checksums``, ``next_due``,
-``now``, ``packet_number``, ``table``, ``shard``, ``stop_requested``, ``attach_records()``,
-``fast_events()``, ``account()``, ``count_inline()`` and ``process()``.
+``now``, ``packet_number``, ``table``, ``shard``, ``stop_requested``, ``records.attach()``,
+``fast_events()``, ``budget.account()``, ``count_inline()`` and ``process()``.
 
 A flow's last packet taken here is remembered as its record offset (``Connection.last_seg``
-holds an int) and decoded again only if someone asks (``Flow.last_packet``);
-``Engine.detach_records`` decodes those still referenced before the source lets the buffer go.
+holds an int) and decoded again only if someone asks (``Flow.last_packet``:
+``RecordRefs.segment``); ``RecordRefs.detach`` makes open flows forget those offsets before the
+source lets the buffer go.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.stream import M32
-from mostool.stack.tcpfields import _mod_ffff, offload_verdict
+from mostool.stack.tcpfields import mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
     from mostool.stack.engine import Engine
+    from mostool.stack.flow import Connection
 
 # bytes, or the source's mmap of the capture, which reads the same way (indexing, slicing,
 # unpack_from); the engine imports nothing to do with files. Any, not bytes: compiled with mypyc
@@ -104,11 +107,12 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     verify = engine.verify_checksums
     table_get = engine.table.get
     process = engine.process
+    account = engine.budget.account
     number = engine.packet_number
     # the clock and the next deadline change only in process() (timers, new flows, callbacks)
     now = engine.now
     due = engine.next_due
-    engine.attach_records(buf, layout)
+    engine.records.attach(buf, layout)
     n = nbytes = nwire = inline_count = cut = 0
     while off < stop and n != max_records:
         if off + RECORD_HEADER_LEN > end:
@@ -175,7 +179,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
                             if seglen & 1:
                                 x <<= 8
-                            if (_mod_ffff(x) + 6 + seglen) % 0xFFFF:
+                            if (mod_ffff(x) + 6 + seglen) % 0xFFFF:
                                 ok = offload_verdict(
                                     (buf[p + 50] << 8) | buf[p + 51],
                                     int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
@@ -213,13 +217,13 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                 due = engine.next_due
                                 inline = engine.inline_ok()
                                 if take is not None and take.keep_bytes:
-                                    engine.account(conn)
+                                    account(conn)
                                 off = nxt
                                 if engine.stop_requested:
                                     break
                                 continue
                             if take is not None and take.keep_bytes:
-                                engine.account(conn)
+                                account(conn)
                             off = nxt
                             continue
         engine.packet_number = number
@@ -256,13 +260,46 @@ def shard_hash(addrs: int, ports: int) -> int:
     return (((addrs * 0x9E3779B1 + ports) * 0x85EBCA6B) & 0xFFFFFFFF) >> 15
 
 
+class RecordRefs:
+    """The record buffer process_records reads (one per engine): flows' ``last_seg`` may be
+    record offsets into it until the source lets it go."""
+
+    def __init__(self) -> None:
+        self._buf: RecordBuffer | None = None
+        self._layout: RecordLayout | None = None
+
+    def attach(self, buf: RecordBuffer, layout: RecordLayout) -> None:
+        """process_records reads ``buf``: flows' ``last_seg`` may be record offsets into it."""
+        self._buf = buf
+        self._layout = layout
+
+    def segment(self, conn: Connection) -> TcpSegment | None:
+        """``conn.last_seg`` decoded, when process_records left it as a record offset."""
+        seg = conn.last_seg
+        if not isinstance(seg, int):
+            return seg
+        buf, layout = self._buf, self._layout
+        if buf is None or layout is None:
+            return None
+        return decode_record(buf, layout, seg, conn.last_ts)
+
+    def detach(self, open_flows: Iterable[Connection]) -> None:
+        """The source lets go of the buffer (once the flows are finished): flows still open
+        (an aborted run) forget packets they refer to by offset."""
+        if self._buf is None:
+            return
+        for conn in open_flows:
+            if isinstance(conn.last_seg, int):
+                conn.last_seg = None
+        self._buf = self._layout = None
+
 
 _SCRATCH_DECODER = Decoder()     # decodes remembered records again: its counters are not ours
 
 
 def decode_record(buf: RecordBuffer, layout: RecordLayout, off: int, ts: float
                   ) -> TcpSegment | None:
-    """The TCP segment of the record at ``off`` decoded again (``Engine.record_segment``);
+    """The TCP segment of the record at ``off`` decoded again (``RecordRefs.segment``);
     None when the source has let the buffer go or it is not one."""
     try:
         incl = layout.header.unpack_from(buf, off)[2]

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_input",
            "sender_step", "receiver_inputs", "receiver_step", "syn_bookkeeping", "settle_isn",
-           "fin_acceptable", "rst_acceptable", "same_connection", "SYN_IN_FLOW"]
+           "fin_acceptable", "rst_acceptable", "same_connection", "SYN_IN_FLOW",
+           "opening"]
 
 S = TcpState
 
@@ -278,3 +279,16 @@ def same_connection(conn: Connection, seg: TcpSegment, now: float) -> str | None
         return "rst" if conn.rst_seen else "fin" if closing else "stopped"
     return SYN_IN_FLOW
 
+
+
+def opening(seg: TcpSegment) -> tuple[bool, list[TcpState] | None]:
+    """A flow's first segment: whether its sender is the client, and the two stacks' states
+    when it is not a SYN (None: both start as a fresh SYN leaves them). A SYN/ACK's sender is
+    the server; a flow picked up in the middle guesses that the lower port serves."""
+    flags = seg.flags
+    if flags & SYN and not flags & (ACK | RST):
+        return True, None
+    if flags & SYN:
+        return False, [S.SYN_SENT, S.LISTEN]
+    client_is_sender = seg.dport < seg.sport or (seg.dport == seg.sport and seg.src > seg.dst)
+    return client_is_sender, [S.ESTABLISHED, S.ESTABLISHED]

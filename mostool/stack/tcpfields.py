@@ -1,6 +1,6 @@
 """TCP fields read off a decoded segment: checksum, options, addresses.
 
-``tcp_checksum_ok`` verifies a segment's checksum against its pseudo-header (``_mod_ffff``: the
+``tcp_checksum_ok`` verifies a segment's checksum against its pseudo-header (``mod_ffff``: the
 ones'-complement sum of a byte string is its big-endian value modulo 0xFFFF, computed by folding);
 ``offload_verdict`` tells a checksum a sending host's NIC would have filled in from a bad one
 (the in-place record reader uses it too). ``parse_tcp_options`` and ``tcp_wscale`` read options
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 if TYPE_CHECKING:
     from mostool.stack.decode import TcpSegment
 
-__all__ = ["TcpOptions", "tcp_checksum_ok", "offload_verdict", "parse_tcp_options",
+__all__ = ["TcpOptions", "tcp_checksum_ok", "offload_verdict", "mod_ffff", "parse_tcp_options",
            "tcp_wscale", "format_addr"]
 
 _IPPROTO_TCP: Final = 6
@@ -42,7 +42,7 @@ class TcpOptions(NamedTuple):
 _FOLD_MASKS: Final = tuple((1 << (k << 8)) - 1 for k in range(65))
 
 
-def _mod_ffff(x: int) -> int:
+def mod_ffff(x: int) -> int:
     """``x % 0xFFFF``, faster for long segments.
 
     Since 2**16 == 1 (mod 0xFFFF), splitting x at a multiple of 16 bits and adding the
@@ -81,7 +81,7 @@ def tcp_checksum_ok(seg: TcpSegment) -> bool | None:
     if tcp_len & 1:
         x <<= 8
     pseudo = int.from_bytes(seg.src + seg.dst, "big") + _IPPROTO_TCP + tcp_len
-    if (_mod_ffff(x) + pseudo) % 0xFFFF == 0:
+    if (mod_ffff(x) + pseudo) % 0xFFFF == 0:
         return True
     return offload_verdict((buf[start + 16] << 8) | buf[start + 17], pseudo)
 
