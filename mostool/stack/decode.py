@@ -26,20 +26,15 @@ No header objects are created: fields come from ``unpack_from`` on the frame,
 and the segment carries offsets into ``buf`` (the frame itself, or the
 reassembled datagram) so that the payload is copied only by whoever needs it.
 
-IP fragments are reassembled per datagram (IPv4: src, dst, id, protocol;
-IPv6: src, dst, id).  Every fragment is placed into one bytearray per datagram
-with "first copy wins" semantics for overlaps; the datagram completes when the
-last fragment has arrived and no hole remains.  The completed datagram gets a
-fixed-up IP header and is decoded as raw IP (linktype 228 / 229), so the
-returned segment's ``buf`` is the reassembled datagram.  Fragments of a non-TCP
-datagram are answered with ``NOT_TCP`` straight away (the protocol is in every
-IPv4 fragment and in every IPv6 fragment header) and never buffered.
-Incomplete datagrams expire ``frag_timeout`` seconds of *packet* time after
-their first fragment; expiry is checked whenever a fragment arrives, or
-explicitly with :meth:`Decoder.expire`.  The table is bounded in datagrams and
-bytes; the oldest datagram is dropped first.
+IP fragments are reassembled by ``mostool/stack/ipfrag.py``; a completed datagram
+is decoded as raw IP (linktype 228 / 229), so the segment's ``buf`` is the
+reassembled datagram.  Fragments of a non-TCP datagram are answered with
+``NOT_TCP`` straight away (the protocol is in every IPv4 fragment and in every
+IPv6 fragment header) and never buffered.  Incomplete datagrams expire
+``frag_timeout`` seconds of *packet* time after their first fragment.
 
-The module is sans-IO: it imports only pure stdlib modules.
+The module is sans-IO: it imports only the standard library's pure modules and
+its own parts (``codes``, ``ipfrag``, ``tcpfields``).
 """
 
 from __future__ import annotations
@@ -47,7 +42,36 @@ from __future__ import annotations
 import struct
 from typing import Any, Final, NamedTuple
 
-from mostool.stack.ipfrag import FRAGMENT as _FRAGMENT
+from mostool.stack.codes import (  # re-exported: decode is where they were first
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    FRAGMENT,
+    LINKTYPE_C_HDLC,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NFLOG,
+    LINKTYPE_NULL,
+    LINKTYPE_PPP,
+    LINKTYPE_PPP_ETHER,
+    LINKTYPE_PPP_HDLC,
+    LINKTYPE_RAW,
+    MALFORMED,
+    NOT_IP,
+    NOT_TCP,
+    PSH,
+    RST,
+    STATUS_NAMES,
+    SUPPORTED_LINKTYPES,
+    SYN,
+    UNKNOWN_LINKTYPE,
+    URG,
+)
 from mostool.stack.ipfrag import FragmentTable
 from mostool.stack.tcpfields import (  # re-exported: decode is where they were first
     TcpOptions,
@@ -58,94 +82,13 @@ from mostool.stack.tcpfields import (  # re-exported: decode is where they were 
 )
 
 __all__ = [
-    "NOT_IP",
-    "NOT_TCP",
-    "FRAGMENT",
-    "MALFORMED",
-    "UNKNOWN_LINKTYPE",
-    "STATUS_NAMES",
-    "FIN",
-    "SYN",
-    "RST",
-    "PSH",
-    "ACK",
-    "URG",
-    "ECE",
-    "CWR",
-    "LINKTYPE_NULL",
-    "LINKTYPE_ETHERNET",
-    "LINKTYPE_PPP",
-    "LINKTYPE_RAW",
-    "LINKTYPE_PPP_HDLC",
-    "LINKTYPE_PPP_ETHER",
-    "LINKTYPE_C_HDLC",
-    "LINKTYPE_LOOP",
-    "LINKTYPE_LINUX_SLL",
-    "LINKTYPE_IPV4",
-    "LINKTYPE_IPV6",
-    "LINKTYPE_NFLOG",
-    "LINKTYPE_LINUX_SLL2",
-    "SUPPORTED_LINKTYPES",
-    "TcpSegment",
-    "TcpOptions",
-    "Decoder",
-    "tcp_checksum_ok",
-    "parse_tcp_options",
-    "tcp_wscale",
-    "format_addr",
+    "NOT_IP", "NOT_TCP", "FRAGMENT", "MALFORMED", "UNKNOWN_LINKTYPE", "STATUS_NAMES", "FIN", "SYN",
+    "RST", "PSH", "ACK", "URG", "ECE", "CWR", "LINKTYPE_NULL", "LINKTYPE_ETHERNET", "LINKTYPE_PPP",
+    "LINKTYPE_RAW", "LINKTYPE_PPP_HDLC", "LINKTYPE_PPP_ETHER", "LINKTYPE_C_HDLC", "LINKTYPE_LOOP",
+    "LINKTYPE_LINUX_SLL", "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_NFLOG",
+    "LINKTYPE_LINUX_SLL2", "SUPPORTED_LINKTYPES", "TcpSegment", "TcpOptions", "Decoder",
+    "tcp_checksum_ok", "parse_tcp_options", "tcp_wscale", "format_addr",
 ]
-
-# --------------------------------------------------------------------------- status codes
-
-NOT_IP: Final = 1
-"""The frame carries no IPv4/IPv6 packet (ARP, LLDP, unknown ethertype, CAN, ...)."""
-NOT_TCP: Final = 2
-"""An IP packet of another protocol (UDP, ICMP, ESP, ...), reassembled or not."""
-FRAGMENT: Final = _FRAGMENT
-"""An IP fragment held for reassembly: nothing to do yet (mostool/stack/ipfrag.py)."""
-MALFORMED: Final = 4
-"""A header is truncated or invalid; ``Decoder.last_error`` says why."""
-UNKNOWN_LINKTYPE: Final = 5
-"""The link type is not supported."""
-
-STATUS_NAMES: Final[dict[int, str]] = {
-    NOT_IP: "not_ip",
-    NOT_TCP: "not_tcp",
-    FRAGMENT: "fragment",
-    MALFORMED: "malformed",
-    UNKNOWN_LINKTYPE: "unknown_linktype",
-}
-
-# --------------------------------------------------------------------------- TCP flags
-
-FIN: Final = 0x01
-SYN: Final = 0x02
-RST: Final = 0x04
-PSH: Final = 0x08
-ACK: Final = 0x10
-URG: Final = 0x20
-ECE: Final = 0x40
-CWR: Final = 0x80
-
-# --------------------------------------------------------------------------- link types
-
-LINKTYPE_NULL: Final = 0
-LINKTYPE_ETHERNET: Final = 1
-LINKTYPE_PPP: Final = 9
-LINKTYPE_RAW: Final = 101
-LINKTYPE_PPP_HDLC: Final = 50
-LINKTYPE_PPP_ETHER: Final = 51
-LINKTYPE_C_HDLC: Final = 104
-LINKTYPE_LOOP: Final = 108
-LINKTYPE_LINUX_SLL: Final = 113
-LINKTYPE_IPV4: Final = 228
-LINKTYPE_IPV6: Final = 229
-LINKTYPE_NFLOG: Final = 239
-LINKTYPE_LINUX_SLL2: Final = 276
-
-SUPPORTED_LINKTYPES: Final = frozenset(
-    {0, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 239, 276}
-)
 
 _ETH_IPV4: Final = 0x0800
 _ETH_IPV6: Final = 0x86DD

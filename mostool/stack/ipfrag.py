@@ -15,9 +15,10 @@ import struct
 from collections import OrderedDict
 from typing import Final
 
+from mostool.stack.codes import FRAGMENT
+
 __all__ = ["Datagram", "FragmentTable", "FRAGMENT"]
 
-FRAGMENT: Final = 3          # decode.FRAGMENT: held for reassembly
 _U16: Final = struct.Struct("!H").unpack_from
 _PACK16: Final = struct.Struct("!H").pack_into
 
