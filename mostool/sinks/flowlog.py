@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
-from mostool.stack.flow import Connection
+from mostool.stack.connection import Connection
 
 __all__ = ["FlowLog", "CSV_COLUMNS", "flatten"]
 

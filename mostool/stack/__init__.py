@@ -8,11 +8,14 @@ records by ``Engine.process_records``) and goes, in order:
                   conditions); everything else goes to ``Engine.process``.
 2. ``timers``     what falls due before the frame fires first (user timers, TIME_WAIT, idle
                   timeouts), in packet time; ``emit`` raises ON_PKT_IN to RAW listeners.
-3. ``decode``     link layer -> IPv4/IPv6 -> TCP into a ``TcpSegment`` (or a status: an orphan),
-                  with ``ipfrag`` reassembling IP fragments and ``tcpfields`` reading the
-                  checksum, options and addresses.
-4. ``engine``     the 4-tuple finds the ``flow.Connection`` in the flow table, or makes a new
-                  flow (``listener.stream_params`` sizes its half-streams); ``tcp`` decides
+3. ``decode``     link layer -> IPv4/IPv6 -> TCP into a ``TcpSegment`` (or a status from
+                  ``codes``: an orphan), with ``ipfrag`` reassembling IP fragments and
+                  ``tcpfields`` reading the checksum, options and addresses. ``tunnels`` and
+                  ``linktypes`` (decapsulation, more link types) are tested but not yet on
+                  this route (issue #17).
+4. ``flowtable``  the 4-tuple finds the ``connection.Connection``; a miss is a new flow for the
+                  listeners ``FlowTable.admit`` names (``listener.stream_params`` sizes its
+                  half-streams, ``tcp.opening`` its stacks) or an orphan; ``tcp`` decides
                   whether a SYN on a tracked 4-tuple is the same connection.
 5. ``tcp``        the sender's and the receiver's state changes (the table, input derivation,
                   ISN bookkeeping, FIN/RST acceptability: every state decision);
@@ -21,8 +24,11 @@ records by ``Engine.process_records``) and goes, in order:
 6. ``emit``       the one funnel every event leaves by, counted once per raise, to the flow's
                   handles (``flow.Flow``) or the listeners (``listener``) through
                   ``mostool.events.dispatch``.
-7. ``engine``     accounting of buffered bytes, and the end of the flow (``emit`` raises
-                  ON_CONN_END; ``timers`` holds it through TIME_WAIT).
+7. ``payload``    ``MemoryBudget`` keeps the bytes all flows hold under the limit;
+   ``engine``     ends the flow (``emit`` raises ON_CONN_END; ``timers`` holds it through
+                  TIME_WAIT; ``records.RecordRefs`` decodes a last packet read in place).
+
+``engine`` holds the route itself: it calls each step in this order and owns nothing else.
 
 ``config.MonitorConfig`` is the engine's configuration (``mostool.config`` re-exports it). The
 engine imports only ``mostool.stack``, ``mostool.events`` and ``mostool.errors``

@@ -43,13 +43,13 @@ from mostool.events.types import (
     TcpState,
     TcpStateChange,
 )
+from mostool.stack.connection import pair_set
 from mostool.stack.decode import TcpSegment
-from mostool.stack.flow import pair_set
 from mostool.stack.stream import LATE
 
 if TYPE_CHECKING:
     from mostool.events.dispatch import Dispatcher, SubscriptionSet
-    from mostool.stack.flow import Connection
+    from mostool.stack.connection import Connection
     from mostool.stack.listener import Listener, OrphanHandle
 
 __all__ = ["Emitter"]

@@ -49,9 +49,10 @@ from mostool.events.types import (
 )
 from mostool.stack import decode
 from mostool.stack.config import MonitorConfig
+from mostool.stack.connection import UNCHECKED, Connection, pair_add, pair_set
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
 from mostool.stack.emit import Emitter
-from mostool.stack.flow import UNCHECKED, Connection, Flow, pair_add, pair_set
+from mostool.stack.flow import Flow
 from mostool.stack.flowtable import FlowTable
 from mostool.stack.listener import RAW, STREAM, Listener, OrphanHandle, stream_params
 from mostool.stack.payload import MemoryBudget, ack_gives_up_holes, receive_payload, set_aside
@@ -78,15 +79,13 @@ from mostool.stack.timers import IDLE, TIME_WAIT, Timers
 
 __all__ = ["Engine", "Listener", "OrphanHandle", "STREAM", "RAW", "shard_of"]
 
-
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SIDES = (Side.CLI, Side.SVR)
-ST = TcpState
 # Enum members as module globals for the per-packet slow path: a global load instead of a
 # class-attribute lookup through the enum metaclass (~60 ns each). The same objects: ``is``
 # comparisons and the events' field types do not change.
 _HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
-_ESTABLISHED = ST.ESTABLISHED
+_ESTABLISHED = TcpState.ESTABLISHED
 _CONFLICT_LATE = CONFLICT | LATE
 _ORPHAN_REASONS = {
     decode.NOT_IP: "non_ip",

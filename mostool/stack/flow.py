@@ -1,7 +1,6 @@
-"""Connections (the engine's per-flow state) and Flow handles (what callbacks receive).
+"""Flow handles (what callbacks receive) on the engine's connections (mostool/stack/connection.py).
 
-A ``Connection`` is one TCP flow as the engine tracks it: two emulated stacks and the two
-half-streams they receive. A ``Flow`` is one listener's handle on a connection (mOS's
+A ``Flow`` is one listener's handle on a connection (mOS's
 MONITOR_STREAM_ACTIVE socket): its own user context, its own peek cursors, its own
 subscription set and monitored sides. Two listeners on one flow share the bytes, not cursors.
 """
@@ -9,32 +8,26 @@ subscription set and monitored sides. Two listeners on one flow share the bytes,
 from __future__ import annotations
 
 import errno
-import json
-from json.encoder import encode_basestring_ascii
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from mostool.errors import BytesLost, MosError
 from mostool.events.dispatch import Registration, SubscriptionSet
 from mostool.events.types import (
-    ERROR_BIT,
-    NEW_DATA_BIT,
-    PKT_IN_BIT,
     Callback,
     EventType,
     Hook,
     Side,
     TcpState,
 )
+from mostool.stack.connection import UNCHECKED, Connection, pair_add, pair_set
 from mostool.stack.decode import TcpOptions, TcpSegment, format_addr, parse_tcp_options
-from mostool.stack.stream import HalfStream
-from mostool.stack.zeek import ZeekRecorder
 
 if TYPE_CHECKING:
     from mostool.stack.engine import Engine, Listener
 
 __all__ = ["Connection", "Flow", "PacketInfo", "StreamView", "BufInfo",
            "SOCKOPT_RCVBUF_CLI", "SOCKOPT_RCVBUF_SVR", "SOCKOPT_OVERLAP_CLI",
-           "SOCKOPT_OVERLAP_SVR", "SOCKOPT_STOP_MON", "pair_set", "pair_add"]
+           "SOCKOPT_OVERLAP_SVR", "SOCKOPT_STOP_MON", "pair_set", "pair_add", "UNCHECKED"]
 
 SOCKOPT_RCVBUF_CLI = "rcvbuf_cli"
 SOCKOPT_RCVBUF_SVR = "rcvbuf_svr"
@@ -44,32 +37,8 @@ SOCKOPT_STOP_MON = "stop_monitoring"
 
 _TCP_FLAG_NAMES = "FSRPAUEC"
 _CLI, _SVR = Side.CLI, Side.SVR
-
-_T = TypeVar("_T")
-# Per-side values that change seldom or never (ISNs, FIN sequence numbers, anomaly counts, peek
-# cursors) are immutable pairs, shared until a writer replaces its flow's pair (pair_set,
-# pair_add): readers index them as before, and a flow holds no list of its own for each (a
-# tuple of ints also leaves the cyclic GC's tracking). No writer is on the engine's fast path.
-_NONE2: tuple[None, None] = (None, None)
 _ZERO2 = (0, 0)
-# bad_checksums of a flow whose checksums are not verified (checksums="skip"): reported as null
-UNCHECKED = (-1, -1)
 _FALSE2 = (False, False)
-_NO_MASKS = (0, 0, 0)
-_LISTEN = TcpState.LISTEN
-_STATE_NAMES = {s: s.name for s in TcpState}     # without the enum's per-access name lookup
-_INF = float("inf")
-
-
-def pair_set(pair: tuple[_T, _T], side: int, value: _T) -> tuple[_T, _T]:
-    """``pair`` with ``pair[side]`` replaced by ``value``."""
-    return (value, pair[1]) if side == 0 else (pair[0], value)
-
-
-def pair_add(pair: tuple[int, int], side: int, n: int = 1) -> tuple[int, int]:
-    """``pair`` with ``n`` added to ``pair[side]``."""
-    return (pair[0] + n, pair[1]) if side == 0 else (pair[0], pair[1] + n)
-
 
 class PacketInfo:
     """The packet that triggered the current callback (mOS ``mtcp_getlastpkt``), decoded lazily."""
@@ -160,188 +129,6 @@ class BufInfo:
                 f"last_byte_read={self.last_byte_read}, "
                 f"next_byte_expected={self.next_byte_expected}, "
                 f"last_byte_received={self.last_byte_received})")
-
-
-class Connection:
-    """Engine state of one TCP flow."""
-
-    __slots__ = (
-        "id", "key_c2s", "key_s2c", "client_addr", "server_addr", "client_port", "server_port",
-        "ip_version", "state", "isn", "fin_seq", "wscale", "window", "streams", "packets",
-        "payload_bytes", "bad_checksums", "valid_checksum", "dropped", "first_packet", "start",
-        "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
-        "last_seg", "last_number", "fast", "fast_raise", "control_rexmit", "alt_isn", "keepalives",
-        "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
-        "bad_fin", "handles_rev", "zeek",
-    )
-
-    def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
-                 ts: float, streams: tuple[HalfStream, HalfStream]) -> None:
-        self.id = conn_id
-        k = seg.key
-        n = len(seg.src)
-        reverse = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2]
-        if client_is_sender:
-            self.key_c2s, self.key_s2c = k, reverse
-            self.client_addr, self.client_port = seg.src, seg.sport
-            self.server_addr, self.server_port = seg.dst, seg.dport
-        else:
-            self.key_c2s, self.key_s2c = reverse, k
-            self.client_addr, self.client_port = seg.dst, seg.dport
-            self.server_addr, self.server_port = seg.src, seg.sport
-        self.ip_version = seg.ip_version
-        self.state = [_LISTEN, _LISTEN]       # indexed by Side
-        # the tuples below are replaced, not changed: see pair_set
-        self.isn: tuple[int | None, int | None] = _NONE2     # each side's ISN (as sender)
-        self.fin_seq: tuple[int | None, int | None] = _NONE2  # seq of each side's FIN
-        self.wscale: tuple[int, int] = _ZERO2
-        self.window = [65535, 65535]
-        self.streams = streams            # streams[side] = bytes that side's stack received
-        self.packets = [0, 0]             # indexed by the sender's side
-        self.payload_bytes = [0, 0]
-        self.bad_checksums: tuple[int, int] = _ZERO2
-        self.valid_checksum = [False, False]
-        self.dropped: tuple[int, int] = _ZERO2
-        self.control_rexmit: tuple[int, int] = _ZERO2  # SYN/FIN rexmits, by receiving side
-        self.keepalives: tuple[int, int] = _ZERO2
-        self.bad_rst = 0
-        self.bad_fin = 0
-        self.late: tuple[int, int] = _ZERO2
-        self.rst_payload: tuple[int, int] = _ZERO2
-        self.alt_isn: tuple[int, ...] = ()
-        self.first_packet = number
-        self.start = ts
-        self.last_ts = ts
-        self.end_ts = ts
-        self.end_reason = ""
-        self.rst_seen = False
-        self.midstream = False
-        self.handles: list[Flow] = []
-        # handles in reverse, for server-sent packets
-        self.handles_rev: list[Flow] = self.handles
-        self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
-        self.ended = False
-        self.stopped = False
-        # the packet being (or last) processed; an int is its record offset in the buffer
-        # Engine.process_records read it from (decoded on demand: RecordRefs.segment)
-        self.last_seg: TcpSegment | int | None = None
-        self.last_number = 0
-        self.fast = True                  # the fast path may take its packets (refresh_masks)
-        self.fast_raise = False           # ... and has events to raise for them
-        self.held = 0                     # bytes its buffers and out-of-order runs hold
-        # bad-checksum segments dropped, per receiving side: (seq, bytes or None, length)
-        self.set_aside: tuple[list[tuple[int, bytes | None, int]],
-                              list[tuple[int, bytes | None, int]]] | None = None
-        self.tw_deadline: float | None = None
-        self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
-
-    @property
-    def client(self) -> str:
-        return format_addr(self.client_addr, self.client_port)
-
-    @property
-    def server(self) -> str:
-        return format_addr(self.server_addr, self.server_port)
-
-    def refresh_masks(self) -> None:
-        m0 = m1 = m2 = 0
-        for h in self.handles:
-            if h.mon:
-                hm = h.subs.masks
-                m0 |= hm[0]
-                m1 |= hm[1]
-                m2 |= hm[2]
-        self.masks = (m0, m1, m2) if m0 | m1 | m2 else _NO_MASKS
-        # the engine's fast path takes the flow's plain in-order packets unless a handle wants
-        # ON_ERROR or ON_PKT_IN at HK_SND (or NULL); it raises ON_PKT_IN at HK_RCV and
-        # ON_CONN_NEW_DATA itself, after the bytes are in, as the general path would
-        # (Engine._fast_events)
-        self.fast = not (m0 | m1 | m2) & ERROR_BIT and not (m0 | m2) & PKT_IN_BIT
-        self.fast_raise = bool(m1 & PKT_IN_BIT or m0 & NEW_DATA_BIT)
-
-    def direction_record(self, sender: int) -> dict[str, Any]:
-        st = self.streams[1 - sender]
-        return {
-            "packets": self.packets[sender],
-            "payload_bytes": self.payload_bytes[sender],
-            "bytes": st.delivered,
-            "sha256": st.digest(),
-            "gaps": len(st.gaps),
-            "gap_bytes": st.gap_bytes,
-            "rexmit": st.rexmit + self.control_rexmit[1 - sender],
-            "overlap_conflicts": st.conflicts,
-            "bad_checksums": bad if (bad := self.bad_checksums[sender]) >= 0 else None,
-        }
-
-    def record(self) -> dict[str, Any]:
-        """The flow's summary, as `mostool flows` prints it."""
-        return {
-            "id": self.id,
-            "client": self.client,
-            "server": self.server,
-            "first_packet": self.first_packet,
-            "start": self.start,
-            "end": self.end_ts,
-            "end_reason": self.end_reason,
-            "client_state": _STATE_NAMES[self.state[0]],
-            "server_state": _STATE_NAMES[self.state[1]],
-            "midstream": self.midstream,
-            **self.zeek_fields(),
-            "c2s": self.direction_record(0),
-            "s2c": self.direction_record(1),
-        }
-
-    def zeek_fields(self) -> dict[str, Any]:
-        """What Zeek's conn.log says of this connection (stack/zeek.py)."""
-        s2c, c2s = self.streams
-        return self.zeek.fields(self.end_ts - self.start, c2s, s2c)
-
-    def record_json(self) -> str:
-        """``json.dumps(self.record())``, formatted directly (a third of the cost): the same
-        bytes, as every value is an int, a finite float, an ASCII address, a state name, a hex
-        digest or null; anything else (a timestamp that is not a finite float) goes through
-        json.dumps."""
-        start, end, mid = self.start, self.end_ts, self.midstream
-        if not (type(start) is float and type(end) is float and type(mid) is bool
-                and -_INF < start < _INF and -_INF < end < _INF):
-            return json.dumps(self.record())
-        state = self.state
-        s2c, c2s = self.streams         # c2s bytes are received by the server's stack
-        zk = self.zeek
-        zk.gaps(len(c2s.gaps), len(s2c.gaps))
-        orig = c2s.delivered + c2s.gap_bytes
-        resp = s2c.delivered + s2c.gap_bytes
-        h0, h1 = c2s.hasher, s2c.hasher
-        d0 = "null" if h0 is None else '"' + h0.hexdigest() + '"'
-        d1 = "null" if h1 is None else '"' + h1.hexdigest() + '"'
-        packets, payload = self.packets, self.payload_bytes
-        rexmit = self.control_rexmit
-        bad0, bad1 = self.bad_checksums
-        # json.dumps writes a finite float as float.__repr__ (!r), an int as str (as {}), and
-        # a hex digest as is between quotes
-        return (f'{{"id": {self.id}, '
-                f'"client": "{format_addr(self.client_addr, self.client_port)}", '
-                f'"server": "{format_addr(self.server_addr, self.server_port)}", '
-                f'"first_packet": {self.first_packet}, "start": {start!r}, "end": {end!r}, '
-                f'"end_reason": {encode_basestring_ascii(self.end_reason)}, '
-                f'"client_state": "{_STATE_NAMES[state[0]]}", '
-                f'"server_state": "{_STATE_NAMES[state[1]]}", '
-                f'"midstream": {"true" if mid else "false"}, '
-                f'"duration": {end - start!r}, "orig_bytes": {orig}, "resp_bytes": {resp}, '
-                f'"missed_bytes": {c2s.gap_bytes + s2c.gap_bytes}, '
-                f'"conn_state": "{zk.conn_state(orig, resp)}", "history": "{zk.history}", '
-                f'"c2s": {{"packets": {packets[0]}, "payload_bytes": {payload[0]}, '
-                f'"bytes": {c2s.delivered}, '
-                f'"sha256": {d0}, '
-                f'"gaps": {len(c2s.gaps)}, "gap_bytes": {c2s.gap_bytes}, '
-                f'"rexmit": {c2s.rexmit + rexmit[1]}, "overlap_conflicts": {c2s.conflicts}, '
-                f'"bad_checksums": {bad0 if bad0 >= 0 else "null"}}}, '
-                f'"s2c": {{"packets": {packets[1]}, "payload_bytes": {payload[1]}, '
-                f'"bytes": {s2c.delivered}, '
-                f'"sha256": {d1}, '
-                f'"gaps": {len(s2c.gaps)}, "gap_bytes": {s2c.gap_bytes}, '
-                f'"rexmit": {s2c.rexmit + rexmit[0]}, "overlap_conflicts": {s2c.conflicts}, '
-                f'"bad_checksums": {bad1 if bad1 >= 0 else "null"}}}}}')
 
 
 class StreamView:

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mostool.stack.connection import Connection
     from mostool.stack.decode import TcpSegment
-    from mostool.stack.flow import Connection
     from mostool.stack.listener import Listener
 
 __all__ = ["FlowTable", "AFTER_CLOSE"]

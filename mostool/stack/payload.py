@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mostool.events.types import ERROR_BIT, ErrorEvent, Hook, Side, TcpState
+from mostool.stack.connection import Connection, pair_add
 from mostool.stack.decode import TcpSegment
-from mostool.stack.flow import Connection, pair_add
 from mostool.stack.stream import LATE, M32, NEW, HalfStream
 
 if TYPE_CHECKING:

@@ -54,8 +54,8 @@ from mostool.stack.stream import M32
 from mostool.stack.tcpfields import mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
+    from mostool.stack.connection import Connection
     from mostool.stack.engine import Engine
-    from mostool.stack.flow import Connection
 
 # bytes, or the source's mmap of the capture, which reads the same way (indexing, slicing,
 # unpack_from); the engine imports nothing to do with files. Any, not bytes: compiled with mypyc

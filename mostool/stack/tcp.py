@@ -29,13 +29,13 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from mostool.events.types import TcpState
+from mostool.stack.connection import pair_add, pair_set
 from mostool.stack.decode import tcp_wscale
-from mostool.stack.flow import pair_add, pair_set
 from mostool.stack.stream import M32
 
 if TYPE_CHECKING:
+    from mostool.stack.connection import Connection
     from mostool.stack.decode import TcpSegment
-    from mostool.stack.flow import Connection
 
 __all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_input",
            "sender_step", "receiver_inputs", "receiver_step", "syn_bookkeeping", "settle_isn",

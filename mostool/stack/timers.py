@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mostool.stack.flow import Connection
+    from mostool.stack.connection import Connection
 
 __all__ = ["Timers", "IDLE", "TIME_WAIT"]
 
