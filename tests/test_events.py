@@ -13,50 +13,20 @@ from typing import Any
 
 import pytest
 from builders import CLI, SVR, Frame, Scenario, arp_frame, udp_frame
+from pair import Pair
 
 import mostool as mos
 from mostool.cli import main as cli_main
 
-Rec = tuple[int, str, str, str, dict[str, Any]]   # packet, hook, side, event, details
-
-
-class Recorder:
-    """One callback on every built-in event at every hook it allows."""
-
-    def __init__(self, mon: mos.Monitor, sock: mos.MonitorSocket) -> None:
-        self.mon = mon
-        self.log: list[Rec] = []
-        self.flow_ids: list[int] = []
-        self.states: list[tuple[str, str] | None] = []
-        for etype in mos.BUILTIN_EVENTS:
-            for hook in etype.hooks:
-                sock.on(etype, hook, self)
-
-    def __call__(self, flow: Any, side: mos.Side, event: mos.Event) -> None:
-        self.log.append((self.mon.engine.packet_number, event.hook.name, side.name, event.name,
-                         event.details()))
-        self.flow_ids.append(flow.id)
-        self.states.append((flow.state(mos.CLI).name, flow.state(mos.SVR).name)
-                           if isinstance(flow, mos.Flow) else None)
-
-    def at(self, packet: int) -> list[tuple[str, str, str]]:
-        return [(h, s, e) for p, h, s, e, _ in self.log if p == packet]
-
-    def of(self, name: str) -> list[Rec]:
-        return [r for r in self.log if r[3] == name]
-
 
 def monitor(config: mos.MonitorConfig | None = None, **filters: str
-            ) -> tuple[mos.Monitor, mos.MonitorSocket, Recorder]:
-    mon = mos.Monitor(config)
-    sock = mon.socket()
-    if filters:
-        sock.bind_filter(**filters)
-    return mon, sock, Recorder(mon, sock)
+            ) -> tuple[mos.Monitor, mos.MonitorSocket, Pair]:
+    pair = Pair(config, **filters)
+    return pair.mon, pair.sock, pair
 
 
 def run(frames: list[Frame], config: mos.MonitorConfig | None = None, **filters: str
-        ) -> tuple[mos.Monitor, Recorder]:
+        ) -> tuple[mos.Monitor, Pair]:
     mon, _, rec = monitor(config, **filters)
     mon.run(frames)
     return mon, rec
@@ -311,7 +281,7 @@ def test_orphan_handle_gives_the_frame() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _ends(rec: Recorder) -> list[tuple[str, str, str]]:
+def _ends(rec: Pair) -> list[tuple[str, str, str]]:
     return [(h, s, d["reason"]) for _p, h, s, _e, d in rec.of("ON_CONN_END")]
 
 

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from builders import CLI, SVR, Frame, Scenario
+from builders import CLI, SVR, Scenario
 from hypothesis import given
 from hypothesis import strategies as st
+from pair import Pair, States
+from pair import states as _states
 
 import mostool as mos
-from mostool.stack.flow import Connection
 from mostool.stack.tcp import TERMINAL, TRANSITIONS, TcpInput, TcpState, sender_input, step
 
 S = TcpState
@@ -131,76 +132,16 @@ def test_sender_input(flags: int, inp: TcpInput) -> None:
 # both stacks, frame by frame
 # --------------------------------------------------------------------------------------------
 
-States = tuple[str, str]
-
-
-class Driver:
-    """Feeds frames one at a time; records (CLI, SVR) states after every frame and as each hook
-    saw them, plus the flows' final records."""
-
-    def __init__(self, config: mos.MonitorConfig | None = None) -> None:
-        self.mon = mos.Monitor(config)
-        sock = self.mon.socket()
-        self.flows: list[mos.Flow] = []
-        self.at_hook: dict[tuple[int, str], States] = {}
-        self.events: list[tuple[int, str, str, str, dict[str, Any]]] = []
-        self.records: list[dict[str, Any]] = []
-        for hook in (mos.HK_SND, mos.HK_RCV):
-            sock.on(mos.ON_PKT_IN, hook, self._pkt)
-            sock.on(mos.ON_CONN_START, hook, self._start)
-            sock.on(mos.ON_TCP_STATE_CHANGE, hook, self._event)
-            sock.on(mos.ON_CONN_END, hook, self._event)
-        sock.on(mos.ON_REXMIT, mos.HK_RCV, self._event)
-        sock.on(mos.ON_ERROR, mos.NULL, self._event)
-        sock.on(mos.ON_ORPHAN, mos.NULL, self._event)
-        self.mon.on_flow_end(self._ended)
-
-    def _pkt(self, flow: mos.Flow, side: mos.Side, event: mos.Event) -> None:
-        self.at_hook[(self.mon.engine.packet_number, event.hook.name)] = _states(flow)
-
-    def _start(self, flow: mos.Flow, side: mos.Side, event: mos.Event) -> None:
-        if flow not in self.flows:
-            self.flows.append(flow)
-        self._event(flow, side, event)
-
-    def _event(self, flow: mos.Flow, side: mos.Side, event: mos.Event) -> None:
-        self.events.append((self.mon.engine.packet_number, event.hook.name, side.name,
-                            event.name, event.details()))
-
-    def _ended(self, conn: Connection) -> None:
-        self.records.append(conn.record())
-
-    def feed(self, frames: list[Frame]) -> list[States | None]:
-        """States of the newest flow after each frame (None before any flow exists)."""
-        after: list[States | None] = []
-        for ts, linktype, data, _wire in frames:
-            self.mon.feed(ts, linktype, data)
-            after.append(_states(self.flows[-1]) if self.flows else None)
-        return after
-
-    def hook_states(self, hook: str) -> list[States | None]:
-        n = self.mon.engine.packet_number
-        return [self.at_hook.get((i, hook)) for i in range(1, n + 1)]
-
-    def finish(self) -> None:
-        self.mon.close()
-
-    def of(self, name: str) -> list[tuple[int, str, str, str, dict[str, Any]]]:
-        return [e for e in self.events if e[3] == name]
-
-
-def _states(flow: mos.Flow) -> States:
-    return (flow.state(mos.CLI).name, flow.state(mos.SVR).name)
 
 
 EST = ("ESTABLISHED", "ESTABLISHED")
 
 
 def _run(build: Callable[[Scenario], Any], config: mos.MonitorConfig | None = None
-         ) -> tuple[Driver, list[States | None]]:
+         ) -> tuple[Pair, list[States | None]]:
     sc = Scenario()
     build(sc)
-    d = Driver(config)
+    d = Pair(config)
     after = d.feed(sc.frames)
     d.finish()
     return d, after
@@ -363,7 +304,7 @@ def test_half_close_with_data_flowing_the_other_way() -> None:
 
     sc = Scenario()
     build(sc)
-    d = Driver()
+    d = Pair()
     new_data: list[tuple[str, int, int, str, bytes]] = []
     sock = d.mon.socket()   # a second listener, reading the bytes as they arrive
 
@@ -451,7 +392,7 @@ def test_time_wait_linger() -> None:
     sc.handshake()
     sc.close(CLI)
     fin_again = sc.fin(SVR)                      # a retransmitted FIN while lingering
-    d = Driver(mos.MonitorConfig(time_wait=30.0))
+    d = Pair(mos.MonitorConfig(time_wait=30.0))
     clock_at_end: list[float] = []
     d.mon.socket().on(mos.ON_CONN_END, callback=lambda f, s, e: clock_at_end.append(d.mon.now))
     d.feed(sc.frames[:7])
@@ -486,7 +427,7 @@ def test_port_reuse_after_close_is_a_new_flow(time_wait: float) -> None:
     again.handshake()
     again.send(CLI, b"two")
     again.close(SVR)
-    d = Driver(mos.MonitorConfig(time_wait=time_wait))
+    d = Pair(mos.MonitorConfig(time_wait=time_wait))
     after = d.feed(first.frames + again.frames)
     d.finish()
     assert [f.id for f in d.flows] == [1, 2]
