@@ -441,7 +441,7 @@ class Monitor:
                 hook(conn)
             except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
                 flow = conn.handles[0] if conn.handles else None
-                self.engine.dispatcher._failed("flow_end_hook", flow,
+                self.engine.dispatcher.report_failure("flow_end_hook", flow,
                                                ConnEnd(Hook.HK_RCV, conn.end_reason), exc)
 
     def _failed(self, where: str, flow: Flow | None, event: Event | UserEvent,

@@ -218,7 +218,6 @@ class Dispatcher:
             raise CallbackError(f"{what} for {event.name} on flow {name}", exc) from exc
         self.on_error(what, flow, event, exc)
 
-    _failed = report_failure        # the name monitor.py calls it by
 
     def raise_event(self, child: EventType) -> None:
         """Raise a floating event from inside a UDE filter (mOS ``mtcp_raise_event``)."""
