@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
     events.add_argument("--format", choices=("jsonl",), default="jsonl")
     events.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated event names to print (default all)")
-    add_output_options(events)
+    add_output_options(events, write=False)   # -w added above, with its own help
     add_dist_options(events)
     events.set_defaults(func=cmd_events)
 

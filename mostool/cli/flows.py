@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
                        help="share the capture out by flow between N processes (default 1)")
     flows.add_argument("--hash", action="store_true",
                        help="SHA-256 of each direction's reassembled bytes")
-    add_output_options(flows)
+    add_output_options(flows, write=False)   # -w added above, with its own help
     add_dist_options(flows)
     flows.set_defaults(func=cmd_flows)
 

@@ -18,14 +18,16 @@ from mostool.sinks.select import FlowSelector
 _FLOW_ON_ITS_OWN = frozenset({"streams"})
 
 
-def add_output_options(p: argparse.ArgumentParser) -> None:
+def add_output_options(p: argparse.ArgumentParser, *, write: bool = True) -> None:
+    """--events-out, --flows-out, --flow and (``write``: unless the command adds its own, as
+    ``flows`` and ``events`` do with ``common.add_write_option``) -w."""
     g = p.add_argument_group("outputs")
     g.add_argument("--events-out", metavar="FILE.jsonl",
                    help="write every event (built-ins and UDEs) as JSON lines")
     g.add_argument("--flows-out", metavar="FILE",
                    help="write one record per flow: FILE.csv, FILE.parquet (needs pyarrow) "
                         "or JSON lines")
-    if "-w" not in p._option_string_actions:
+    if write:
         g.add_argument("-w", "--write", dest="write", metavar="OUT.pcap",
                        help="write the frames that went through (after the BPF; with --flow, "
                             "of those flows) to a pcap; - writes it to standard output (the "
