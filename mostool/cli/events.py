@@ -70,7 +70,7 @@ def _events_distributed(args: argparse.Namespace, config: Any, wanted: set[str] 
     """--dask: the same trace, from every partition, in capture order (mostool.dist)."""
     from mostool.cli.distributed import run_distributed
     from mostool.dist import Job, merge_events
-    run = run_distributed(args, Job("events", config, only=wanted), err)
+    run = run_distributed(args, Job("events", config, Monitor, only=wanted), err)
     dumps = json.dumps
     for record in merge_events(run["results"]):
         out.write(dumps(record) + "\n")

@@ -10,7 +10,9 @@ clock (a file whose timestamps go backwards) first moves the clock to where the 
 clock stands. Each own record is then processed with the engine's packet number set to its
 global number, so flows' first packets and every event carry the numbers a single run gives.
 
-A ``Job`` says what to set up on the partition's Monitor and what to bring back: flow records
+A ``Job`` names the Monitor class to run (``monitor_class``: the caller passes it in, so that
+``mostool.dist`` never imports the public face, which imports it for ``run(cluster=...)``), says
+what to set up on the partition's Monitor and what to bring back: flow records
 (``flows``), the `mostool events` trace (``events``), or a user's app with every flow record and
 event record (``app``). The records carry partition-local flow ids; ``merge`` renumbers them.
 """
@@ -24,21 +26,28 @@ import pickle
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mostool.config import MonitorConfig
-from mostool.dist.route import SHARD_RECORD, DistError
+from mostool.dist.route import SHARD_RECORD
+from mostool.errors import DistError
+
+if TYPE_CHECKING:
+    from mostool.monitor import Monitor
 
 __all__ = ["Job", "run_partition"]
 
 
 @dataclass
 class Job:
-    """What every partition runs: ``kind`` is "flows", "events" or "app"; ``app`` a spec
-    (path or module name, as ``--app``) or a pickled setup function (bytes)."""
+    """What every partition runs: ``kind`` is "flows", "events", "streams" or "app"; ``apps``
+    specs (path or module name, as ``--app``) or pickled setup functions (bytes);
+    ``monitor_class`` the Monitor (class) each partition makes from ``config`` (unless
+    ``monitor`` ships a set-up one)."""
 
     kind: str
     config: MonitorConfig
+    monitor_class: type[Monitor] | None = None
     only: set[str] | None = None
     apps: list[str | bytes] = field(default_factory=list)
     trace: bool = True          # "app": record every event (as --events-out)
@@ -78,23 +87,27 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
     "streams", the StreamWriter is the one app)."""
     from mostool.events.trace import trace_record
     from mostool.events.types import BUILTIN_EVENTS
-    from mostool.monitor import MONITOR_STREAM, Monitor
-    mon = pickle.loads(job.monitor) if job.monitor is not None else Monitor(job.config)
+    if job.monitor is not None:
+        mon = pickle.loads(job.monitor)
+    elif job.monitor_class is not None:
+        mon = job.monitor_class(job.config)
+    else:
+        raise DistError("a Job needs monitor_class (mostool.Monitor) or a pickled monitor")
     flows: list[dict[str, Any]] = []
     events: list[Any] = []
     recorder = None
     apps: list[Any] = []
     if job.kind == "flows":
-        mon.socket(MONITOR_STREAM)
+        mon.socket()
     elif job.kind == "streams":
         from mostool.sinks.streams import StreamWriter
         assert job.outdir is not None
-        mon.socket(MONITOR_STREAM)
+        mon.socket()
         writer = StreamWriter(mon, job.outdir)
         writer.attach()
         apps.append(writer)
     elif job.kind == "events":
-        sock = mon.socket(MONITOR_STREAM)
+        sock = mon.socket()
         engine = mon.engine
 
         def record(flow: Any, side: Any, event: Any) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mostool.events.trace import trace_record
 from mostool.events.types import BUILTIN_EVENTS, Side
-from mostool.monitor import Monitor
 from mostool.sinks.select import stream_sockets, subscribed_udes
+
+if TYPE_CHECKING:
+    from mostool.monitor import Monitor
 
 __all__ = ["EventRecorder"]
 
