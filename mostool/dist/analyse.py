@@ -59,23 +59,23 @@ class Job:
 class _Collector:
     """A file-like sink that keeps each written line with the packet number it came at."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine: Any = engine
+    def __init__(self, mon: Monitor | None) -> None:
+        self.mon = mon
         self.lines: list[tuple[int, float, str]] = []
         self._partial = ""
         self._at: tuple[int, float] = (0, 0.0)
 
     def write(self, text: str) -> int:
         if not self._partial:
-            engine = self.engine
-            self._at = (engine.packet_number, engine.now) if engine is not None else (0, 0.0)
+            mon = self.mon
+            self._at = (mon.packet_number, mon.now) if mon is not None else (0, 0.0)
         self._partial += text
         if "\n" in self._partial:
             *done, self._partial = self._partial.split("\n")
             packet, now = self._at
             self.lines.extend((packet, now, line) for line in done)
-            if self._partial and self.engine is not None:
-                self._at = (self.engine.packet_number, self.engine.now)
+            if self._partial and self.mon is not None:
+                self._at = (self.mon.packet_number, self.mon.now)
         return len(text)
 
     def flush(self) -> None:
@@ -108,12 +108,11 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
         apps.append(writer)
     elif job.kind == "events":
         sock = mon.socket()
-        engine = mon.engine
 
         def record(flow: Any, side: Any, event: Any) -> None:
             fid = getattr(flow, "id", 0)
-            events.append((engine.packet_number, engine.now, fid,
-                           trace_record(engine.packet_number, engine.now, fid, side, event)))
+            number, now = mon.packet_number, mon.now
+            events.append((number, now, fid, trace_record(number, now, fid, side, event)))
 
         for etype in BUILTIN_EVENTS:
             if job.only is None or etype.name in job.only:
@@ -131,7 +130,7 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
             apps.append(app)
         if job.trace:
             from mostool.sinks.events_out import EventRecorder
-            recorder = _Collector(mon.engine)
+            recorder = _Collector(mon)
             EventRecorder(mon, recorder).attach()  # type: ignore[arg-type]
     mon.on_flow_end(lambda conn: flows.append(conn.record()))
     return mon, flows, events, recorder, apps
@@ -194,7 +193,7 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
             stack.enter_context(contextlib.redirect_stdout(printed))
         mon, flows, events, recorder, apps = _setup(job)
         if printed is not None:
-            printed.engine = mon.engine
+            printed.mon = mon
         own = _run(mon, partition, scratch, pieces, offsets, total)
     streams: dict[str, Any] = {}
     if job.kind == "streams":
@@ -214,9 +213,9 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
     return {"partition": partition, "packets": own, "flows": flows, "events": events,
             "lines": recorder.lines if recorder is not None else [],
             "printed": printed.lines if printed is not None else [],
-            "report": report.getvalue(), "stats": mon.engine.stats(), "streams": streams,
+            "report": report.getvalue(), "stats": mon.stats(), "streams": streams,
             "failures": [str(f) for f in mon.failures],
-            "callback_errors": mon.engine.dispatcher.callback_errors}
+            "callback_errors": mon.callback_errors}
 
 
 def _run(mon: Any, partition: int, scratch: str, pieces: list[int],

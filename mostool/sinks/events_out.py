@@ -61,8 +61,8 @@ class EventRecorder:
         self._write(flow, side, event)
 
     def _write(self, flow: Any, side: Side, event: Any) -> None:
-        eng = self.mon.engine
-        rec = trace_record(eng.packet_number, eng.now, getattr(flow, "id", 0), side, event)
+        mon = self.mon
+        rec = trace_record(mon.packet_number, mon.now, getattr(flow, "id", 0), side, event)
         if not event.type.builtin:
             rec["ude"] = True
             rec["base"] = event.base.name
