@@ -79,7 +79,7 @@ def __getattr__(name: str) -> object:
 
 def raise_event(flow: Flow, child: EventType) -> None:
     """Raise a floating event (from ``alloc_event``) inside a UDE filter."""
-    flow.engine.dispatcher.raise_event(child)
+    flow.raise_event(child)
 
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 
-__all__ = ["MosError", "BytesLost", "CallbackError"]
+__all__ = ["MosError", "BytesLost", "CallbackError", "DistError"]
 
 
 class MosError(Exception):
@@ -39,3 +39,10 @@ class CallbackError(Exception):
         super().__init__(f"{where}: {type(original).__name__}: {original}")
         self.where = where
         self.original = original
+
+
+class DistError(Exception):
+    """A distributed run cannot go on (unreadable input on a worker, a lost scratch, ...).
+
+    Lives here, not in ``mostool.dist``, so that every ``dist`` module can raise it without
+    importing another (``mostool.dist`` re-exports it)."""

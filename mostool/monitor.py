@@ -407,6 +407,38 @@ class Monitor:
         """The number of the packet being processed (the capture's numbering, from 1)."""
         return self.engine.packet_number
 
+    @property
+    def callback_errors(self) -> int:
+        """How many user callbacks, filters, timers and flow-end hooks raised so far (the first
+        ``failures`` are kept with their details)."""
+        return self.engine.dispatcher.callback_errors
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The engine's packet counters so far (a copy): ``packets``, ``tcp_packets``,
+        ``orphans``, ``non_ip``, ``non_tcp``, ``malformed``, ... as ``stats()`` reports them."""
+        return dict(self.engine.counters)
+
+    @property
+    def event_counts(self) -> dict[str, int]:
+        """How many times each event was dispatched so far, by event name (a copy)."""
+        return dict(self.engine.event_counts)
+
+    @property
+    def active_flows(self) -> int:
+        """The number of flows tracked right now."""
+        return self.engine.active
+
+    def active_connections(self) -> list[Connection]:
+        """The engine's record of every flow tracked now (each once), for views that sample
+        many flows per frame without subscribing to events. Read them, never change them."""
+        return [c for k, c in self.engine.table.items() if k is c.key_c2s]
+
+    @property
+    def flows_total(self) -> int:
+        """The number of flows tracked since the monitor was made (ended ones included)."""
+        return self.engine.flows_total
+
     def feed(self, ts: float, linktype: int, frame: bytes) -> None:
         """Hand one frame to the engine (notebooks, tests); call ``close()`` at the end."""
         self.engine.process(ts, linktype, frame, len(frame))
@@ -442,7 +474,7 @@ class Monitor:
             except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
                 flow = conn.handles[0] if conn.handles else None
                 self.engine.dispatcher.report_failure("flow_end_hook", flow,
-                                               ConnEnd(Hook.HK_RCV, conn.end_reason), exc)
+                                                      ConnEnd(Hook.HK_RCV, conn.end_reason), exc)
 
     def _failed(self, where: str, flow: Flow | None, event: Event | UserEvent,
                 exc: BaseException) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mostool.config import MonitorConfig
+from mostool.monitor import Monitor
 
 __all__ = ["run_flows"]
 
@@ -19,7 +20,7 @@ def run_flows(paths: Sequence[str], config: MonitorConfig, workers: int,
     from mostool.dist import Job, LocalBackend, merge_flows, run_plan
     backend = LocalBackend(workers)
     try:
-        run = run_plan(paths, Job("flows", config), backend, bpf=bpf)
+        run = run_plan(paths, Job("flows", config, Monitor), backend, bpf=bpf)
     finally:
         backend.close()
     stats: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import mostool
 from mostool.cli import main
 
 pytest.importorskip("distributed")
@@ -208,7 +209,7 @@ def test_notebook_entry_with_a_shipped_function(cluster: Cluster) -> None:
     files = reads(BUNDLED)[1::2]
     config = MonitorConfig(hash_streams=True)
     with Client(cluster.address) as client:
-        got = run_partitions(files, config, setup, client)
+        got = run_partitions(files, config, setup, client, monitor_class=mostool.Monitor)
     assert got == single(files, config, setup)
     assert len(got[0]) > 10 and len(got[1]) > 100
 
@@ -229,7 +230,7 @@ def test_workers_that_cannot_read_the_input(cluster: Cluster, tmp_path: Path) ->
     from mostool.dist import DistError, run_partitions
     with pytest.raises(DistError, match="cannot read the input"):
         run_partitions([str(tmp_path / "only-on-my-laptop.pcap")], None, None,
-                       cluster.address)
+                       cluster.address, monitor_class=mostool.Monitor)
 
 
 APP = '''
@@ -268,7 +269,7 @@ def test_a_worker_killed_mid_run(tmp_path: Path) -> None:
         killer = threading.Thread(target=kill_when_started)
         killer.start()
         flows, events = run_partitions([str(f) for f in files], config, str(app), c.address,
-                                       partitions=4)
+                                       partitions=4, monitor_class=mostool.Monitor)
         killer.join()
         assert victim.poll() is not None            # it was killed during the run
     finally:

@@ -21,6 +21,7 @@ from mostool.analysis.runs import AppSpec, FlowDetail, Runner
 from mostool.analysis.tables import FlowColumns
 from mostool.config import MonitorConfig
 from mostool.events.types import EventType
+from mostool.monitor import Monitor
 
 __all__ = ["analyze", "Capture", "FlowView", "StreamBytes"]
 
@@ -108,7 +109,8 @@ class Capture:
             from mostool.dist import run_partitions
         except ImportError as exc:
             raise RuntimeError("cluster= needs the Dask backend (mostool[dask])") from exc
-        records, _events = run_partitions(self.files, self.config, self.app, self.cluster)
+        records, _events = run_partitions(self.files, self.config, self.app, self.cluster,
+                                            monitor_class=Monitor)
         cols = FlowColumns()
         for rec in records:
             cols.add_record(rec)

@@ -95,7 +95,6 @@ class Runner:
         mon = self.monitor()
         listeners = stream_sockets(mon)
         cols = EventColumns()
-        engine = mon.engine
         add = cols.add
         last: list[Any] = [None]
 
@@ -103,10 +102,10 @@ class Runner:
             if event is last[0]:
                 return
             last[0] = event
-            add(engine.packet_number, engine.now, getattr(flow, "id", 0), side, event)
+            add(mon.packet_number, mon.now, getattr(flow, "id", 0), side, event)
 
         def record_ude(flow: Any, side: Side, event: Any) -> None:
-            add(engine.packet_number, engine.now, getattr(flow, "id", 0), side, event)
+            add(mon.packet_number, mon.now, getattr(flow, "id", 0), side, event)
 
         want = None if wanted is None else set(wanted)
         for lst in listeners:

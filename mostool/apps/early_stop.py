@@ -92,13 +92,13 @@ class EarlyStop:
     def skipped_packets(self) -> int:
         """TCP packets of tracked flows the engine skipped because monitoring had stopped:
         every TCP packet, minus the orphans, minus those the flows' stacks processed."""
-        tcp = self.mon.engine.counters["tcp_packets"]
+        tcp = self.mon.counters["tcp_packets"]
         return tcp - self.tcp_orphans - self.packets_tracked
 
     def report(self) -> None:
         out = self.out or sys.stdout
         skipped = self.skipped_packets()
-        total = self.mon.engine.counters["tcp_packets"]
+        total = self.mon.counters["tcp_packets"]
         print(f"early_stop: {len(self.lines)} request line(s), {len(self.not_http)} non-HTTP "
               f"flow(s); stopped {len(self.stopped)} of {self.flows} flow(s) early; "
               f"{skipped} of {total} TCP packets skipped "

@@ -305,7 +305,7 @@ def warn(mon: Monitor, err: IO[str]) -> None:
     for warning in mon.warnings:
         err.write(f"mostool: warning: {printable(warning)}\n")
     if mon.failures:
-        err.write(f"mostool: warning: {mon.engine.dispatcher.callback_errors} callback "
+        err.write(f"mostool: warning: {mon.callback_errors} callback "
                   f"error(s); first: {printable(str(mon.failures[0]))}\n")
 
 

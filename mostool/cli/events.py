@@ -47,11 +47,10 @@ def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             raise UsageError(f"unknown event name(s): {', '.join(sorted(unknown))}")
     if wants_distributed(args):
         return _events_distributed(args, mon.config, wanted, out, err)
-    engine = mon.engine
     dumps = json.dumps
 
     def record(flow: Any, side: Side, event: Event | UserEvent) -> None:
-        out.write(dumps(trace_record(engine.packet_number, engine.now,
+        out.write(dumps(trace_record(mon.packet_number, mon.now,
                                      getattr(flow, "id", 0), side, event)) + "\n")
 
     for etype in BUILTIN_EVENTS:
@@ -70,7 +69,7 @@ def _events_distributed(args: argparse.Namespace, config: Any, wanted: set[str] 
     """--dask: the same trace, from every partition, in capture order (mostool.dist)."""
     from mostool.cli.distributed import run_distributed
     from mostool.dist import Job, merge_events
-    run = run_distributed(args, Job("events", config, only=wanted), err)
+    run = run_distributed(args, Job("events", config, Monitor, only=wanted), err)
     dumps = json.dumps
     for record in merge_events(run["results"]):
         out.write(dumps(record) + "\n")

@@ -83,7 +83,7 @@ def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: Flow
     """--workers N / --dask: the capture shared out by host pair (mostool.dist)."""
     from mostool.cli.distributed import run_distributed
     from mostool.dist import Job, merge_flows
-    run = run_distributed(args, Job("flows", config), err)
+    run = run_distributed(args, Job("flows", config, Monitor), err)
     for record in merge_flows(run["results"]):
         log.write(record)
     if zeek is not None:

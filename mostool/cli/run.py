@@ -80,8 +80,8 @@ def _run_distributed(args: argparse.Namespace, out: IO[str], err: IO[str]) -> in
     from mostool.dist import Job, merge_printed
     for spec in args.app:                        # a bad app is one line here, not per worker
         start_apps_or_fail(Monitor(), [spec])
-    job = Job("app", config_from(args, strict=args.strict), apps=list(args.app), trace=False,
-              printed=True)
+    job = Job("app", config_from(args, strict=args.strict), Monitor, apps=list(args.app),
+              trace=False, printed=True)
     try:
         run = run_distributed(args, job, err)
     except CallbackError as exc:

@@ -83,7 +83,7 @@ def _streams_distributed(args: argparse.Namespace, out: IO[str], err: IO[str]) -
         os.makedirs(outdir, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create {args.outdir}: {exc.strerror}") from exc
-    job = Job("streams", config_from(args, rcvbuf=0), outdir=outdir)
+    job = Job("streams", config_from(args, rcvbuf=0), Monitor, outdir=outdir)
     run = run_distributed(args, job, err)
     index = merge_stream_index(run["results"])
     with open(os.path.join(outdir, INDEX_NAME), "w", encoding="utf-8") as f:

@@ -43,7 +43,8 @@ from mostool.config import MonitorConfig
 from mostool.dist.analyse import Job, run_partition
 from mostool.dist.backends import DaskBackend, LocalBackend, backend_for
 from mostool.dist.pieces import plan_pieces
-from mostool.dist.route import DistError, build_timeline, route_piece
+from mostool.dist.route import build_timeline, route_piece
+from mostool.errors import DistError
 
 __all__ = ["DistError", "Job", "run_plan", "run_partitions", "ship_app", "backend_for",
            "DaskBackend", "LocalBackend", "merge_flows", "merge_events", "merge_printed",
@@ -208,16 +209,18 @@ def _report_skew(counts: list[int], total: int, route_s: float, err: IO[str]) ->
 def run_partitions(paths: Sequence[str], config: MonitorConfig | None, app: Any,
                    cluster: Any, *, partitions: int | None = None, bpf: str | None = None,
                    scratch: str | None = None, keep_shards: bool = False,
-                   err: IO[str] | None = None
+                   err: IO[str] | None = None, monitor_class: Any = None
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The notebook API's entry: run ``app`` (a setup function, a path or a module name, or
     a list of them; None for none) over ``paths`` on ``cluster`` (a Dask ``Client``, an
     address, ``"local:N"`` or an int for local processes). Returns (flow records, event
     records) exactly as one process would give them: flows by first packet with a single
     run's ids, every event (built-ins and the app's UDEs, as ``--events-out`` writes them) in
-    capture order."""
+    capture order. ``monitor_class``: the Monitor class every partition runs (the caller's
+    ``mostool.Monitor``; ``mostool.dist`` does not import the public face)."""
     apps = app if isinstance(app, list | tuple) else [] if app is None else [app]
-    job = Job("app", config or MonitorConfig(), apps=[ship_app(a) for a in apps])
+    job = Job("app", config or MonitorConfig(), monitor_class,
+              apps=[ship_app(a) for a in apps])
     backend = backend_for(cluster, err)
     try:
         run = run_plan(paths, job, backend, partitions=partitions, bpf=bpf, scratch=scratch,
@@ -253,7 +256,7 @@ def run_monitor(mon: Any, source: Any, cluster: Any, *, err: IO[str] | None = No
         close = getattr(source, "close", None)
         if close is not None:
             close()
-    job = Job("app", mon.config, monitor=_dumps(mon, "the monitor"))
+    job = Job("app", mon.config, type(mon), monitor=_dumps(mon, "the monitor"))
     backend = backend_for(cluster, err)
     try:
         run = run_plan(paths, job, backend, err=err)

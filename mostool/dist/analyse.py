@@ -10,7 +10,9 @@ clock (a file whose timestamps go backwards) first moves the clock to where the 
 clock stands. Each own record is then processed with the engine's packet number set to its
 global number, so flows' first packets and every event carry the numbers a single run gives.
 
-A ``Job`` says what to set up on the partition's Monitor and what to bring back: flow records
+A ``Job`` names the Monitor class to run (``monitor_class``: the caller passes it in, so that
+``mostool.dist`` never imports the public face, which imports it for ``run(cluster=...)``), says
+what to set up on the partition's Monitor and what to bring back: flow records
 (``flows``), the `mostool events` trace (``events``), or a user's app with every flow record and
 event record (``app``). The records carry partition-local flow ids; ``merge`` renumbers them.
 """
@@ -24,21 +26,28 @@ import pickle
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mostool.config import MonitorConfig
-from mostool.dist.route import SHARD_RECORD, DistError
+from mostool.dist.route import SHARD_RECORD
+from mostool.errors import DistError
+
+if TYPE_CHECKING:
+    from mostool.monitor import Monitor
 
 __all__ = ["Job", "run_partition"]
 
 
 @dataclass
 class Job:
-    """What every partition runs: ``kind`` is "flows", "events" or "app"; ``app`` a spec
-    (path or module name, as ``--app``) or a pickled setup function (bytes)."""
+    """What every partition runs: ``kind`` is "flows", "events", "streams" or "app"; ``apps``
+    specs (path or module name, as ``--app``) or pickled setup functions (bytes);
+    ``monitor_class`` the Monitor (class) each partition makes from ``config`` (unless
+    ``monitor`` ships a set-up one)."""
 
     kind: str
     config: MonitorConfig
+    monitor_class: type[Monitor] | None = None
     only: set[str] | None = None
     apps: list[str | bytes] = field(default_factory=list)
     trace: bool = True          # "app": record every event (as --events-out)
@@ -50,23 +59,23 @@ class Job:
 class _Collector:
     """A file-like sink that keeps each written line with the packet number it came at."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine: Any = engine
+    def __init__(self, mon: Monitor | None) -> None:
+        self.mon = mon
         self.lines: list[tuple[int, float, str]] = []
         self._partial = ""
         self._at: tuple[int, float] = (0, 0.0)
 
     def write(self, text: str) -> int:
         if not self._partial:
-            engine = self.engine
-            self._at = (engine.packet_number, engine.now) if engine is not None else (0, 0.0)
+            mon = self.mon
+            self._at = (mon.packet_number, mon.now) if mon is not None else (0, 0.0)
         self._partial += text
         if "\n" in self._partial:
             *done, self._partial = self._partial.split("\n")
             packet, now = self._at
             self.lines.extend((packet, now, line) for line in done)
-            if self._partial and self.engine is not None:
-                self._at = (self.engine.packet_number, self.engine.now)
+            if self._partial and self.mon is not None:
+                self._at = (self.mon.packet_number, self.mon.now)
         return len(text)
 
     def flush(self) -> None:
@@ -78,29 +87,32 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
     "streams", the StreamWriter is the one app)."""
     from mostool.events.trace import trace_record
     from mostool.events.types import BUILTIN_EVENTS
-    from mostool.monitor import MONITOR_STREAM, Monitor
-    mon = pickle.loads(job.monitor) if job.monitor is not None else Monitor(job.config)
+    if job.monitor is not None:
+        mon = pickle.loads(job.monitor)
+    elif job.monitor_class is not None:
+        mon = job.monitor_class(job.config)
+    else:
+        raise DistError("a Job needs monitor_class (mostool.Monitor) or a pickled monitor")
     flows: list[dict[str, Any]] = []
     events: list[Any] = []
     recorder = None
     apps: list[Any] = []
     if job.kind == "flows":
-        mon.socket(MONITOR_STREAM)
+        mon.socket()
     elif job.kind == "streams":
         from mostool.sinks.streams import StreamWriter
         assert job.outdir is not None
-        mon.socket(MONITOR_STREAM)
+        mon.socket()
         writer = StreamWriter(mon, job.outdir)
         writer.attach()
         apps.append(writer)
     elif job.kind == "events":
-        sock = mon.socket(MONITOR_STREAM)
-        engine = mon.engine
+        sock = mon.socket()
 
         def record(flow: Any, side: Any, event: Any) -> None:
             fid = getattr(flow, "id", 0)
-            events.append((engine.packet_number, engine.now, fid,
-                           trace_record(engine.packet_number, engine.now, fid, side, event)))
+            number, now = mon.packet_number, mon.now
+            events.append((number, now, fid, trace_record(number, now, fid, side, event)))
 
         for etype in BUILTIN_EVENTS:
             if job.only is None or etype.name in job.only:
@@ -118,7 +130,7 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
             apps.append(app)
         if job.trace:
             from mostool.sinks.events_out import EventRecorder
-            recorder = _Collector(mon.engine)
+            recorder = _Collector(mon)
             EventRecorder(mon, recorder).attach()  # type: ignore[arg-type]
     mon.on_flow_end(lambda conn: flows.append(conn.record()))
     return mon, flows, events, recorder, apps
@@ -181,7 +193,7 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
             stack.enter_context(contextlib.redirect_stdout(printed))
         mon, flows, events, recorder, apps = _setup(job)
         if printed is not None:
-            printed.engine = mon.engine
+            printed.mon = mon
         own = _run(mon, partition, scratch, pieces, offsets, total)
     streams: dict[str, Any] = {}
     if job.kind == "streams":
@@ -201,9 +213,9 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
     return {"partition": partition, "packets": own, "flows": flows, "events": events,
             "lines": recorder.lines if recorder is not None else [],
             "printed": printed.lines if printed is not None else [],
-            "report": report.getvalue(), "stats": mon.engine.stats(), "streams": streams,
+            "report": report.getvalue(), "stats": mon.stats(), "streams": streams,
             "failures": [str(f) for f in mon.failures],
-            "callback_errors": mon.engine.dispatcher.callback_errors}
+            "callback_errors": mon.callback_errors}
 
 
 def _run(mon: Any, partition: int, scratch: str, pieces: list[int],

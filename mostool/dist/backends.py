@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from mostool.dist.route import DistError
+from mostool.errors import DistError
 
 __all__ = ["LocalBackend", "DaskBackend", "backend_for"]
 

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from mostool.dist.route import DistError
+from mostool.errors import DistError
 
 __all__ = ["split_points", "range_frames", "plan_pieces"]
 

@@ -31,6 +31,7 @@ from array import array
 from itertools import count, repeat
 from typing import Any
 
+from mostool.errors import DistError
 from mostool.stack.records import shard_hash
 
 __all__ = ["route_key", "route_piece", "build_timeline", "SHARD_RECORD", "DistError"]
@@ -41,10 +42,6 @@ SHARD_RECORD = struct.Struct("<QdIII")
 # addresses, and the first 4 bytes after a 20-byte IP header (the ports of TCP/UDP)
 _ETH_IP4 = struct.Struct("!12xHB5xHxB2xIIHH")
 _ETHER_VLAN = (0x8100, 0x88A8, 0x9100)
-
-
-class DistError(Exception):
-    """A distributed run cannot go on (unreadable input on a worker, a lost scratch, ...)."""
 
 
 def _fold(addr: bytes) -> int:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mostool.events.trace import trace_record
 from mostool.events.types import BUILTIN_EVENTS, Side
-from mostool.monitor import Monitor
 from mostool.sinks.select import stream_sockets, subscribed_udes
+
+if TYPE_CHECKING:
+    from mostool.monitor import Monitor
 
 __all__ = ["EventRecorder"]
 
@@ -59,8 +61,8 @@ class EventRecorder:
         self._write(flow, side, event)
 
     def _write(self, flow: Any, side: Side, event: Any) -> None:
-        eng = self.mon.engine
-        rec = trace_record(eng.packet_number, eng.now, getattr(flow, "id", 0), side, event)
+        mon = self.mon
+        rec = trace_record(mon.packet_number, mon.now, getattr(flow, "id", 0), side, event)
         if not event.type.builtin:
             rec["ude"] = True
             rec["base"] = event.base.name

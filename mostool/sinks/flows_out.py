@@ -6,10 +6,12 @@ pyarrow, an optional extra; flat columns as the CSV), anything else JSON lines.
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from mostool.monitor import Monitor
 from mostool.sinks.flowlog import FlowLog, flatten
+
+if TYPE_CHECKING:
+    from mostool.monitor import Monitor
 
 __all__ = ["FlowsOut", "parquet_available"]
 

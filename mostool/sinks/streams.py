@@ -18,12 +18,14 @@ import ipaddress
 import json
 import os
 from collections import OrderedDict
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mostool.events.types import ON_CONN_NEW_DATA, Hook, Side
-from mostool.monitor import Monitor
 from mostool.sinks.select import FlowSelector, stream_sockets
 from mostool.stack.flow import SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR
+
+if TYPE_CHECKING:
+    from mostool.monitor import Monitor
 
 __all__ = ["StreamWriter", "stream_file_name", "INDEX_NAME"]
 

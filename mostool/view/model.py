@@ -142,7 +142,6 @@ class ViewModel:
             raise ValueError(f"unknown feed kind(s) {', '.join(sorted(unknown))}; choose from "
                              f"{', '.join(FEED_KINDS)}")
         self.mon = mon
-        self.engine = mon.engine
         self.all_events = all_events
         self.sort = sort
         self.counts: dict[str, int] = {}          # events the view observed, by name
@@ -222,7 +221,7 @@ class ViewModel:
         elif kind == "end":
             return                              # reported by drain(), with its reason
         self._seq += 1
-        self.feed.append((self._seq, self.engine.now, fid, side, name, kind, event))
+        self.feed.append((self._seq, self.mon.now, fid, side, name, kind, event))
         self.last_event[fid] = name
 
     def _ude(self, flow: Any, side: Side, event: Any) -> None:
@@ -230,7 +229,7 @@ class ViewModel:
         self.counts[name] += 1
         fid = getattr(flow, "id", 0)
         self._seq += 1
-        self.feed.append((self._seq, self.engine.now, fid, side, name, "ude", event))
+        self.feed.append((self._seq, self.mon.now, fid, side, name, "ude", event))
         self.last_event[fid] = name
 
     def _ude_count(self, flow: Any, side: Side, event: Any) -> None:
@@ -331,7 +330,7 @@ class ViewModel:
 
     def _row(self, conn: Any, rate: float) -> FlowRow:
         ended = conn.end_reason if conn.ended else ""
-        age = (conn.end_ts if ended else self.engine.now) - conn.start
+        age = (conn.end_ts if ended else self.mon.now) - conn.start
         if ended:
             last = "ON_CONN_END"
         elif getattr(conn, "stopped", False):
@@ -344,14 +343,14 @@ class ViewModel:
                        max(age, 0.0), rate, last, ended)
 
     def active_connections(self) -> list[Any]:
-        return [c for k, c in self.engine.table.items() if k is c.key_c2s]
+        return self.mon.active_connections()
 
     def snapshot(self, wall: float, *, source: Any = None, packets: int = 0, nbytes: int = 0,
                  first_ts: float | None = None, rows: int = 20, feed_rows: int = 50,
                  finished: bool = False,
                  paused: bool = False, waiting: float | None = None) -> Snapshot:
         """One frame's worth of data; ``wall`` is seconds since the run started."""
-        eng = self.engine
+        mon = self.mon
         self.drain()
         conns = self.active_connections()
         # flows that started since the last frame
@@ -411,7 +410,7 @@ class ViewModel:
         if len(table) < rows:
             ended = sorted(self.recent_ended, key=key, reverse=True)
             table.extend(self._row(c, 0.0) for c in ended[:rows - len(table)])
-        counters = eng.counters
+        counters = mon.counters
         events = self._event_counts()
         stats: dict[str, Any] = {}
         kind = "memory"
@@ -455,7 +454,7 @@ class ViewModel:
                                  self.untracked.undecoded if self.untracked else 0),
             "untracked TCP": self.untracked.packets if self.untracked else 0,
             "orphans": counters.get("orphans", 0),
-            "callback errors": eng.dispatcher.callback_errors,
+            "callback errors": mon.callback_errors,
         }
         for key_name, label in (("kernel_drops", "kernel drops"),
                                 ("ifdrops", "interface drops")):
@@ -465,9 +464,9 @@ class ViewModel:
         feed = [_entry(e) for e in sorted(self.feed, key=lambda e: (e[1], e[0]))[-feed_rows:]]
         return Snapshot(
             source=name, kind=kind, progress=progress, capture=stats, packets=packets,
-            bytes=nbytes, pps=self._pps, bps=self._bps, active=eng.active,
-            flows=eng.flows_total, packet_time=(eng.now - first_ts) if first_ts else 0.0,
-            first_ts=first_ts, now=eng.now, wall=wall, eta=eta, rows=table, sort=self.sort,
+            bytes=nbytes, pps=self._pps, bps=self._bps, active=mon.active_flows,
+            flows=mon.flows_total, packet_time=(mon.now - first_ts) if first_ts else 0.0,
+            first_ts=first_ts, now=mon.now, wall=wall, eta=eta, rows=table, sort=self.sort,
             feed=feed, events=events, udes=udes, errors=dict(self.errors),
             anomalies=anomalies, end_reasons=dict(self.end_reasons),
             failures=[str(f) for f in failures[:5]], finished=finished, paused=paused,
@@ -477,13 +476,13 @@ class ViewModel:
     def _event_counts(self) -> dict[str, int]:
         """Built-in event counts: what the view observed, completed by the engine's own
         counts of events the app subscribed to. Flow starts and ends are always exact."""
-        eng = self.engine
+        mon = self.mon
         out: dict[str, int] = {}
-        engine_counts = eng.event_counts
+        engine_counts = mon.event_counts
         for etype in BUILTIN_EVENTS:
             name = etype.name
             if name == "ON_CONN_START":
-                n = eng.flows_total
+                n = mon.flows_total
             elif name == "ON_CONN_END":
                 n = self.ended_flows
             elif name in self.counts:

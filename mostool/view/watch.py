@@ -226,7 +226,7 @@ class Watch:
         return self.model.snapshot(
             self.clock() - self._t0, source=self.source,
             waiting=None if finished else self.waiting(),
-            packets=self.mon.engine.counters.get("packets", 0),
+            packets=self.mon.counters.get("packets", 0),
             nbytes=s.bytes if s is not None else 0,
             first_ts=s.first_ts if s is not None else None, rows=rows, feed_rows=bottom,
             finished=finished,
