@@ -71,15 +71,17 @@ def _l3_offset(linktype: int, frame: bytes) -> int | None:
     return None
 
 
-def _fill_from_frame(p: pkt_info, linktype: int, frame: bytes, ts: float) -> None:
-    """L2/L3 fields of a frame without a decoded TCP segment (RAW sockets, non-TCP orphans)."""
+def _fill_from_frame(p: pkt_info, linktype: int, frame: bytes, ts: float,
+                     ip_off: int | None = None) -> None:
+    """L2/L3 fields of a frame without a decoded TCP segment (RAW sockets, non-TCP orphans);
+    ``ip_off`` is where the decoder found the IP header, when it decoded the frame."""
     p.ts = ts
     p.cur_ts = int(ts * 1000) & _M32
     p.in_ifidx = 0
     p.frame = bytes(frame)
     p.eth_len = len(frame)
     p.ethh = _ethhdr(frame) if linktype == 1 and len(frame) >= 14 else None
-    off = _l3_offset(linktype, frame)
+    off = ip_off if ip_off is not None else _l3_offset(linktype, frame)
     p.iph = _iphdr(bytes(frame[off:])) if off is not None else None
     p.ip_len = p.iph.tot_len if p.iph else 0
     p.tcph = None
@@ -141,7 +143,8 @@ def mtcp_getlastpkt(mctx: mctx_t, sock: int, side: int, pinfo: pkt_info) -> int:
         pkt = handle.last_packet()
         if isinstance(pkt, PacketInfo):
             if rec.kind == MOS_SOCK_MONITOR_RAW:
-                _fill_from_frame(pinfo, pkt.seg.linktype, pkt.seg.buf, pkt.ts)
+                _fill_from_frame(pinfo, pkt.seg.linktype, pkt.seg.buf, pkt.ts,
+                                 pkt.seg.ip_off)
             else:
                 _fill_from_packet(pinfo, pkt, None)
         else:

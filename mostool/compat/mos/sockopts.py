@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from mostool.compat.mos.context import mctx_t
 
 
+#: mOS's overlap policies as the monitor names them
+_OVERLAP_POLICY = {MOS_OVERLAP_POLICY_FIRST: "first", MOS_OVERLAP_POLICY_LAST: "last"}
+
+
 def _fill_addr(addr: Any, index: int, value: sockaddr_in) -> bool:
     """Store ``value`` into ``addr`` (a sockaddr_in for index 0, or a list)."""
     if isinstance(addr, sockaddr_in) and index == 0:
@@ -194,7 +198,7 @@ def mtcp_getsockopt(mctx: mctx_t, sock: int, level: int, optname: int, optval: A
             optval[:] = [tcp_ring_fragment(o, n) for o, n in frags]
             _store(optlen, len(optval))
         elif optname == MOS_TIMESTAMP:
-            last = flow.conn.last_ts
+            last = flow.last_ts
             if not _store(optval, (int(last * 1000) & _M32) * 1000 & _M32):
                 return _fail(_errno.EINVAL, "optval must be a ctypes int or a list")
             _store(optlen, 4)
@@ -237,10 +241,11 @@ def mtcp_setsockopt(mctx: mctx_t, sock: int, level: int, optname: int, optval: A
         return _fail(_errno.EINVAL, f"optval must be an int, not {optval!r}")
     obj = rec.obj
     try:
+        # The values are checked by the monitor's own setsockopt (Listener/Flow, a MosError
+        # with mOS's errno); only what mOS adds to it is checked here.
         if optname in (MOS_CLIBUF, MOS_SVRBUF):
-            if value < 0 or (value and ctx.monitor.config.mos_compat):
-                return _fail(_errno.EINVAL, f"buffer size {value} refused"
-                             + (" (mOS only accepts 0)" if value > 0 else ""))
+            if value > 0 and ctx.monitor.config.mos_compat:
+                return _fail(_errno.EINVAL, f"buffer size {value} refused (mOS only accepts 0)")
             obj.setsockopt(_RCVBUF_OPT[optname], value)
         elif optname in (MOS_FRAG_CLIBUF, MOS_FRAG_SVRBUF):
             if value != 0:
@@ -248,14 +253,10 @@ def mtcp_setsockopt(mctx: mctx_t, sock: int, level: int, optname: int, optval: A
             if isinstance(obj, Flow):
                 obj.setsockopt(_RCVBUF_OPT[optname], 0)
         elif optname in (MOS_CLIOVERLAP, MOS_SVROVERLAP):
-            if value not in (MOS_OVERLAP_POLICY_FIRST, MOS_OVERLAP_POLICY_LAST):
-                return _fail(_errno.EINVAL, f"overlap policy {value} is not FIRST or LAST")
-            obj.setsockopt(_OVERLAP_OPT[optname],
-                           "first" if value == MOS_OVERLAP_POLICY_FIRST else "last")
+            obj.setsockopt(_OVERLAP_OPT[optname], _OVERLAP_POLICY.get(value, value))
         elif optname == MOS_STOP_MON:
-            if value not in (MOS_SIDE_CLI, MOS_SIDE_SVR, MOS_SIDE_BOTH):
-                return _fail(_errno.EINVAL, f"invalid side {value}")
-            obj.setsockopt(SOCKOPT_STOP_MON, Side(value))
+            # MOS_SIDE_CLI/SVR/BOTH are Side's values; the handle refuses any other
+            obj.setsockopt(SOCKOPT_STOP_MON, value)
         else:
             return _fail(_errno.ENOSYS, f"option {optname!r} is not implemented")
     except MosError as exc:
