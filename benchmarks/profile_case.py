@@ -44,7 +44,7 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 
 # A function's own category (matched on the qualified name py-spy prints).
 FUNC_CATEGORY: list[tuple[str, str]] = [
-    (r"^(_pcap_frames|_pcapng_frames|ReplaySource\.|_Filtered\.frames|Probe\.frames)",
+    (r"^(_pcap_frames|pcapng_frames|ReplaySource\.|_Filtered\.frames|Probe\.frames)",
      "reader"),
     (r"^(tcp_checksum_ok|_mod_ffff)$", "checksum"),
     (r"^(Decoder\.|_Datagram\.)", "decode"),

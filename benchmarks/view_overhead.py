@@ -34,8 +34,8 @@ from rich.console import Console  # noqa: E402
 from mostool.cli.watch import WATCH_RCVBUF  # noqa: E402
 from mostool.config import MonitorConfig  # noqa: E402
 from mostool.monitor import MONITOR_STREAM, Monitor  # noqa: E402
-from mostool.replay import ReplaySource, read_capture  # noqa: E402
-from mostool.sinks.pcap_out import PcapWriter  # noqa: E402
+from mostool.pcapfile import PcapWriter, read_capture  # noqa: E402
+from mostool.replay import ReplaySource  # noqa: E402
 from mostool.view.watch import Watch  # noqa: E402
 
 NETGEN = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "netgen"

@@ -37,17 +37,17 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 import pcapy
 
 from mostool._callable import make_callable
+from mostool.pcapfile import PcapWriter
 from mostool.sources import TICK, Frame
-from mostool.stdio import close_output, open_output
+from mostool.stdio import STDIO
 
 __all__ = ["LiveError", "LiveSource", "live", "interfaces", "permission_hint"]
 
@@ -72,9 +72,6 @@ _DLT_TO_LINKTYPE = {
     pcapy.DLT_ATM_RFC1483: 100,
 }
 
-_PCAP_HEADER = struct.Struct("<IHHiIII")
-_PCAP_RECORD = struct.Struct("<IIII")
-
 
 class LiveError(Exception):
     """The interface cannot be captured on; ``reason`` is one of "nodev", "perm", "down",
@@ -96,45 +93,6 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
-class _PcapDump:
-    """A classic pcap file (little-endian, microseconds) written as packets are captured."""
-
-    def __init__(self, path: str, linktype: int, snaplen: int) -> None:
-        self.path = path
-        self._f: IO[bytes] | None = open_output(path)       # "-": standard output
-        self._f.write(_PCAP_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
-        self.count = 0
-        self.error: str | None = None
-
-    def write(self, sec: int, usec: int, data: bytes, wire_len: int) -> None:
-        f = self._f
-        if f is None:
-            return
-        try:
-            f.write(_PCAP_RECORD.pack(sec, usec, len(data), wire_len))
-            f.write(data)
-            self.count += 1
-        except OSError as exc:
-            self.error = f"cannot write {self.path}: {exc.strerror or exc}"
-            self.close()
-
-    def flush(self) -> None:
-        if self._f is not None:
-            try:
-                self._f.flush()
-            except OSError as exc:
-                self.error = f"cannot write {self.path}: {exc.strerror or exc}"
-                self.close()
-
-    def close(self) -> None:
-        f, self._f = self._f, None
-        if f is not None:
-            try:
-                close_output(f)
-            except OSError as exc:
-                self.error = f"cannot write {self.path}: {exc.strerror or exc}"
-
-
 class LiveSource:
     """Frames captured live on ``iface`` (see the module docstring).
 
@@ -145,7 +103,7 @@ class LiveSource:
                      no packet arrives
     ``buffer_size``  the kernel capture buffer in bytes (libpcap's default when None)
     ``immediate``    deliver packets as they arrive instead of a buffer at a time
-    ``write_to``     also write every captured packet to this pcap file
+    ``write_to``     also write every captured packet to this pcap file (``-``: standard output)
     ``clock``        the wall clock (seconds since the epoch, as packet timestamps)
     """
 
@@ -186,7 +144,7 @@ class LiveSource:
         self._ifdrops = 0
         self._went_down: str | None = None
         self._pcap: Any = None
-        self._dump: _PcapDump | None = None
+        self._dump: PcapWriter | None = None
         self._wake: tuple[int, int] | None = None
         read_timeout = timeout_ms
         self._pcap, read_timeout = self._open(read_timeout)
@@ -206,9 +164,9 @@ class LiveSource:
             self._pcap.setnonblock(1)
             self._fd: int = self._pcap.getfd()
             if write_to is not None:
-                path = os.fspath(write_to)
+                path = "standard output" if write_to == STDIO else os.fspath(write_to)
                 try:
-                    self._dump = _PcapDump(path, self.linktype, snaplen)
+                    self._dump = PcapWriter(write_to, self.linktype, snaplen)
                 except OSError as exc:
                     raise LiveError(f"cannot write {path}: {exc.strerror or exc}",
                                     "write") from None
@@ -324,7 +282,9 @@ class LiveSource:
                     sec, usec = hdr.getts()
                     wire = hdr.getlen()
                     if dump is not None:
-                        dump.write(sec, usec, data, wire)
+                        dump.write_raw(sec, usec, data, wire)
+                        if dump.error is not None:
+                            self._stopped = True     # nothing more can be written: end the run
                     self._packets += 1
                     self._bytes += len(data)
                     self._wire_bytes += wire
@@ -385,7 +345,7 @@ class LiveSource:
             self._pcap = None
         if self._dump is not None:
             self._dump.close()
-            if self._dump.error:
+            if self._dump.error and not self._dump.reader_gone:  # a closed pipe ends quietly
                 self.warnings.append(self._dump.error)
         if self._wake is not None:
             for fd in self._wake:
@@ -403,6 +363,13 @@ class LiveSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def write_error(self) -> str | None:
+        """Why writing ``write_to`` failed (one line), or None; a closed pipe (``-w - | head``)
+        is no error: the reader had what it wanted."""
+        dump = self._dump
+        return dump.error if dump is not None and not dump.reader_gone else None
 
     def stats(self) -> dict[str, Any]:
         return {

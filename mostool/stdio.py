@@ -3,8 +3,9 @@
 Standard input cannot be mapped, and the readers read a capture in place (an mmap) and sort
 several captures by time, so ``-r -`` first copies standard input into a private temporary file
 (removed when the process exits) and reads that: the same reader, the same numbering and the
-same results as ``-r FILE``. ``-w -`` hands the pcap writers the binary standard output, which
-they flush instead of closing.
+same results as ``-r FILE``. ``-w -`` hands the one pcap writer (``mostool.pcapfile.PcapWriter``,
+used by replays and live captures alike) the binary standard output, which it flushes instead of
+closing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import tempfile
 from typing import IO, Any, cast
 
-__all__ = ["STDIO", "spool_stdin", "open_output", "close_output"]
+__all__ = ["STDIO", "spool_stdin", "open_output"]
 
 STDIO = "-"
 
@@ -37,12 +38,4 @@ def open_output(path: str) -> IO[bytes]:
     if path == STDIO:
         stdout: Any = sys.__stdout__ if sys.__stdout__ is not None else sys.stdout
         return cast(IO[bytes], stdout.buffer)
-    return open(path, "wb")  # noqa: SIM115 - the caller closes it with close_output
-
-
-def close_output(f: IO[bytes]) -> None:
-    """Close what ``open_output`` opened; standard output is only flushed."""
-    if sys.__stdout__ is not None and f is getattr(sys.__stdout__, "buffer", None):
-        f.flush()
-    else:
-        f.close()
+    return open(path, "wb")  # noqa: SIM115 - the caller closes it

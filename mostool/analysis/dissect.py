@@ -78,8 +78,8 @@ def _in_thread(path: str, display_filter: str | None) -> list[Any]:
 
 def _extract(files: Sequence[str], numbers: set[int], out_path: str) -> None:
     """Write the wanted packets (global numbering of the merged files) to a pcap."""
+    from mostool.pcapfile import PcapWriter
     from mostool.replay import ReplaySource
-    from mostool.sinks.pcap_out import PcapWriter
     src = ReplaySource(list(files))
     picked = []
     try:
@@ -100,6 +100,8 @@ def _extract(files: Sequence[str], numbers: set[int], out_path: str) -> None:
             writer.write(ts, linktype, data, wire_len)
     finally:
         writer.close()
+    if writer.error:                  # the writer keeps its first error instead of raising
+        raise OSError(writer.error)
 
 
 def dissect(files: Sequence[str], numbers: Sequence[int]) -> list[Any]:

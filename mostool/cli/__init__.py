@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO
 
 from mostool.cli import events, flows, golden, interfaces, run, streams, watch
-from mostool.cli.common import UsageError
+from mostool.cli.common import UsageError, pcap_on_stdout
 from mostool.errors import MosError
 from mostool.text import printable
 
@@ -161,9 +161,16 @@ def _main(argv: Sequence[str] | None, out: IO[str] | None, err: IO[str] | None) 
                 raise UsageError("-r - (standard input) can be given once")
             from mostool.stdio import spool_stdin
             args.files = [spool_stdin() if f == "-" else f for f in files]
-        if getattr(args, "write", None) == "-":
-            out = err                       # -w -: stdout carries the pcap, text goes to stderr
-        return int(args.func(args, out, err))
+        if pcap_on_stdout(args):
+            # -w -: the pcap owns standard output; the report, and anything printed, go to
+            # standard error
+            with contextlib.redirect_stdout(err):
+                status = int(args.func(args, err, err))
+        else:
+            status = int(args.func(args, out, err))
+        if status == 0 and getattr(args, "write_failed", False):
+            return 1                        # the pcap (-w) could not be written: see warning
+        return status
     except UsageError as exc:
         err.write(f"mostool: error: {printable(str(exc))}\n")
         return 2

@@ -1,8 +1,9 @@
 """What every `mostool` command shares: options, the source, the run, stop and warning lines.
 
 No command module is imported here, so every ``mostool.cli.<command>`` module can import this
-one. Exit status 0 on success (a damaged capture still gives 0, with a warning on stderr), 2 on
-unusable input with a one-line message (``UsageError``).
+one. Exit status 0 on success (a damaged capture still gives 0, with a warning on stderr), 1 when
+the ``-w`` pcap could not be written (a warning says why), 2 on unusable input with a one-line
+message (``UsageError``).
 """
 
 from __future__ import annotations
@@ -155,6 +156,27 @@ def open_source(args: argparse.Namespace, write: str | None = None) -> Any:
     if bpf:
         src = BpfFiltered(src, bpf)
     return src
+
+
+def pcap_on_stdout(args: argparse.Namespace) -> bool:
+    """``-w -``: the pcap takes standard output (tcpdump's habit), so the command's own output
+    moves to standard error. Refused where that cannot work: ``watch`` draws on standard output,
+    another output named ``-`` would share it, and a terminal would show raw capture bytes."""
+    if getattr(args, "write", None) != "-":
+        return False
+    if getattr(args, "command", None) == "watch":
+        raise UsageError("watch draws on standard output: -w - cannot share it; give -w FILE")
+    for opt, value in (("--events-out", getattr(args, "events_out", None)),
+                       ("--flows-out", getattr(args, "flows_out", None))):
+        if value == "-":
+            raise UsageError(f"-w - and {opt} - cannot both write standard output")
+    stdout = sys.__stdout__
+    if stdout is None:
+        raise UsageError("-w -: there is no standard output")
+    if stdout.isatty():
+        raise UsageError("-w -: standard output is a terminal; redirect it (> out.pcap) or "
+                         "pipe it (| tcpdump -r -)")
+    return True
 
 
 def refuse_empty(path: str) -> None:

@@ -80,7 +80,7 @@ def _names(text: str | None) -> list[str] | None:
 
 def cmd_golden(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     from mostool.apps import AppError
-    from mostool.replay import CaptureError
+    from mostool.pcapfile import CaptureError
     from mostool.testing.checker import make_spec
     from mostool.testing.golden import write_golden
     from mostool.testing.sidecar import Sidecar, golden_path_for, sidecar_path

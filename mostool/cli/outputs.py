@@ -56,6 +56,7 @@ class Outputs:
         """``write_pcap=False`` leaves ``-w`` to the caller (a live source that records
         itself); ``--flow`` then needs ``-w`` handled here, so it is refused."""
         self.mon = mon
+        self._args = args
         self.write_path: str | None = getattr(args, "write", None) if write_pcap else None
         spec = getattr(args, "flow", None)
         self.select: FlowSelector | None = None
@@ -109,6 +110,7 @@ class Outputs:
     def close(self) -> None:
         if self.packets is not None:
             self.packets.close()
+            note_write_error(self._args, self.packets.writer)
             self.packets = None
         if self.flows is not None:
             self.flows.close()
@@ -116,6 +118,17 @@ class Outputs:
         if self._events_file is not None:
             self._events_file.close()
             self._events_file = None
+
+
+def note_write_error(args: argparse.Namespace, writer: Any) -> None:
+    """A pcap that could not be written (a full disk, a vanished device) makes the run's exit
+    status 1 (``args.write_failed``, read by ``cli.main``); the message itself is a warning of
+    the run. A closed pipe (``-w - | head``) is no failure: the reader had what it wanted.
+    ``writer`` is a ``PcapWriter`` or a ``LiveSource`` (``write_error``)."""
+    failed = (getattr(writer, "write_error", None) if hasattr(writer, "write_error") else
+              getattr(writer, "error", None) and not getattr(writer, "reader_gone", False))
+    if failed:
+        args.write_failed = True
 
 
 def check_writable(path: str) -> None:
@@ -139,6 +152,8 @@ def run_with_outputs(mon: Monitor, args: argparse.Namespace, err: IO[str]) -> No
         run_source(mon, outs.wrap(source), args, err)
     finally:
         outs.close()
+        if live:
+            note_write_error(args, source)
 
 
 def open_with_outputs(args: argparse.Namespace, mon: Monitor) -> tuple[Any, Outputs]:

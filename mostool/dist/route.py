@@ -147,7 +147,7 @@ def route_piece(index: int, path: str, partitions: int, scratch: str, bpf: str |
     returns the piece's summary."""
     import socket
 
-    from mostool.replay import CaptureError, read_capture
+    from mostool.pcapfile import CaptureError, read_capture
     host = socket.gethostname()
     warnings: list[str] = []
     state: dict[str, Any] = {"damaged": False}

@@ -3,57 +3,23 @@
 With a BPF expression the command's source already holds only the matching frames; with
 ``--flow SPEC`` only the frames of the chosen flows are written (a frame belongs to a flow when
 the engine tracked it as one of that flow's packets, from its first SYN to its end).
+``-w -`` writes the capture to standard output (``PcapWriter``); a write error (a full disk, a
+reader that went away) ends the run; it is reported as a warning at the end, except a
+closed pipe (``-w - | head``), which ends it quietly as tcpdump does.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 from mostool.events.types import ON_PKT_IN, Hook, Side
 from mostool.monitor import Monitor
+from mostool.pcapfile import PcapWriter
 from mostool.sinks.select import FlowSelector, stream_sockets
-from mostool.stdio import close_output, open_output
 from mostool.text import printable
 
-__all__ = ["PcapWriter", "PacketWriter"]
-
-_HEADER = struct.Struct("<IHHiIII")
-_RECORD = struct.Struct("<IIII")
-SNAPLEN = 262144
-
-
-class PcapWriter:
-    """A classic pcap file (microsecond timestamps, little-endian), one link type."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._f: IO[bytes] = open_output(path)      # "-": standard output
-        self.linktype: int | None = None
-        self.count = 0
-        self.skipped_linktype = 0
-
-    def write(self, ts: float, linktype: int, data: bytes, wire_len: int) -> None:
-        if self.linktype is None:
-            self.linktype = linktype
-            self._f.write(_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype))
-        elif linktype != self.linktype:
-            self.skipped_linktype += 1       # a classic pcap holds one link type
-            return
-        sec = int(ts)
-        usec = int(round((ts - sec) * 1e6))
-        if usec >= 1_000_000:
-            sec, usec = sec + 1, usec - 1_000_000
-        self._f.write(_RECORD.pack(sec, usec, len(data), max(wire_len, len(data))))
-        self._f.write(data)
-        self.count += 1
-
-    def close(self) -> None:
-        if self.linktype is None:           # no frame: still a valid (empty) capture
-            self._f.write(_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, 1))
-        close_output(self._f)
-
+__all__ = ["PcapWriter", "PacketWriter"]  # PcapWriter lives in mostool.pcapfile
 
 class PacketWriter:
     """A source wrapper writing the frames that passed (all, or the chosen flows') to a pcap."""
@@ -94,10 +60,13 @@ class PacketWriter:
 
     def frames(self) -> Iterator[tuple[float, int, bytes, int]]:
         write = self.writer.write
+        writer = self.writer
         if self.select is None:
             for frame in self.inner.frames():
                 if frame[1] >= 0:
                     write(*frame)
+                    if writer.error:
+                        self.stop()          # nothing more can be written: end the run
                 yield frame
             return
         for frame in self.inner.frames():
@@ -107,6 +76,8 @@ class PacketWriter:
             finally:                         # (also when the run stops after this frame)
                 if self._hit:
                     write(*frame)
+                    if writer.error:
+                        self.stop()
 
     def stop(self) -> None:
         if hasattr(self.inner, "stop"):
@@ -117,6 +88,8 @@ class PacketWriter:
 
     def close(self) -> None:
         self.writer.close()
+        if self.writer.error and not self.writer.reader_gone:  # a closed pipe ends quietly
+            self.mon.warnings.append(self.writer.error)
         if self.select is not None and not self.matched:
             # an empty pcap and exit 0 would look like success: say it
             self.mon.warnings.append(f"--flow {printable(self.select.spec)} matched no flow: "

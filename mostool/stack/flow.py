@@ -222,6 +222,11 @@ class Flow:
     def midstream(self) -> bool:
         return self.conn.midstream
 
+    @property
+    def last_ts(self) -> float:
+        """Capture time (seconds) of the flow's latest packet: mOS's ``MOS_TIMESTAMP``."""
+        return self.conn.last_ts
+
     def state(self, side: Side) -> TcpState:
         return self.conn.state[self._side(side)]
 
