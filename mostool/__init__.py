@@ -56,6 +56,7 @@ from mostool.stack.flow import (
     Flow,
     PacketInfo,
 )
+from mostool.summary import DirectionSummary, FlowSummary
 
 HK_SND = Hook.HK_SND
 HK_RCV = Hook.HK_RCV
@@ -83,7 +84,8 @@ def raise_event(flow: Flow, child: EventType) -> None:
 
 
 __all__ = [
-    "Monitor", "MonitorSocket", "MonitorConfig", "Flow", "PacketInfo", "MONITOR_STREAM",
+    "Monitor", "MonitorSocket", "MonitorConfig", "Flow", "FlowSummary", "DirectionSummary",
+    "PacketInfo", "MONITOR_STREAM",
     "MONITOR_RAW", "Hook", "Side", "TcpState", "HK_SND", "HK_RCV", "NULL", "CLI", "SVR", "BOTH",
     "EventType", "Event", "UserEvent", "PktIn", "ConnStart", "ConnNewData", "ErrorEvent",
     "Timeout", "TcpStateChange", "Orphan", "Rexmit", "ConnEnd", "BUILTIN_EVENTS",

@@ -29,6 +29,7 @@ from mostool.stack.flow import (
     Connection,
     Flow,
 )
+from mostool.summary import FlowSummary
 
 if TYPE_CHECKING:
     from mostool.replay import PcapRecords
@@ -178,7 +179,8 @@ class Monitor:
 
     def __init__(self, config: MonitorConfig | None = None) -> None:
         self.config = config or MonitorConfig()
-        self._flow_end_hooks: list[Callable[[Connection], None]] = []
+        self._flow_end_hooks: list[Callable[[FlowSummary], None]] = []
+        self._connection_end_hooks: list[Callable[[Connection], None]] = []
         self.failures: list[CallbackFailure] = []
         self.engine = Engine(self.config, registry=SubscriptionRegistry(),
                              on_flow_end=self._flow_ended, on_callback_error=self._failed)
@@ -211,9 +213,16 @@ class Monitor:
         """The engine's clock: the current packet's (or timer's) timestamp."""
         return self.engine.now
 
-    def on_flow_end(self, hook: Callable[[Connection], None]) -> None:
-        """Call ``hook(connection)`` after every flow's ON_CONN_END (for summaries and sinks)."""
+    def on_flow_end(self, hook: Callable[[FlowSummary], None]) -> None:
+        """Call ``hook(summary)`` after every flow's ON_CONN_END, with the ended flow's typed,
+        read-only ``mostool.FlowSummary`` (for records, sinks and reports; no subscription)."""
         self._flow_end_hooks.append(hook)
+
+    def on_connection_end(self, hook: Callable[[Connection], None]) -> None:
+        """Call ``hook(connection)`` with the engine's record of every ended flow: for views
+        that also sample ``active_connections()`` and show ended flows beside live ones. Read
+        it, never change it, and do not keep it past the hook unless you show it."""
+        self._connection_end_hooks.append(hook)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -468,13 +477,20 @@ class Monitor:
     # -- internals ----------------------------------------------------------------------------
 
     def _flow_ended(self, conn: Connection) -> None:
-        for hook in self._flow_end_hooks:
-            try:
-                hook(conn)
-            except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-                flow = conn.handles[0] if conn.handles else None
-                self.engine.dispatcher.report_failure("flow_end_hook", flow,
-                                                      ConnEnd(Hook.HK_RCV, conn.end_reason), exc)
+        for conn_hook in self._connection_end_hooks:
+            self._call_end_hook(conn_hook, conn, conn)
+        if self._flow_end_hooks:
+            summary = FlowSummary(conn)             # one per flow, shared by the hooks
+            for hook in self._flow_end_hooks:
+                self._call_end_hook(hook, summary, conn)
+
+    def _call_end_hook(self, hook: Callable[[Any], None], arg: Any, conn: Connection) -> None:
+        try:
+            hook(arg)
+        except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+            flow = conn.handles[0] if conn.handles else None
+            self.engine.dispatcher.report_failure("flow_end_hook", flow,
+                                                  ConnEnd(Hook.HK_RCV, conn.end_reason), exc)
 
     def _failed(self, where: str, flow: Flow | None, event: Event | UserEvent,
                 exc: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,39 @@ def test_a_failing_flow_end_hook_is_reported_and_the_run_goes_on() -> None:
     assert failure.where == "flow_end_hook" and failure.event == "ON_CONN_END"
     assert failure.error == "ValueError: boom"
     assert failure.flow_id == ended[0]
+
+
+def test_flow_end_hooks_get_a_typed_summary_equal_to_the_record() -> None:
+    mon = mos.Monitor()
+    mon.socket()
+    ended: list[mos.FlowSummary] = []
+    mon.on_flow_end(ended.append)
+    mon.run(ReplaySource(SAMPLE))
+    assert ended and all(isinstance(s, mos.FlowSummary) for s in ended)
+    for s in ended:                 # kept past the hook: what it says does not change
+        rec = s.record()
+        assert (s.id, s.client, s.server, s.start, s.end, s.end_reason, s.midstream) == (
+            rec["id"], rec["client"], rec["server"], rec["start"], rec["end"],
+            rec["end_reason"], rec["midstream"])
+        assert (s.client_state.name, s.server_state.name) == (rec["client_state"],
+                                                              rec["server_state"])
+        for way, name in ((s.c2s, "c2s"), (s.s2c, "s2c")):
+            assert isinstance(way, mos.DirectionSummary)
+            assert (way.packets, way.payload_bytes, way.bytes, len(way.gaps), way.gap_bytes,
+                    way.sha256) == (rec[name]["packets"], rec[name]["payload_bytes"],
+                                    rec[name]["bytes"], rec[name]["gaps"],
+                                    rec[name]["gap_bytes"], rec[name]["sha256"])
+            assert way.record() == rec[name]
+        assert s.packets == rec["c2s"]["packets"] + rec["s2c"]["packets"]
+        assert json.loads(s.record_json()) == rec
+
+
+def test_connection_end_hooks_see_the_engine_record_for_views() -> None:
+    mon = mos.Monitor()
+    mon.socket()
+    seen: list[tuple[int, str]] = []
+    mon.on_connection_end(lambda conn: seen.append((conn.id, conn.end_reason)))
+    summaries: list[tuple[int, str]] = []
+    mon.on_flow_end(lambda s: summaries.append((s.id, s.end_reason)))
+    mon.run(ReplaySource(SAMPLE))
+    assert seen == summaries and seen

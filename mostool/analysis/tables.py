@@ -2,7 +2,7 @@
 pandas DataFrames (never a list of dicts, never ``None``: an empty result is an empty frame
 with the same columns and dtypes).
 
-Flow records come from ``Connection.record()`` (what `mostool flows` prints) through a
+Flow records come from ``FlowSummary.record()`` (what `mostool flows` prints) through a
 ``Monitor.on_flow_end`` hook; event rows from a callback subscribed like `mostool events`
 subscribes. Timestamps stay the engine's float seconds in ``ts`` (the trace's value, exact)
 and become ``datetime64[ns, UTC]`` in ``time``/``start``/``end`` at microsecond precision,

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import mostool as mos
 from mostool.apps.http import METHODS
 from mostool.text import printable
+
+if TYPE_CHECKING:
+    from mostool.summary import FlowSummary
 
 __all__ = ["setup", "EarlyStop"]
 
@@ -85,9 +88,9 @@ class EarlyStop:
         if event.reason not in _NOT_TCP:
             self.tcp_orphans += 1
 
-    def flow_ended(self, conn: Any) -> None:
+    def flow_ended(self, flow: FlowSummary) -> None:
         self.flows += 1
-        self.packets_tracked += conn.packets[0] + conn.packets[1]
+        self.packets_tracked += flow.packets
 
     def skipped_packets(self) -> int:
         """TCP packets of tracked flows the engine skipped because monitoring had stopped:

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mostool.events.trace import trace_record
 from mostool.events.types import BUILTIN_EVENTS, Side
-from mostool.sinks.select import stream_sockets, subscribed_udes
+from mostool.sinks.select import FirstDelivery, stream_sockets, subscribed_udes
 
 if TYPE_CHECKING:
     from mostool.monitor import Monitor
@@ -36,7 +36,7 @@ class EventRecorder:
         self.only = only
         self.sink = sink
         self.count = 0
-        self._last: Any = None
+        self._deliveries = FirstDelivery()   # one raise, several handles
 
     def attach(self) -> None:
         listeners = stream_sockets(self.mon)
@@ -52,9 +52,8 @@ class EventRecorder:
                     lst.on(etype, hook, self._record_ude)
 
     def _record(self, flow: Any, side: Side, event: Any) -> None:
-        if event is self._last:
+        if not self._deliveries.first(event):     # the same raise via another listener
             return
-        self._last = event
         self._write(flow, side, event)
 
     def _record_ude(self, flow: Any, side: Side, event: Any) -> None:

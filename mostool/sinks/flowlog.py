@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
-from mostool.stack.connection import Connection
+from mostool.summary import FlowSummary
 
 __all__ = ["FlowLog", "CSV_COLUMNS", "flatten"]
 
@@ -27,7 +27,7 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _json_line(conn: Connection) -> str:
+def _json_line(conn: FlowSummary) -> str:
     return conn.record_json() + "\n"
 
 
@@ -41,7 +41,7 @@ class FlowLog:
         self._emit_record = emit
         # what a flow's end keeps until its turn, and what writes it then: its record dict
         # and ``emit``, or, for jsonl (FlowLog.jsonl), its line and the file's write
-        self._encode: Callable[[Connection], Any] = Connection.record
+        self._encode: Callable[[FlowSummary], Any] = FlowSummary.record
         self._emit: Callable[[Any], Any] = emit
         self._pending: dict[int, Any] = {}
         self._next = 1
@@ -50,13 +50,13 @@ class FlowLog:
     @classmethod
     def jsonl(cls, out: IO[str]) -> FlowLog:
         """JSON lines on ``out``: each flow's line formatted straight from the connection
-        (Connection.record_json, the bytes json.dumps gives for its record)."""
+        (FlowSummary.record_json, the bytes json.dumps gives for its record)."""
         log = cls(cls.jsonl_writer(out))
         log._encode = _json_line
         log._emit = out.write
         return log
 
-    def flow_ended(self, conn: Connection) -> None:
+    def flow_ended(self, conn: FlowSummary) -> None:
         pending = self._pending
         pending[conn.id] = self._encode(conn)
         while self._next in pending:

@@ -16,7 +16,7 @@ from typing import Any
 from mostool.events.types import ON_PKT_IN, Hook, Side
 from mostool.monitor import Monitor
 from mostool.pcapfile import PcapWriter
-from mostool.sinks.select import FlowSelector, stream_sockets
+from mostool.sinks.select import FirstDelivery, FlowSelector, stream_sockets
 from mostool.text import printable
 
 __all__ = ["PcapWriter", "PacketWriter"]  # PcapWriter lives in mostool.pcapfile
@@ -33,7 +33,7 @@ class PacketWriter:
         self.select = select
         self.writer = PcapWriter(path)
         self._hit = False
-        self._last: Any = None
+        self._deliveries = FirstDelivery()   # one raise, several handles
         self._verdicts: dict[int, bool] = {}
         self.path = path
         self.matched = 0                     # packets of the chosen flows
@@ -47,9 +47,8 @@ class PacketWriter:
         self._verdicts.pop(conn.id, None)
 
     def _packet(self, flow: Any, side: Side, event: Any) -> None:
-        if event is self._last:
+        if not self._deliveries.first(event):     # the same raise via another listener
             return
-        self._last = event
         conn = flow.conn
         ok = self._verdicts.get(conn.id)
         if ok is None:

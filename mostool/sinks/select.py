@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-__all__ = ["FlowSelector", "stream_sockets", "subscribed_udes"]
+__all__ = ["FlowSelector", "FirstDelivery", "stream_sockets", "subscribed_udes"]
 
 STREAM = "stream"           # mostool.monitor.MONITOR_STREAM (this module is imported by it)
 
@@ -98,3 +98,20 @@ class FlowSelector:
 
     def __repr__(self) -> str:
         return f"FlowSelector({self.spec!r})"
+
+
+class FirstDelivery:
+    """A sink subscribed on every listener gets one raise once per handle of the flow, as the
+    same event value: ``first(event)`` is True for its first delivery only (by identity: two
+    raises are never the same object, a value repeated across handles always is)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: Any = None
+
+    def first(self, event: Any) -> bool:
+        if event is self._last:
+            return False
+        self._last = event
+        return True

@@ -21,11 +21,12 @@ from collections import OrderedDict
 from typing import IO, TYPE_CHECKING, Any
 
 from mostool.events.types import ON_CONN_NEW_DATA, Hook, Side
-from mostool.sinks.select import FlowSelector, stream_sockets
+from mostool.sinks.select import FirstDelivery, FlowSelector, stream_sockets
 from mostool.stack.flow import SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR
 
 if TYPE_CHECKING:
     from mostool.monitor import Monitor
+    from mostool.summary import FlowSummary
 
 __all__ = ["StreamWriter", "stream_file_name", "INDEX_NAME"]
 
@@ -79,7 +80,7 @@ class StreamWriter:
         self._names: dict[str, int] = {}
         self._index: list[dict[str, Any]] = []
         self._skip: set[int] = set()
-        self._last: Any = None
+        self._deliveries = FirstDelivery()   # one raise, several handles
         self.files_written = 0
         self.bytes_written = 0
         self.warnings: list[str] = []
@@ -96,9 +97,8 @@ class StreamWriter:
     # -- per delivery -----------------------------------------------------------------------------
 
     def _data(self, flow: Any, side: Side, event: Any) -> None:
-        if event is self._last:            # the same delivery through another listener
+        if not self._deliveries.first(event):     # the same raise via another listener
             return
-        self._last = event
         conn = flow.conn
         if conn.id in self._skip:
             return
@@ -157,40 +157,41 @@ class StreamWriter:
 
     # -- per flow ---------------------------------------------------------------------------------
 
-    def _ended(self, conn: Any) -> None:
-        self._skip.discard(conn.id)
-        if self.select is not None and not self.select.matches(conn):
+    def _ended(self, flow: FlowSummary) -> None:
+        self._skip.discard(flow.id)
+        if self.select is not None and not self.select.matches(flow):
             return
         for side, direction in ((Side.SVR, "c2s"), (Side.CLI, "s2c")):
-            d = self._dirs.pop((conn.id, side), None)
-            st = conn.streams[side]
+            d = self._dirs.pop((flow.id, side), None)
+            way = flow.c2s if direction == "c2s" else flow.s2c
+            gaps = way.gaps
             if d is not None:
                 f = self._files.pop(d.name, None)
                 if f is not None:
                     f.close()
             file_gaps = []
             shift = 0
-            for off, n in st.gaps:
+            for off, n in gaps:
                 file_gaps.append({"offset": off, "file_offset": off - shift, "length": n})
                 shift += n
-            src, dst = (conn.client, conn.server) if direction == "c2s" else (conn.server,
-                                                                              conn.client)
+            src, dst = (flow.client, flow.server) if direction == "c2s" else (flow.server,
+                                                                              flow.client)
             rec: dict[str, Any] = {
-                "flow": conn.id, "direction": direction, "src": src, "dst": dst,
+                "flow": flow.id, "direction": direction, "src": src, "dst": dst,
                 "file": d.name if d is not None else None,
                 "bytes": d.written if d is not None else 0,
                 "sha256": (d.hasher if d is not None else hashlib.sha256()).hexdigest(),
-                "gaps": file_gaps, "end_reason": conn.end_reason, "start": conn.start,
-                "end": conn.end_ts,
+                "gaps": file_gaps, "end_reason": flow.end_reason, "start": flow.start,
+                "end": flow.end,
             }
             if d is not None and d.lost:
                 rec["lost"] = d.lost
-                self.warnings.append(f"flow {conn.id} {direction}: "
+                self.warnings.append(f"flow {flow.id} {direction}: "
                                      f"{sum(x['length'] for x in d.lost)} bytes left the "
                                      f"buffer before they could be written")
-            if d is not None and d.written + sum(x["length"] for x in d.lost) != st.delivered:
-                self.warnings.append(f"flow {conn.id} {direction}: wrote {d.written} of "
-                                     f"{st.delivered} reassembled bytes")
+            if d is not None and d.written + sum(x["length"] for x in d.lost) != way.bytes:
+                self.warnings.append(f"flow {flow.id} {direction}: wrote {d.written} of "
+                                     f"{way.bytes} reassembled bytes")
             self._index.append(rec)
 
     def close(self) -> None:

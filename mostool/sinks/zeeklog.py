@@ -54,7 +54,7 @@ def _stamp(ts: float) -> str:
 
 
 class ZeekConnLog:
-    """Writes records (``Connection.record()`` dicts) to ``out`` as conn.log lines; the header
+    """Writes records (``FlowSummary.record()`` dicts) to ``out`` as conn.log lines; the header
     goes out with the first record (or at ``close`` for an empty log)."""
 
     def __init__(self, out: IO[str]) -> None:

@@ -39,7 +39,7 @@ from mostool.events.types import (
     Side,
 )
 from mostool.monitor import Monitor
-from mostool.sinks.select import stream_sockets
+from mostool.sinks.select import FirstDelivery, stream_sockets
 from mostool.sinks.untracked import Untracked
 from mostool.sources import is_live, source_attr
 
@@ -163,7 +163,7 @@ class ViewModel:
         self._marks: dict[int, tuple[int, int, int, int, int, int]] = {}
         self.ended_flows = 0
         self._seq = 0
-        self._last_value: Any = None
+        self._deliveries = FirstDelivery()   # one raise, several handles
         self._announced: set[int] = set()     # flows whose start is in the feed
         self._ended: list[Any] = []             # flows ended since the last drain()
         self._prev_bytes: dict[int, int] = {}
@@ -199,14 +199,13 @@ class ViewModel:
                 self.ude_names.add(etype.name)
                 self.counts.setdefault(etype.name, 0)
                 lst.on(etype, hook, self._ude if leaf else self._ude_count)
-        self.mon.on_flow_end(self._ended.append)
+        self.mon.on_connection_end(self._ended.append)   # shown beside active_connections()
 
     # -- per event (keep these lean: they run inside the engine's dispatch) ---------------------
 
     def _builtin(self, flow: Any, side: Side, event: Any) -> None:
-        if event is self._last_value:           # the same raise seen through another listener
+        if not self._deliveries.first(event):     # the same raise via another listener
             return
-        self._last_value = event
         name = event.TYPE.name
         counts = self.counts
         counts[name] = counts.get(name, 0) + 1

@@ -16,6 +16,7 @@ from mostool.config import MonitorConfig
 from mostool.events.types import Side
 from mostool.monitor import Monitor, MonitorSocket
 from mostool.stack.flow import Flow
+from mostool.summary import FlowSummary
 
 if TYPE_CHECKING:
     from mostool.compat.mos.constants import Callback
@@ -44,6 +45,7 @@ class mctx_t:
         self.stats: dict[str, Any] = {}
         self._socks: dict[int, _Sock] = {}
         self._flow_ids: dict[Flow, int] = {}
+        self._handles_of: dict[int, list[Flow]] = {}    # flow id -> its handles with a socket
         self._next_sock = 0
         self._running = False
         self._joined = False
@@ -68,6 +70,7 @@ class mctx_t:
         if sock_id is None:
             sock_id = self._new_sock(MOS_SOCK_MONITOR_STREAM_ACTIVE, flow)
             self._flow_ids[flow] = sock_id
+            self._handles_of.setdefault(flow.id, []).append(flow)
         return sock_id
 
     def _sock_of(self, handle: Any, listener_sock: int | None) -> int:
@@ -86,8 +89,8 @@ class mctx_t:
                  if s.kind in (MOS_SOCK_MONITOR_STREAM, MOS_SOCK_MONITOR_RAW)]
         return cands[0] if len(cands) == 1 else -1
 
-    def _flow_ended(self, conn: Any) -> None:
-        for h in conn.handles:
+    def _flow_ended(self, flow: FlowSummary) -> None:
+        for h in self._handles_of.pop(flow.id, ()):
             sock_id = self._flow_ids.pop(h, None)
             if sock_id is not None:
                 self._socks.pop(sock_id, None)
