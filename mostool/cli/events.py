@@ -9,9 +9,9 @@ from typing import IO, Any
 from mostool.cli.common import UsageError, add_common_options, add_write_option, config_from, warn
 from mostool.cli.distributed import add_dist_options, wants_distributed
 from mostool.cli.outputs import add_output_options, run_with_outputs
-from mostool.events.trace import trace_record
-from mostool.events.types import BUILTIN_EVENTS, Event, Side, UserEvent
+from mostool.events.types import BUILTIN_EVENTS
 from mostool.monitor import MONITOR_STREAM, Monitor
+from mostool.sinks.events_out import EventRecorder
 
 EXAMPLES_EVENTS = """examples:
   mostool events -r capture.pcap
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
 
 def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     mon = Monitor(config_from(args))
-    sock = mon.socket(MONITOR_STREAM)
+    mon.socket(MONITOR_STREAM)
     wanted = None
     if args.only:
         wanted = {n.strip().upper() for n in args.only.split(",") if n.strip()}
@@ -47,17 +47,7 @@ def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
             raise UsageError(f"unknown event name(s): {', '.join(sorted(unknown))}")
     if wants_distributed(args):
         return _events_distributed(args, mon.config, wanted, out, err)
-    dumps = json.dumps
-
-    def record(flow: Any, side: Side, event: Event | UserEvent) -> None:
-        out.write(dumps(trace_record(mon.packet_number, mon.now,
-                                     getattr(flow, "id", 0), side, event)) + "\n")
-
-    for etype in BUILTIN_EVENTS:
-        if wanted is not None and etype.name not in wanted:
-            continue
-        for hook in etype.hooks:
-            sock.on(etype, hook, record)
+    EventRecorder(mon, out, only=wanted).attach()     # the one trace recorder (--events-out's)
     run_with_outputs(mon, args, err)
     out.flush()
     warn(mon, err)
