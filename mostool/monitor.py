@@ -21,13 +21,13 @@ from mostool.events.types import Callback, ConnEnd, Event, EventType, Hook, User
 from mostool.sources import MemorySource, Source, is_live, source_attr
 from mostool.stack.engine import RAW, STREAM, Engine, Listener
 from mostool.stack.flow import (
-    SOCKOPT_OVERLAP_CLI,
-    SOCKOPT_OVERLAP_SVR,
     SOCKOPT_RCVBUF_CLI,
     SOCKOPT_RCVBUF_SVR,
     SOCKOPT_STOP_MON,
     Connection,
     Flow,
+    checked_sockopt,
+    sockopt_side,
 )
 from mostool.summary import FlowSummary
 
@@ -126,30 +126,25 @@ class MonitorSocket(Listener):
         self.subs = self.registry.with_removed(self.subs, gone)
 
     def setsockopt(self, name: str, value: Any) -> None:
-        """Options for the flows this listener accepts from now on."""
+        """Options for the flows this listener accepts from now on (values checked as a
+        flow's own ``setsockopt`` checks them)."""
         self._check_open()
-        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
-            if not isinstance(value, int) or value < 0:
-                raise MosError(errno.EINVAL, f"{name} takes a size >= 0, not {value!r}")
-            self.rcvbuf[0 if name == SOCKOPT_RCVBUF_CLI else 1] = value
-        elif name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
-            if value not in ("first", "last"):
-                raise MosError(errno.EINVAL, f"{name} takes 'first' or 'last', not {value!r}")
-            self.overlap[0 if name == SOCKOPT_OVERLAP_CLI else 1] = value
-        elif name == SOCKOPT_STOP_MON:
+        if name == SOCKOPT_STOP_MON:
             raise MosError(errno.EPERM, "stop monitoring applies to a flow, not a listener")
+        side = checked_sockopt(name, value)
+        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+            self.rcvbuf[side] = value
         else:
-            raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+            self.overlap[side] = value
 
     def getsockopt(self, name: str) -> Any:
         self._check_open()
         cfg = self.monitor.config
+        side = sockopt_side(name)
         if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
-            v = self.rcvbuf[0 if name == SOCKOPT_RCVBUF_CLI else 1]
+            v = self.rcvbuf[side]
             return cfg.rcvbuf if v is None else v
-        if name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
-            return self.overlap[0 if name == SOCKOPT_OVERLAP_CLI else 1] or cfg.overlap
-        raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+        return self.overlap[side] or cfg.overlap
 
     def close(self) -> None:
         """Stop accepting flows and drop this listener's callbacks on the flows it holds (the

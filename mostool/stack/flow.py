@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "Flow", "PacketInfo", "StreamView", "BufInfo",
            "SOCKOPT_RCVBUF_CLI", "SOCKOPT_RCVBUF_SVR", "SOCKOPT_OVERLAP_CLI",
-           "SOCKOPT_OVERLAP_SVR", "SOCKOPT_STOP_MON", "pair_set", "pair_add", "UNCHECKED"]
+           "SOCKOPT_OVERLAP_SVR", "SOCKOPT_STOP_MON", "checked_sockopt", "sockopt_side",
+           "pair_set", "pair_add", "UNCHECKED"]
 
 SOCKOPT_RCVBUF_CLI = "rcvbuf_cli"
 SOCKOPT_RCVBUF_SVR = "rcvbuf_svr"
@@ -39,6 +40,34 @@ _TCP_FLAG_NAMES = "FSRPAUEC"
 _CLI, _SVR = Side.CLI, Side.SVR
 _ZERO2 = (0, 0)
 _FALSE2 = (False, False)
+
+def checked_sockopt(name: str, value: Any) -> int:
+    """Check a socket option's value, for a listener or a flow: the side index (0 CLI, 1 SVR)
+    a rcvbuf or overlap option applies to, or for stop_monitoring the sides to stop (bit 0 CLI,
+    bit 1 SVR). MosError EINVAL for a bad value, ENOPROTOOPT for an unknown name."""
+    if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+        if not isinstance(value, int) or value < 0:
+            raise MosError(errno.EINVAL, f"{name} takes a size >= 0, not {value!r}")
+        return 0 if name == SOCKOPT_RCVBUF_CLI else 1
+    if name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
+        if value not in ("first", "last"):
+            raise MosError(errno.EINVAL, f"{name} takes 'first' or 'last', not {value!r}")
+        return 0 if name == SOCKOPT_OVERLAP_CLI else 1
+    if name == SOCKOPT_STOP_MON:
+        if not (isinstance(value, int) and 0 <= value <= 2):
+            raise MosError(errno.EINVAL, f"{name} takes CLI, SVR or BOTH, not {value!r}")
+        return 3 if Side(value) == Side.BOTH else 1 << value
+    raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+
+
+def sockopt_side(name: str) -> int:
+    """The side index (0 CLI, 1 SVR) a readable rcvbuf or overlap option is about."""
+    if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_OVERLAP_CLI):
+        return 0
+    if name in (SOCKOPT_RCVBUF_SVR, SOCKOPT_OVERLAP_SVR):
+        return 1
+    raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+
 
 class PacketInfo:
     """The packet that triggered the current callback (mOS ``mtcp_getlastpkt``), decoded lazily."""
@@ -299,10 +328,12 @@ class Flow:
 
     def setsockopt(self, name: str, value: Any) -> None:
         conn = self._conn_for_read()
-        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
-            if not isinstance(value, int) or value < 0:
-                raise MosError(errno.EINVAL, f"{name} takes a size >= 0, not {value!r}")
-            st = conn.streams[0 if name == SOCKOPT_RCVBUF_CLI else 1]
+        side = checked_sockopt(name, value)
+        if name == SOCKOPT_STOP_MON:
+            self.mon &= ~side
+            self.engine.monitoring_changed(conn)
+        elif name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+            st = conn.streams[side]
             st.bufsize = value
             if value == 0:
                 st.drop_buffer()
@@ -311,29 +342,17 @@ class Flow:
                 st.keep_bytes = True
                 if st.chunks:
                     st._trim()
-        elif name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
-            if value not in ("first", "last"):
-                raise MosError(errno.EINVAL, f"{name} takes 'first' or 'last', not {value!r}")
-            conn.streams[0 if name == SOCKOPT_OVERLAP_CLI else 1].overlap_last = value == "last"
-        elif name == SOCKOPT_STOP_MON:
-            side = Side(value) if isinstance(value, int) and 0 <= value <= 2 else None
-            if side is None:
-                raise MosError(errno.EINVAL, f"{name} takes CLI, SVR or BOTH, not {value!r}")
-            self.mon &= ~(3 if side == Side.BOTH else 1 << side)
-            self.engine.monitoring_changed(conn)
         else:
-            raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+            conn.streams[side].overlap_last = value == "last"
 
     def getsockopt(self, name: str) -> Any:
         conn = self._conn_for_read()
-        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
-            return conn.streams[0 if name == SOCKOPT_RCVBUF_CLI else 1].bufsize
-        if name in (SOCKOPT_OVERLAP_CLI, SOCKOPT_OVERLAP_SVR):
-            st = conn.streams[0 if name == SOCKOPT_OVERLAP_CLI else 1]
-            return "last" if st.overlap_last else "first"
         if name == SOCKOPT_STOP_MON:
             return self.mon
-        raise MosError(errno.ENOPROTOOPT, f"unknown socket option {name!r}")
+        st = conn.streams[sockopt_side(name)]
+        if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
+            return st.bufsize
+        return "last" if st.overlap_last else "first"
 
     def stop_monitoring(self, side: Side = Side.BOTH) -> None:
         """Stop this handle's callbacks for a side; a flow no handle monitors stops being
