@@ -121,9 +121,7 @@ class MonitorSocket(Listener):
         h = event.default_hook if hook is None else hook
         if self.kind == RAW:
             h = Hook.NULL
-        gone = [e for e in self.subs.entries
-                if e[0] is event and e[1] == h and (callback is None or e[2] == callback)]
-        self.subs = self.registry.with_removed(self.subs, gone)
+        self.subs = self.registry.with_removed(self.subs, self.subs.matching(event, h, callback))
 
     def setsockopt(self, name: str, value: Any) -> None:
         """Options for the flows this listener accepts from now on (values checked as a

@@ -78,6 +78,13 @@ class SubscriptionSet:
              for tid, node in self.trees[hook].items()}
             for hook in Hook]
 
+    def matching(self, event: EventType, hook: Hook, callback: Callback | None
+                 ) -> list[Registration]:
+        """The registrations of ``event`` at ``hook`` (of ``callback`` only, if given): what
+        ``off`` removes, for a listener and for a flow alike."""
+        return [e for e in self.entries
+                if e[0] is event and e[1] == hook and (callback is None or e[2] == callback)]
+
     def _node(self, nodes: dict[tuple[Hook, EventType], _Node], hook: Hook,
               etype: EventType) -> _Node:
         """The tree node for ``etype`` at ``hook``, creating the path from its root."""

@@ -11,7 +11,7 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from mostool.errors import BytesLost, MosError
-from mostool.events.dispatch import Registration, SubscriptionSet
+from mostool.events.dispatch import SubscriptionSet
 from mostool.events.types import (
     Callback,
     EventType,
@@ -376,15 +376,10 @@ class Flow:
             callback: Callback | None = None) -> None:
         """Remove this flow's registration(s) of ``event`` at ``hook`` (all if no callback)."""
         self._check_open()
-        entries = self._matching(event, hook, callback)
+        entries = self.subs.matching(event, event.default_hook if hook is None else hook,
+                                     callback)
         self.subs = self.engine.registry.with_removed(self.subs, entries)
         self.conn.refresh_masks()
-
-    def _matching(self, event: EventType, hook: Hook | None,
-                  callback: Callback | None) -> list[Registration]:
-        hook_ = event.default_hook if hook is None else hook
-        return [e for e in self.subs.entries
-                if e[0] is event and e[1] == hook_ and (callback is None or e[2] == callback)]
 
     def raise_event(self, child: EventType) -> None:
         """Raise a floating event from inside a UDE filter (mOS ``mtcp_raise_event``)."""
