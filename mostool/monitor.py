@@ -441,12 +441,32 @@ class Monitor:
         """The number of flows tracked since the monitor was made (ended ones included)."""
         return self.engine.flows_total
 
-    def feed(self, ts: float, linktype: int, frame: bytes) -> None:
-        """Hand one frame to the engine (notebooks, tests); call ``close()`` at the end."""
-        self.engine.process(ts, linktype, frame, len(frame))
+    def feed(self, ts: float, linktype: int, frame: bytes, wire_len: int = 0, *,
+             number: int | None = None) -> None:
+        """Hand one frame to the engine (notebooks, tests, a partition of a capture); call
+        ``close()`` at the end. ``wire_len``: its length on the wire, when the capture cut it;
+        ``number``: its number in the whole capture, when this monitor is shown only some of
+        its frames (``packet_number`` then counts as one run over all of them would)."""
+        if number is not None:
+            self.engine.packet_number = number - 1
+        self.engine.process(ts, linktype, frame, wire_len or len(frame))
 
-    def close(self) -> None:
-        """End every open flow (reason "eof"), as at the end of a capture."""
+    def advance(self, ts: float, *, number: int | None = None) -> None:
+        """Move packet time to ``ts`` without a frame, firing what falls due before it (at
+        ``number``, the packet count a single run would show then, if given)."""
+        if number is not None:
+            self.engine.packet_number = number
+        self.engine.advance(ts)
+
+    def next_deadline(self) -> float | None:
+        """When the next timer (user, TIME_WAIT, idle) falls due, in packet time."""
+        return self.engine.next_deadline()
+
+    def close(self, *, number: int | None = None) -> None:
+        """End every open flow (reason "eof"), as at the end of a capture (of ``number``
+        packets, when this monitor was shown only some of them)."""
+        if number is not None:
+            self.engine.packet_number = number
         self.engine.finish("eof")
 
     def stop(self, why: str = "stop()") -> None:

@@ -223,7 +223,6 @@ def _run(mon: Any, partition: int, scratch: str, pieces: list[int],
     """Feed the partition's records to ``mon``'s engine with the capture's ticks; returns how
     many records were its own."""
     from array import array
-    engine = mon.engine
     tick_no_a = _Array(os.path.join(scratch, "ticks.no"), "q")
     tick_ts_a = _Array(os.path.join(scratch, "ticks.ts"), "d")
     tick_no, tick_ts = tick_no_a.values, tick_ts_a.values
@@ -238,9 +237,9 @@ def _run(mon: Any, partition: int, scratch: str, pieces: list[int],
             with open(os.path.join(scratch, base + ".no"), "rb") as f:
                 numbers.frombytes(f.read())
         streams.append(_shard_records(os.path.join(scratch, base), numbers))
-    advance = engine.advance
-    process = engine.process
-    next_deadline = engine.next_deadline
+    advance = mon.advance
+    feed = mon.feed
+    next_deadline = mon.next_deadline
 
     def catch_up(before: int) -> None:
         """Fire what falls due at the ticks numbered below ``before``."""
@@ -251,35 +250,29 @@ def _run(mon: Any, partition: int, scratch: str, pieces: list[int],
             i = bisect_right(tick_ts, d)
             if i >= ntick or tick_no[i] >= before:
                 return
-            engine.packet_number = tick_no[i]
-            advance(tick_ts[i])
+            advance(tick_ts[i], number=tick_no[i])
 
     own = 0
     try:
         if ntick:                       # the capture's first packet starts every clock
-            engine.packet_number = tick_no[0]
-            advance(tick_ts[0])
+            advance(tick_ts[0], number=tick_no[0])
         for no, ts, linktype, data, wire in heapq.merge(*streams, key=lambda x: abs(x[0])):
             if no < 0:                  # older than the clock: move it where one run has it
                 no = -no
                 catch_up(no)
                 i = bisect_left(tick_no, no) - 1
-                if i >= 0 and tick_ts[i] > engine.now:
-                    engine.packet_number = tick_no[i]
-                    advance(tick_ts[i])
+                if i >= 0 and tick_ts[i] > mon.now:
+                    advance(tick_ts[i], number=tick_no[i])
             else:
                 d = next_deadline()
                 if d is not None and d < ts:
                     catch_up(no)
-            engine.packet_number = no - 1
-            process(ts, linktype, data, wire)
+            feed(ts, linktype, data, wire, number=no)
             own += 1
         catch_up(total + 1)
-        if ntick and tick_ts[ntick - 1] > engine.now:
-            engine.packet_number = tick_no[ntick - 1]
-            advance(tick_ts[ntick - 1])
-        engine.packet_number = total
-        mon.close()
+        if ntick and tick_ts[ntick - 1] > mon.now:
+            advance(tick_ts[ntick - 1], number=tick_no[ntick - 1])
+        mon.close(number=total)
     finally:
         tick_no_a.close()
         tick_ts_a.close()
