@@ -538,9 +538,7 @@ class Engine:
             for side in (0, 1):
                 st = conn.streams[side]
                 st.finish()
-                st.new_runs = ()
-                st.gap_runs = ()
-                st.conflict_runs = ()
+                st.discard_outbox()
             self._emit_end(conn, "stopped", None)
             conn.stopped = True             # stays in the table (cheap to skip) until it closes
 

@@ -18,6 +18,13 @@ SYN (or the first byte seen, for a flow picked up midstream). ``nxt`` is the in-
   already delivered stays delivered: "last" can only rewrite bytes still buffered or waiting.
 * The buffer keeps at least ``bufsize`` of the newest in-order bytes as a list of chunks (the
   segments' payloads, copied once from the frame); older chunks are dropped whole.
+
+The outbox, the one hand-off to the event side: ``receive``, ``skip_to`` and ``finish`` leave
+what the events of a step must say in ``new_runs`` (in-order runs: ON_CONN_NEW_DATA),
+``gap_runs`` (holes given up: ON_ERROR "gap") and ``conflict_runs`` (differing overlaps:
+ON_ERROR "overlap_conflict"), as (offset, length) pairs. The Emitter (stack/emit.py) reads and
+empties them once per step; everyone else only tests them for being non-empty, or discards them
+unread (``discard_outbox``) when nobody may be told any more.
 """
 
 from __future__ import annotations
@@ -190,6 +197,10 @@ class HalfStream:
         if self.ooo_starts and self.ooo_starts[0] <= self.nxt:
             self._flush()                   # a run that starts right at the new nxt
         return self.delivered != before
+
+    def discard_outbox(self) -> None:
+        """Forget what the outbox holds, unraised (the flow stopped being monitored)."""
+        self.new_runs = self.gap_runs = self.conflict_runs = _NONE
 
     def finish(self) -> bool:
         """The flow ended: skip every remaining hole so that all waiting bytes are delivered."""
