@@ -49,10 +49,10 @@ class PacketWriter:
     def _packet(self, flow: Any, side: Side, event: Any) -> None:
         if not self._deliveries.first(event):     # the same raise via another listener
             return
-        conn = flow.conn
-        ok = self._verdicts.get(conn.id)
+        fid = flow.id
+        ok = self._verdicts.get(fid)
         if ok is None:
-            ok = self._verdicts[conn.id] = bool(self.select and self.select.matches(conn))
+            ok = self._verdicts[fid] = bool(self.select and self.select.matches(flow))
         if ok:
             self._hit = True
             self.matched += 1

@@ -99,15 +99,15 @@ class StreamWriter:
     def _data(self, flow: Any, side: Side, event: Any) -> None:
         if not self._deliveries.first(event):     # the same raise via another listener
             return
-        conn = flow.conn
-        if conn.id in self._skip:
+        fid = flow.id
+        if fid in self._skip:
             return
-        if self.select is not None and not self.select.matches(conn):
-            self._skip.add(conn.id)
+        if self.select is not None and not self.select.matches(flow):
+            self._skip.add(fid)
             return
-        d = self._dirs.get((conn.id, side))
+        d = self._dirs.get((fid, side))
         if d is None:
-            d = self._open(conn, side)
+            d = self._open(flow, side)
         data = flow.ppeek(side, event.offset, event.length)
         if len(data) < event.length:       # pushed out of the buffer before we could read it
             d.lost.append({"offset": event.offset + len(data), "file_offset": d.written
@@ -122,22 +122,22 @@ class StreamWriter:
         flow.setsockopt(opt, 1)
         flow.setsockopt(opt, self.keep)
 
-    def _open(self, conn: Any, side: Side) -> _Direction:
+    def _open(self, flow: Any, side: Side) -> _Direction:
+        (caddr, cport), (saddr, sport) = flow.peername()
+        client = ipaddress.ip_address(caddr).packed
+        server = ipaddress.ip_address(saddr).packed
         # side is the receiving stack: SVR holds client->server bytes
         if side == Side.SVR:
-            src, sport, dst, dport = (conn.client_addr, conn.client_port, conn.server_addr,
-                                      conn.server_port)
-            src_text, dst_text = conn.client, conn.server
+            base = stream_file_name(client, cport, server, sport)
+            src_text, dst_text = flow.client, flow.server
         else:
-            src, sport, dst, dport = (conn.server_addr, conn.server_port, conn.client_addr,
-                                      conn.client_port)
-            src_text, dst_text = conn.server, conn.client
-        base = stream_file_name(src, sport, dst, dport)
+            base = stream_file_name(server, sport, client, cport)
+            src_text, dst_text = flow.server, flow.client
         n = self._names.get(base, 0) + 1
         self._names[base] = n
         name = base if n == 1 else f"{base}c{n}"
         d = _Direction(name, os.path.join(self.directory, name), src_text, dst_text)
-        self._dirs[(conn.id, side)] = d
+        self._dirs[(flow.id, side)] = d
         with open(d.path, "wb"):
             pass
         self.files_written += 1
