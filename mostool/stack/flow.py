@@ -222,6 +222,12 @@ class Flow:
     def midstream(self) -> bool:
         return self.conn.midstream
 
+    @property
+    def tunnel(self) -> list[dict[str, object]]:
+        """How the flow was carried: the tunnel hops its first packet came through, outermost
+        first, as the flow record's ``"tunnel"`` (``tunnels.describe``); [] for a plain flow."""
+        return self.conn.tunnel_record()
+
     def state(self, side: Side) -> TcpState:
         return self.conn.state[self._side(side)]
 
