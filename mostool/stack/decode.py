@@ -72,7 +72,6 @@ from mostool.stack.codes import (  # re-exported: decode is where they were firs
     UNKNOWN_LINKTYPE,
     URG,
 )
-from mostool.stack.tunnels import TUNNEL_IP_PROTOCOLS, TunnelHop
 from mostool.stack.decap import Decapsulator
 from mostool.stack.ipfrag import FragmentTable
 from mostool.stack.linktypes import EXTRA_LINKTYPES
@@ -83,6 +82,7 @@ from mostool.stack.tcpfields import (  # re-exported: decode is where they were 
     tcp_checksum_ok,
     tcp_wscale,
 )
+from mostool.stack.tunnels import TUNNEL_IP_PROTOCOLS, TunnelHop
 
 __all__ = [
     "NOT_IP", "NOT_TCP", "FRAGMENT", "MALFORMED", "UNKNOWN_LINKTYPE", "STATUS_NAMES", "FIN", "SYN",
