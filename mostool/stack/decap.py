@@ -31,13 +31,20 @@ import struct
 from typing import TYPE_CHECKING, Final
 
 from mostool.stack import linktypes, tunnels
-from mostool.stack.codes import MALFORMED
-from mostool.stack.tunnels import INNER_ETHERNET, INNER_ETHERTYPE, Decap, TunnelHop
+from mostool.stack.codes import MALFORMED, NOT_TCP
+from mostool.stack.linktypes import EXTRA_LINKTYPES
+from mostool.stack.tunnels import (
+    INNER_ETHERNET,
+    INNER_ETHERTYPE,
+    TUNNEL_IP_PROTOCOLS,
+    Decap,
+    TunnelHop,
+)
 
 if TYPE_CHECKING:
     from mostool.stack.decode import TcpSegment
 
-__all__ = ["Decapsulator"]
+__all__ = ["Decapsulator", "EXTRA_LINKTYPES", "TUNNEL_IP_PROTOCOLS", "TunnelHop"]
 
 _U16: Final = struct.Struct("!H").unpack_from
 
@@ -68,11 +75,16 @@ class Decapsulator:
             return self._fail(r.status, r.reason)
         return self._inner(buf, r.inner, r.ethertype, r.off, lt, ts)
 
-    def _tunnel(self, buf: bytes, l4_off: int, end: int, proto: int, src: bytes, dst: bytes,
-                lt: int, ts: float) -> TcpSegment | int | None:
-        r = tunnels.decapsulate(buf, l4_off, end, proto, src, dst)
+    def _tunnel(self, buf: bytes, l4_off: int, end: int, proto: int, addr_off: int, n: int,
+                lt: int, ts: float) -> TcpSegment | int:
+        """The payload at ``l4_off`` of the IP packet ending at ``end`` (protocol ``proto``,
+        ``n``-byte source and destination addresses at ``addr_off``) as a tunnel."""
+        a_end = addr_off + 2 * n
+        r = tunnels.decapsulate(buf, l4_off, end, proto, buf[addr_off:addr_off + n],
+                                buf[addr_off + n:a_end])
         if r is None:
-            return None
+            return self._fail(NOT_TCP, f"ipv4: protocol {proto}" if n == 4
+                              else f"ipv6: next header {proto}")
         if not isinstance(r, Decap):
             return self._fail(r.status, r.reason)
         hops = self._hops

@@ -33,8 +33,7 @@ reassembled datagram.  Fragments of a non-TCP datagram are answered with
 IPv6 fragment header) and never buffered.  Incomplete datagrams expire
 ``frag_timeout`` seconds of *packet* time after their first fragment.
 
-The module is sans-IO: it imports only the standard library's pure modules and
-its own parts (``codes``, ``ipfrag``, ``tcpfields``).
+Tunnels and more link types: ``decap``. Sans-IO: it imports pure stdlib and its own parts.
 """
 
 from __future__ import annotations
@@ -72,9 +71,8 @@ from mostool.stack.codes import (  # re-exported: decode is where they were firs
     UNKNOWN_LINKTYPE,
     URG,
 )
-from mostool.stack.decap import Decapsulator
+from mostool.stack.decap import EXTRA_LINKTYPES, TUNNEL_IP_PROTOCOLS, Decapsulator, TunnelHop
 from mostool.stack.ipfrag import FragmentTable
-from mostool.stack.linktypes import EXTRA_LINKTYPES
 from mostool.stack.tcpfields import (  # re-exported: decode is where they were first
     TcpOptions,
     format_addr,
@@ -82,7 +80,6 @@ from mostool.stack.tcpfields import (  # re-exported: decode is where they were 
     tcp_checksum_ok,
     tcp_wscale,
 )
-from mostool.stack.tunnels import TUNNEL_IP_PROTOCOLS, TunnelHop
 
 __all__ = [
     "NOT_IP", "NOT_TCP", "FRAGMENT", "MALFORMED", "UNKNOWN_LINKTYPE", "STATUS_NAMES", "FIN", "SYN",
@@ -177,10 +174,7 @@ class TcpSegment(NamedTuple):
     linktype: int
     """Link type of ``buf``: the original one, or 228/229 for a reassembled datagram."""
     tunnel: tuple[TunnelHop, ...] | None = None
-    """The tunnel hops the segment came through, outermost first; None for plain traffic
-    (``key`` then ends with ``tunnels.tunnel_key(tunnel)``)."""
-
-
+    """Tunnel hops it came through, outermost first (``key`` ends with their tunnel_key)."""
 
 
 # --------------------------------------------------------------------------- decoder
@@ -499,9 +493,7 @@ class Decoder(Decapsulator):
                 return self._ipv4(r, 0, LINKTYPE_IPV4, ts)
             return self._fail(MALFORMED, r) if type(r) is str else r  # type: ignore[return-value]
         if proto != _IPPROTO_TCP:
-            t = self._tunnel(buf, off + ihl, end, proto, buf[off + 12 : off + 16],
-                             buf[off + 16 : off + 20], lt, ts)
-            return self._fail(NOT_TCP, f"ipv4: protocol {proto}") if t is None else t
+            return self._tunnel(buf, off + ihl, end, proto, off + 12, 4, lt, ts)
         return self._tcp(buf, off, off + 12, 8, off + ihl, end, 4, lt)
 
     def _ipv6(self, buf: bytes, off: int, lt: int, ts: float) -> TcpSegment | int:
@@ -564,9 +556,7 @@ class Decoder(Decapsulator):
                     return self._ipv6(r, 0, LINKTYPE_IPV6, ts)
                 return self._fail(MALFORMED, r) if type(r) is str else r  # type: ignore[return-value]
             elif nh in TUNNEL_IP_PROTOCOLS:
-                t = self._tunnel(buf, p, end, nh, buf[off + 8 : off + 24], buf[off + 24 : off + 40],
-                                 lt, ts)
-                return self._fail(NOT_TCP, f"ipv6: next header {nh}") if t is None else t
+                return self._tunnel(buf, p, end, nh, off + 8, 16, lt, ts)
             else:
                 return self._fail(NOT_TCP, f"ipv6: next header {nh}")
         return self._tcp(buf, off, off + 8, 32, p, end, 6, lt)
