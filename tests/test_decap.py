@@ -7,6 +7,7 @@ untouched; and the engine keeping one flow per tunnel with both directions in it
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import dpkt
 import pytest
@@ -15,12 +16,15 @@ from tunnel_frames import V4_A, V4_B, ether, gre, ipv4, udp, vxlan
 
 from mostool.config import MonitorConfig
 from mostool.monitor import MONITOR_STREAM, Monitor
+from mostool.replay import read_capture
 from mostool.stack import tunnels
 from mostool.stack.codes import FRAGMENT, MALFORMED, NOT_TCP
 from mostool.stack.connection import Connection
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.stream import HalfStream
 from mostool.stack.tunnels import tunnel_key
+
+TUNNELS = Path(__file__).resolve().parent.parent / "sample_pcaps" / "tunnels"
 
 
 def _decode(frame: bytes, dec: Decoder | None = None) -> TcpSegment | int:
@@ -161,3 +165,25 @@ def test_one_connection_in_two_tunnels_is_two_flows_in_the_engine() -> None:
     for r in records:
         assert r["c2s"]["bytes"] == 5 and r["s2c"]["bytes"] == 6  # type: ignore[index]
         assert r["c2s"]["rexmit"] == 0 and r["s2c"]["rexmit"] == 0  # type: ignore[index]
+
+
+def test_frame_bpf_sees_the_outer_frame_and_syn_filters_the_inner_packet() -> None:
+    """Section 4 of docs/tunnels_and_evasion.md: a frame filter means what tcpdump means (the
+    outer frame); a SYN filter picks tunnelled flows by their inner endpoints."""
+    from mostool.bpf import BpfFilter
+    vx = TUNNELS / "vxlan.pcap"
+    frames = [(lt, buf) for _, lt, buf, _ in read_capture(vx)]
+    assert not any(BpfFilter("tcp port 80").matches(lt, buf) for lt, buf in frames)
+    assert all(BpfFilter("udp port 4789").matches(lt, buf) for lt, buf in frames)
+    for syn, flows in (("tcp port 80", 1), ("host 10.77.0.2", 1), ("udp port 4789", 0),
+                       ("tcp port 81", 0)):
+        mon = Monitor(MonitorConfig(hash_streams=True))
+        mon.socket(MONITOR_STREAM).bind_filter(syn=syn)
+        records: list[dict[str, object]] = []
+        mon.on_flow_end(lambda conn, out=records: out.append(conn.record()))
+        for ts, lt, buf, _ in read_capture(vx):
+            mon.feed(ts, lt, buf)
+        mon.close()
+        assert len(records) == flows, syn
+        if flows:
+            assert records[0]["c2s"]["bytes"] == 2138  # type: ignore[index]
