@@ -41,6 +41,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final, NamedTuple
 
+from mostool.stack import decap
 from mostool.stack.codes import (  # re-exported: decode is where they were first
     ACK,
     CWR,
@@ -71,7 +72,7 @@ from mostool.stack.codes import (  # re-exported: decode is where they were firs
     UNKNOWN_LINKTYPE,
     URG,
 )
-from mostool.stack.decap import EXTRA_LINKTYPES, TUNNEL_IP_PROTOCOLS, Decapsulator, TunnelHop
+from mostool.stack.decap import EXTRA_LINKTYPES, TUNNEL_IP_PROTOCOLS, TunnelHop
 from mostool.stack.ipfrag import FragmentTable
 from mostool.stack.tcpfields import (  # re-exported: decode is where they were first
     TcpOptions,
@@ -180,16 +181,11 @@ class TcpSegment(NamedTuple):
 # --------------------------------------------------------------------------- decoder
 
 
-class Decoder(Decapsulator):
+class Decoder:
     """Decode frames into :class:`TcpSegment` values or status codes; see the module doc
-    (tunnels and the extra link types: ``decap.Decapsulator``)."""
+    (tunnels and the extra link types: ``decap``)."""
 
-    __slots__ = (
-        "last_error",
-        "_n_tcp",
-        "_counts",
-        "_frag",
-    )
+    __slots__ = ("last_error", "_n_tcp", "_counts", "_frag", "_hops")
 
     def __init__(
         self,
@@ -204,7 +200,7 @@ class Decoder(Decapsulator):
             raise ValueError("max_frag_datagrams must be >= 1")
         if max_frag_bytes < 1:
             raise ValueError("max_frag_bytes must be >= 1")
-        super().__init__()
+        self._hops: list[TunnelHop] = []   # the frame's tunnel hops (decap)
         self.last_error = ""
         self._n_tcp = 0
         self._counts = [0] * 6  # indexed by status code
@@ -275,7 +271,7 @@ class Decoder(Decapsulator):
             self.last_error = f"internal: {type(exc).__name__}: {exc}"
             r = MALFORMED
         if self._hops:
-            r = self._tunnelled(r)
+            r = decap.tunnelled(self._hops, r)
         if type(r) is int:
             self._counts[r] += 1
         else:
@@ -331,7 +327,7 @@ class Decoder(Decapsulator):
         if lt == 239:
             return self._nflog(buf, lt, ts)
         if lt in EXTRA_LINKTYPES:
-            return self._extra_link(lt, buf, ts)
+            return decap.extra_link(self, lt, buf, ts)
         return self._fail(UNKNOWN_LINKTYPE, f"linktype {lt} not supported")
 
     def _raw(self, buf: bytes, off: int, lt: int, ts: float) -> TcpSegment | int:
@@ -488,12 +484,12 @@ class Decoder(Decapsulator):
             # a fragmented UDP datagram's ports are in its first fragment only: not buffered
             return self._fail(NOT_TCP, f"ipv4: protocol {proto}")
         if frag & 0x3FFF:
-            r = self._frag.add4(buf, off, ihl, end, frag, ts, self._scope())
+            r = self._frag.add4(buf, off, ihl, end, frag, ts, decap.scope(self._hops))
             if type(r) is bytes:
                 return self._ipv4(r, 0, LINKTYPE_IPV4, ts)
             return self._fail(MALFORMED, r) if type(r) is str else r  # type: ignore[return-value]
         if proto != _IPPROTO_TCP:
-            return self._tunnel(buf, off + ihl, end, proto, off + 12, 4, lt, ts)
+            return decap.tunnel(self, buf, off + ihl, end, proto, off + 12, 4, lt, ts)
         return self._tcp(buf, off, off + 12, 8, off + ihl, end, 4, lt)
 
     def _ipv6(self, buf: bytes, off: int, lt: int, ts: float) -> TcpSegment | int:
@@ -551,12 +547,13 @@ class Decoder(Decapsulator):
                 if fnh not in _IP6_MAY_BE_TCP and (fnh not in TUNNEL_IP_PROTOCOLS
                                                    or fnh == _IPPROTO_UDP):
                     return self._fail(NOT_TCP, f"ipv6: fragment of next header {fnh}")
-                r = self._frag.add6(buf, off, nh_pos, p, fnh, fo, end, ts, self._scope())
+                r = self._frag.add6(buf, off, nh_pos, p, fnh, fo, end, ts,
+                                    decap.scope(self._hops))
                 if type(r) is bytes:
                     return self._ipv6(r, 0, LINKTYPE_IPV6, ts)
                 return self._fail(MALFORMED, r) if type(r) is str else r  # type: ignore[return-value]
             elif nh in TUNNEL_IP_PROTOCOLS:
-                return self._tunnel(buf, p, end, nh, off + 8, 16, lt, ts)
+                return decap.tunnel(self, buf, p, end, nh, off + 8, 16, lt, ts)
             else:
                 return self._fail(NOT_TCP, f"ipv6: next header {nh}")
         return self._tcp(buf, off, off + 8, 32, p, end, 6, lt)
