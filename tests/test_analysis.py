@@ -50,9 +50,11 @@ def test_flows_equal_mostool_flows_field_by_field(pcap: Path) -> None:
     assert list(frame.index) == [r["id"] for r in records]
     for rec in records:
         row = frame.loc[rec["id"]]
-        flat = {k: v for k, v in rec.items() if k not in ("id", "c2s", "s2c")}
+        flat = {k: v for k, v in rec.items() if k not in ("id", "c2s", "s2c", "tunnel")}
         for d in ("c2s", "s2c"):
             flat.update({f"{d}_{k}": v for k, v in rec[d].items()})
+        # how the flow was carried: the kinds, outermost first ("" for a plain flow)
+        flat["tunnel"] = "/".join(hop["kind"] for hop in rec.get("tunnel", ()))
         assert set(flat) == set(frame.columns)
         for name, want in flat.items():
             got = row[name]

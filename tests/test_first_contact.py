@@ -149,15 +149,16 @@ def test_the_last_ack_of_a_closed_flow_is_not_untracked() -> None:
 
 
 def test_unknown_link_type_is_named_once(tmp_path: Path) -> None:
-    path = tmp_path / "radiotap.pcap"
-    write_pcap(path, [(1.0 + i, 127, b"\x00" * 40, 40) for i in range(5)], linktype=127)
+    # a link type that carries no IP we decode (radiotap is decoded since issue #17)
+    path = tmp_path / "usb.pcap"
+    write_pcap(path, [(1.0 + i, 220, b"\x00" * 40, 40) for i in range(5)], linktype=220)
     code, out, err = run("flows", "-r", str(path))
     assert code == 0 and out == ""
     assert err.count("\n") == 1
-    assert "5 frames of link type IEEE802_11_RADIOTAP (127) not decoded" in err
+    assert "5 frames of link type USB_LINUX_MMAPPED (220) not decoded" in err
     code, out, err = run("watch", "-r", str(path), "--plain")
     line = next(x for x in out.splitlines() if "decode errors" in x)
-    assert line.split()[-1] == "5" and "IEEE802_11_RADIOTAP (127)" in err
+    assert line.split()[-1] == "5" and "USB_LINUX_MMAPPED (220)" in err
 
 
 def test_zero_byte_file_is_unusable_input(tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ from builders import CLI, SVR, Scenario, tcp_frame
 
 import mostool as mos
 from mostool.replay import CaptureError, ReplaySource, read_capture
+from mostool.stack import linktypes
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 M32 = 0xFFFFFFFF
@@ -85,6 +86,15 @@ def _network_layer(linktype: int, frame: bytes) -> Any:
         return dpkt.loopback.Loopback(frame).data
     if linktype in (12, 101, 228, 229) and frame:
         return dpkt.ip.IP(frame) if frame[0] >> 4 == 4 else dpkt.ip6.IP6(frame)
+    if linktype in linktypes.EXTRA_LINKTYPES:   # 802.11, FDDI, IPoIB, ARCNET: checked vs tshark
+        lp = linktypes.link_payload(linktype, frame)
+        if isinstance(lp, linktypes.Refusal):
+            return None
+        if lp.inner == linktypes.INNER_ETHERNET:
+            return dpkt.ethernet.Ethernet(frame[lp.off:]).data
+        ip = frame[lp.off:]
+        return (dpkt.ip.IP(ip) if lp.ethertype == 0x0800 else
+                dpkt.ip6.IP6(ip) if lp.ethertype == 0x86DD else None)
     return None
 
 

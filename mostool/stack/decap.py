@@ -1,0 +1,103 @@
+"""The decoder's way into tunnels and the link types ``linktypes`` knows (issue #17).
+
+Theory of operation
+-------------------
+Three steps of ``decode.Decoder``, kept here for size (each takes the decoder and continues
+with its own walk); they run only where the plain decoder would give up, so unencapsulated
+TCP (every fast path) never reaches them:
+
+* ``extra_link``: a link type in ``linktypes.EXTRA_LINKTYPES`` (802.11, FDDI, IPoIB, ARCNET
+  ...) instead of ``UNKNOWN_LINKTYPE``: ``linktypes.link_payload`` says where the packet
+  starts, and the decoder's ethertype walk goes on from there.
+* ``tunnel``: an IP packet whose protocol is in ``tunnels.TUNNEL_IP_PROTOCOLS`` (IP in IP,
+  6in4, GRE, UDP), after the outer fragments are reassembled and the IPv6 extension headers
+  walked: ``tunnels.decapsulate`` peels one hop, the hop joins the frame's hop list, and the
+  inner packet is decoded by the same walk (Ethernet, an ethertype, or PPP), which may meet
+  another tunnel; more than ``tunnels.MAX_DEPTH`` hops is MALFORMED. ``None`` from
+  ``decapsulate`` (UDP on no tunnel port) returns ``None``: the caller answers NOT_TCP as
+  before.
+* ``tunnelled``: once the frame is decoded, a segment found inside tunnels gets the hops
+  (``TcpSegment.tunnel``, outermost first) and ``tunnels.tunnel_key(hops)`` appended to its
+  flow key, so equal inner 4-tuples in two tunnels are two flows; the list is emptied for the
+  next frame whatever the outcome. The decoder calls it only when the list is not empty.
+
+Inner packets are not copied: their offsets point into the outer frame (or the reassembled
+outer datagram). Inner IP fragments are reassembled with ``scope()`` (the tunnel key so far)
+in their datagram key, so two tunnels' fragments never merge.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Final
+
+from mostool.stack import linktypes, tunnels
+from mostool.stack.codes import MALFORMED, NOT_TCP
+from mostool.stack.linktypes import EXTRA_LINKTYPES
+from mostool.stack.tunnels import (
+    INNER_ETHERNET,
+    INNER_ETHERTYPE,
+    TUNNEL_IP_PROTOCOLS,
+    Decap,
+    TunnelHop,
+)
+
+if TYPE_CHECKING:
+    from mostool.stack.decode import Decoder, TcpSegment
+
+__all__ = ["extra_link", "tunnel", "scope", "tunnelled", "EXTRA_LINKTYPES", "TUNNEL_IP_PROTOCOLS",
+           "TunnelHop"]
+
+_U16: Final = struct.Struct("!H").unpack_from
+
+
+def extra_link(dec: Decoder, lt: int, buf: bytes, ts: float) -> TcpSegment | int:
+    """A frame of a link type in ``EXTRA_LINKTYPES``."""
+    r = linktypes.link_payload(lt, buf)
+    if isinstance(r, linktypes.Refusal):
+        return dec._fail(r.status, r.reason)
+    return _inner(dec, buf, r.inner, r.ethertype, r.off, lt, ts)
+
+
+def tunnel(dec: Decoder, buf: bytes, l4_off: int, end: int, proto: int, addr_off: int, n: int,
+           lt: int, ts: float) -> TcpSegment | int:
+    """The payload at ``l4_off`` of the IP packet ending at ``end`` (protocol ``proto``,
+    ``n``-byte source and destination addresses at ``addr_off``) as a tunnel."""
+    a_end = addr_off + 2 * n
+    r = tunnels.decapsulate(buf, l4_off, end, proto, buf[addr_off:addr_off + n],
+                            buf[addr_off + n:a_end])
+    if r is None:
+        return dec._fail(NOT_TCP, f"ipv4: protocol {proto}" if n == 4
+                         else f"ipv6: next header {proto}")
+    if not isinstance(r, Decap):
+        return dec._fail(r.status, r.reason)
+    hops = dec._hops
+    hops.append(r.hop)
+    if len(hops) > tunnels.MAX_DEPTH:
+        return dec._fail(MALFORMED, "tunnel: nesting deeper than MAX_DEPTH")
+    return _inner(dec, buf, r.inner, r.ethertype, r.off, lt, ts)
+
+
+def _inner(dec: Decoder, buf: bytes, inner: int, ethertype: int, off: int, lt: int, ts: float
+           ) -> TcpSegment | int:
+    if inner == INNER_ETHERNET:
+        if off + 14 > len(buf):
+            return dec._fail(MALFORMED, "tunnel: inner Ethernet header truncated")
+        return dec._ethertype(buf, off + 14, _U16(buf, off + 12)[0], lt, ts)
+    if inner == INNER_ETHERTYPE:
+        return dec._ethertype(buf, off, ethertype, lt, ts)
+    return dec._ppp(buf, off, lt, ts)
+
+
+def scope(hops: list[TunnelHop]) -> bytes:
+    """What keeps inner fragments of different tunnels apart (b"" outside tunnels)."""
+    return tunnels.tunnel_key(tuple(hops)) if hops else b""
+
+
+def tunnelled(hops: list[TunnelHop], r: TcpSegment | int) -> TcpSegment | int:
+    """``r`` with the frame's hops (a segment's key gets their tunnel key); ``hops`` emptied."""
+    chain = tuple(hops)
+    hops.clear()
+    if isinstance(r, int):
+        return r
+    return r._replace(key=r.key + tunnels.tunnel_key(chain), tunnel=chain)
