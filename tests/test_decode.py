@@ -42,6 +42,7 @@ from mostool.stack.decode import (
     tcp_checksum_ok,
     tcp_wscale,
 )
+from mostool.stack.tunnels import tunnel_key
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PCAPS = SHARED / "pcaps"
@@ -341,7 +342,10 @@ def check_result(r: TcpSegment | int, dec: Decoder) -> None:
     assert r.ip_version in (4, 6)
     alen = 4 if r.ip_version == 4 else 16
     assert len(r.src) == len(r.dst) == alen
-    assert r.key == r.src + r.dst + struct.pack("!HH", r.sport, r.dport)
+    # a segment found inside tunnels: its key ends with the tunnel's (issue #17)
+    suffix = tunnel_key(r.tunnel) if r.tunnel is not None else b""
+    assert r.tunnel is None or r.tunnel
+    assert r.key == r.src + r.dst + struct.pack("!HH", r.sport, r.dport) + suffix
     assert r.src == r.buf[r.ip_off + (12 if alen == 4 else 8) :][:alen]
     assert r.tcp_off >= r.ip_off + (20 if alen == 4 else 40)
     assert r.payload_off == r.tcp_off + 20 + len(r.options)
@@ -351,7 +355,9 @@ def check_result(r: TcpSegment | int, dec: Decoder) -> None:
     assert r.payload_off + r.payload_len <= n
     assert 0 <= r.flags <= 0xFF and 0 <= r.window <= 0xFFFF and 0 <= r.urgent <= 0xFFFF
     assert r.buf[r.ip_off] >> 4 == r.ip_version
-    if r.linktype == 228:  # raw IPv4, or a reassembled datagram
+    if r.tunnel:  # an inner packet: at its offset in the frame or reassembled outer datagram
+        assert r.ip_off >= 20
+    elif r.linktype == 228:  # raw IPv4, or a reassembled datagram
         assert r.ip_version == 4 and r.ip_off == 0
     elif r.linktype == 229:
         assert r.ip_version == 6 and r.ip_off == 0
@@ -499,7 +505,7 @@ def test_null_family_variants_and_unknown() -> None:
         (239, struct.pack("!BBH", 2, 0, 0), NOT_IP),  # NFLOG without payload TLV
         (104, b"\x0f\x00\x80\x35" + bytes(20), NOT_IP),  # Cisco SLARP
         (227, bytes(16), UNKNOWN_LINKTYPE),  # SocketCAN
-        (127, bytes(64), UNKNOWN_LINKTYPE),  # radiotap
+        (127, bytes(64), MALFORMED),  # radiotap (stack/linktypes.py): header length 0
         (147, bytes(64), UNKNOWN_LINKTYPE),
         (-1, bytes(64), UNKNOWN_LINKTYPE),
     ],
@@ -1175,9 +1181,11 @@ def test_decode_module_is_sans_io() -> None:
     modules and each other."""
     here = Path(__file__).parents[1] / "mostool" / "stack"    # the sources, also when compiled
     own = {"mostool.stack.decode", "mostool.stack.tcpfields", "mostool.stack.ipfrag",
-           "mostool.stack.codes"}
+           "mostool.stack.codes", "mostool.stack.decap", "mostool.stack.tunnels",
+           "mostool.stack.linktypes", "mostool.stack"}
     imported: set[str] = set()
-    for name in ("decode.py", "tcpfields.py", "ipfrag.py", "codes.py"):
+    for name in ("decode.py", "tcpfields.py", "ipfrag.py", "codes.py", "decap.py", "tunnels.py",
+                 "linktypes.py"):
         tree = ast.parse((here / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

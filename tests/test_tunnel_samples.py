@@ -7,6 +7,7 @@ mostool.stack.tunnels / linktypes to exactly the original inner IP packets.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from types import ModuleType
 import pytest
 from tunnel_walk import check_against_tshark, walk
 
+from mostool.cli import main
 from mostool.replay import read_capture
 from mostool.stack.tunnels import describe, tunnel_key
 
@@ -92,3 +94,23 @@ def test_walking_every_frame_yields_the_original_ip_packets(
     assert all(len(k) == 1 for k in keys.values()), keys
     assert len(set().union(*keys.values())) == len(exp["flows"])
     assert list(first_hops.values()) == [f["tunnel"] for f in exp["flows"]]
+
+
+def _flows(path: Path) -> list[dict[str, object]]:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["flows", "--hash", "-r", str(path)], out=out, err=err) == 0, err.getvalue()
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_mostool_flows_finds_the_expected_flows(name: str) -> None:
+    """The acceptance test of the decoder's tunnel hook: `mostool flows --hash` on every
+    sample gives exactly its flows (endpoints, bytes and SHA-256 each way, the tunnel)."""
+    got = [
+        {"client": r["client"], "server": r["server"],
+         "c2s": {"bytes": r["c2s"]["bytes"], "sha256": r["c2s"]["sha256"]},  # type: ignore[index]
+         "s2c": {"bytes": r["s2c"]["bytes"], "sha256": r["s2c"]["sha256"]},  # type: ignore[index]
+         "tunnel": r.get("tunnel", [])}
+        for r in _flows(TUNNELS / name)
+    ]
+    assert got == EXPECTED["files"][name]["flows"]

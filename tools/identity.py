@@ -47,8 +47,10 @@ def extract(rev: str, into: Path) -> Path:
 def run(pythonpath: Path, args: list[str], pcap: Path) -> tuple[bytes, str]:
     """The run's exit status and standard output, and its last line of stderr if it crashed."""
     code = "import sys; from mostool.cli import main; sys.exit(main(sys.argv[1:]))"
+    # cwd: with -c the current directory comes first on sys.path, so run where the revision
+    # is (from the repository root every "before" would import the working tree)
     proc = subprocess.run([sys.executable, "-c", code, *args, "-r", str(pcap)],
-                          capture_output=True, env={"PYTHONPATH": str(pythonpath),
+                          capture_output=True, cwd=pythonpath, env={"PYTHONPATH": str(pythonpath),
                                                     "MOSTOOL_PURE": "1",
                                                     "PATH": "/usr/bin:/bin"})
     crashed = b"Traceback" in proc.stderr or proc.returncode not in (0, 1, 2)

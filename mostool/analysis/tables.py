@@ -30,7 +30,7 @@ from mostool.events.types import (
     Timeout,
     UserEvent,
 )
-from mostool.sinks.flowlog import CSV_COLUMNS
+from mostool.sinks.flowlog import CSV_COLUMNS, tunnel_kinds
 
 __all__ = ["FlowColumns", "EventColumns", "to_datetime", "FLOW_COLUMNS", "EVENT_COLUMNS"]
 
@@ -68,6 +68,8 @@ class FlowColumns:
                 append(c2s[name[4:]])
             elif name.startswith("s2c_"):
                 append(s2c[name[4:]])
+            elif name == "tunnel":
+                append(tunnel_kinds(rec))
             else:
                 append(rec[name])
 
@@ -86,7 +88,7 @@ class FlowColumns:
             values = cols[name]
             if name in ("start", "end"):
                 arr: Any = to_datetime(np.asarray(values, dtype=np.float64)[order])
-            elif name in ("client", "server"):
+            elif name in ("client", "server", "tunnel"):
                 arr = pd.array(np.asarray(values, dtype=object)[order], dtype="string")
             elif name in ("client_state", "server_state"):
                 arr = pd.Categorical(np.asarray(values, dtype=object)[order],

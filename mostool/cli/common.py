@@ -54,7 +54,9 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
                    help="how long a closed flow lingers in TIME_WAIT (default 0)")
     p.add_argument("--mos-compat", action="store_true", help="reproduce mOS 0.3's quirks")
     p.add_argument("bpf", nargs="*", metavar="BPF",
-                   help="libpcap filter expression applied to every frame, as tcpdump")
+                   help="libpcap filter expression applied to every frame, as tcpdump: to the "
+                        "outer frame, so traffic inside tunnels is chosen by its tunnel "
+                        "('udp port 4789', 'proto gre', 'ip proto 4', 'geneve and tcp port 80')")
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from mostool.cli.distributed import add_dist_options, wants_distributed
 from mostool.cli.outputs import add_output_options, run_with_outputs
 from mostool.config import MonitorConfig
 from mostool.monitor import MONITOR_STREAM, Monitor
-from mostool.sinks.flowlog import FlowLog
+from mostool.sinks.flowlog import FlowLog, tunnel_kinds
 from mostool.sinks.zeeklog import ZeekConnLog
 
 EXAMPLES_FLOWS = """examples:
@@ -105,6 +105,10 @@ def _print_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
                 "zeek", "history", "c2s bytes", "s2c bytes", "gaps", "rexmit"):
         table.add_column(col, no_wrap=True, justify="right" if "bytes" in col or col in (
             "id", "gaps", "rexmit", "duration") else "left")
+    # how flows were carried: a column only when some flow came through a tunnel
+    tunnelled = any("tunnel" in r for r in rows)
+    if tunnelled:
+        table.add_column("tunnel", no_wrap=True)
     for r in rows:
         # cells as Text: "[fd00::1]:80" is data, not a markup tag
         table.add_row(*(Text(cell) for cell in (
@@ -112,7 +116,8 @@ def _print_table(rows: list[dict[str, Any]], out: IO[str]) -> None:
             r["end_reason"], f"{r['client_state']}/{r['server_state']}",
             r.get("conn_state", ""), r.get("history", ""), str(r["c2s"]["bytes"]),
             str(r["s2c"]["bytes"]), str(r["c2s"]["gaps"] + r["s2c"]["gaps"]),
-            str(r["c2s"]["rexmit"] + r["s2c"]["rexmit"]))))
+            str(r["c2s"]["rexmit"] + r["s2c"]["rexmit"]),
+            *((tunnel_kinds(r),) if tunnelled else ()))))
     # a terminal's own width (cells are cut, never wrapped); 160 columns into a file or pipe
     Console(file=out, width=None if _isatty(out) else 160).print(table)
 

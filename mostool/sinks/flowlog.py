@@ -9,18 +9,26 @@ from typing import IO, Any
 
 from mostool.summary import FlowSummary
 
-__all__ = ["FlowLog", "CSV_COLUMNS", "flatten"]
+__all__ = ["FlowLog", "CSV_COLUMNS", "flatten", "tunnel_kinds"]
 
 _DIRECTION_KEYS = ("packets", "payload_bytes", "bytes", "sha256", "gaps", "gap_bytes", "rexmit",
                    "overlap_conflicts", "bad_checksums")
 CSV_COLUMNS = (["id", "client", "server", "first_packet", "start", "end", "end_reason",
                 "client_state", "server_state", "midstream", "duration", "orig_bytes",
                 "resp_bytes", "missed_bytes", "conn_state", "history"]
-               + [f"c2s_{k}" for k in _DIRECTION_KEYS] + [f"s2c_{k}" for k in _DIRECTION_KEYS])
+               + [f"c2s_{k}" for k in _DIRECTION_KEYS] + [f"s2c_{k}" for k in _DIRECTION_KEYS]
+               + ["tunnel"])
+
+
+def tunnel_kinds(record: dict[str, Any]) -> str:
+    """How a flow was carried, in one cell: its tunnels' kinds, outermost first, joined by
+    "/" ("gre/erspan2/vxlan"); "" for a plain flow."""
+    return "/".join(str(hop["kind"]) for hop in record.get("tunnel", ()))
 
 
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
     flat = {k: v for k, v in record.items() if k not in ("c2s", "s2c")}
+    flat["tunnel"] = tunnel_kinds(record)
     for direction in ("c2s", "s2c"):
         for k, v in record[direction].items():
             flat[f"{direction}_{k}"] = v

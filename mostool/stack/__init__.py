@@ -10,9 +10,10 @@ records by ``Engine.process_records``) and goes, in order:
                   timeouts), in packet time; ``emit`` raises ON_PKT_IN to RAW listeners.
 3. ``decode``     link layer -> IPv4/IPv6 -> TCP into a ``TcpSegment`` (or a status from
                   ``codes``: an orphan), with ``ipfrag`` reassembling IP fragments and
-                  ``tcpfields`` reading the checksum, options and addresses. ``tunnels`` and
-                  ``linktypes`` (decapsulation, more link types) are tested but not yet on
-                  this route (issue #17).
+                  ``tcpfields`` reading the checksum, options and addresses; ``decap`` takes
+                  non-TCP IP packets into tunnels (``tunnels``, one hop at a time) and
+                  other link types to ``linktypes``; a tunnelled segment's key ends with
+                  its tunnel's.
 4. ``flowtable``  the 4-tuple finds the ``connection.Connection``; a miss is a new flow for the
                   listeners ``FlowTable.admit`` names (``listener.stream_params`` sizes its
                   half-streams, ``tcp.opening`` its stacks) or an orphan; ``tcp`` decides

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mostool.events.types import ERROR_BIT, NEW_DATA_BIT, PKT_IN_BIT, TcpState
 from mostool.stack.decode import TcpSegment, format_addr
 from mostool.stack.stream import HalfStream
+from mostool.stack.tunnels import describe
 from mostool.stack.zeek import ZeekRecorder
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class Connection:
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "fast", "fast_raise", "control_rexmit", "alt_isn", "keepalives",
         "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
-        "bad_fin", "handles_rev", "zeek",
+        "bad_fin", "handles_rev", "zeek", "tunnel",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -68,7 +69,9 @@ class Connection:
         self.id = conn_id
         k = seg.key
         n = len(seg.src)
-        reverse = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2]
+        # a tunnelled flow's key ends with its tunnel's key, the same both ways
+        reverse = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2] + k[2 * n + 4:]
+        self.tunnel = seg.tunnel          # the hops its first packet came through, or None
         if client_is_sender:
             self.key_c2s, self.key_s2c = k, reverse
             self.client_addr, self.client_port = seg.src, seg.sport
@@ -161,9 +164,15 @@ class Connection:
             "bad_checksums": bad if (bad := self.bad_checksums[sender]) >= 0 else None,
         }
 
+    def tunnel_record(self) -> list[dict[str, object]]:
+        """How the flow was carried: its first packet's tunnel hops, outermost first
+        (``tunnels.describe``); [] for a plain flow."""
+        return [describe(hop) for hop in self.tunnel] if self.tunnel else []
+
     def record(self) -> dict[str, Any]:
-        """The flow's summary, as `mostool flows` prints it."""
-        return {
+        """The flow's summary, as `mostool flows` prints it; ``"tunnel"`` (last) only for a
+        flow that came through tunnels, so plain flows' records are as they always were."""
+        rec = {
             "id": self.id,
             "client": self.client,
             "server": self.server,
@@ -178,6 +187,9 @@ class Connection:
             "c2s": self.direction_record(0),
             "s2c": self.direction_record(1),
         }
+        if self.tunnel:
+            rec["tunnel"] = self.tunnel_record()
+        return rec
 
     def zeek_fields(self) -> dict[str, Any]:
         """What Zeek's conn.log says of this connection (stack/zeek.py)."""
@@ -207,7 +219,7 @@ class Connection:
         bad0, bad1 = self.bad_checksums
         # json.dumps writes a finite float as float.__repr__ (!r), an int as str (as {}), and
         # a hex digest as is between quotes
-        return (f'{{"id": {self.id}, '
+        text = (f'{{"id": {self.id}, '
                 f'"client": "{format_addr(self.client_addr, self.client_port)}", '
                 f'"server": "{format_addr(self.server_addr, self.server_port)}", '
                 f'"first_packet": {self.first_packet}, "start": {start!r}, "end": {end!r}, '
@@ -230,3 +242,6 @@ class Connection:
                 f'"gaps": {len(s2c.gaps)}, "gap_bytes": {s2c.gap_bytes}, '
                 f'"rexmit": {s2c.rexmit + rexmit[0]}, "overlap_conflicts": {s2c.conflicts}, '
                 f'"bad_checksums": {bad1 if bad1 >= 0 else "null"}}}}}')
+        if self.tunnel:
+            return text[:-1] + ', "tunnel": ' + json.dumps(self.tunnel_record()) + "}"
+        return text

@@ -33,8 +33,7 @@ reassembled datagram.  Fragments of a non-TCP datagram are answered with
 IPv6 fragment header) and never buffered.  Incomplete datagrams expire
 ``frag_timeout`` seconds of *packet* time after their first fragment.
 
-The module is sans-IO: it imports only the standard library's pure modules and
-its own parts (``codes``, ``ipfrag``, ``tcpfields``).
+Tunnels and more link types: ``decap``. Sans-IO: it imports pure stdlib and its own parts.
 """
 
 from __future__ import annotations
@@ -72,6 +71,7 @@ from mostool.stack.codes import (  # re-exported: decode is where they were firs
     UNKNOWN_LINKTYPE,
     URG,
 )
+from mostool.stack.decap import EXTRA_LINKTYPES, TUNNEL_IP_PROTOCOLS, Decapsulator, TunnelHop
 from mostool.stack.ipfrag import FragmentTable
 from mostool.stack.tcpfields import (  # re-exported: decode is where they were first
     TcpOptions,
@@ -103,6 +103,7 @@ _AF_INET: Final = 2
 _AF_INET6: Final = frozenset({10, 24, 28, 30})
 
 _IPPROTO_TCP: Final = 6
+_IPPROTO_UDP: Final = 17
 # IPv6 extension headers walked with the generic (len + 1) * 8 layout
 _IP6_EXT_GENERIC: Final = frozenset({0, 43, 60})
 _IP6_FRAGMENT: Final = 44
@@ -172,15 +173,16 @@ class TcpSegment(NamedTuple):
     ip_version: int
     linktype: int
     """Link type of ``buf``: the original one, or 228/229 for a reassembled datagram."""
-
-
+    tunnel: tuple[TunnelHop, ...] | None = None
+    """Tunnel hops it came through, outermost first (``key`` ends with their tunnel_key)."""
 
 
 # --------------------------------------------------------------------------- decoder
 
 
-class Decoder:
-    """Decode frames into :class:`TcpSegment` values or status codes; see the module doc."""
+class Decoder(Decapsulator):
+    """Decode frames into :class:`TcpSegment` values or status codes; see the module doc
+    (tunnels and the extra link types: ``decap.Decapsulator``)."""
 
     __slots__ = (
         "last_error",
@@ -202,6 +204,7 @@ class Decoder:
             raise ValueError("max_frag_datagrams must be >= 1")
         if max_frag_bytes < 1:
             raise ValueError("max_frag_bytes must be >= 1")
+        super().__init__()
         self.last_error = ""
         self._n_tcp = 0
         self._counts = [0] * 6  # indexed by status code
@@ -227,7 +230,7 @@ class Decoder:
                         TcpSegment,
                         (frame[26:38], src, dst, sport, dport, seq, ack, flags, win, urg,
                          frame[54:pend], frame, 14, 34, pend, wire if 14 + tlen <= n else n - pend,
-                         wire, 4, 1),
+                         wire, 4, 1, None),
                     )
         return self._decode_general(linktype, frame, ts)
 
@@ -271,6 +274,8 @@ class Decoder:
         except (struct.error, IndexError, ValueError) as exc:  # pragma: no cover - safety net
             self.last_error = f"internal: {type(exc).__name__}: {exc}"
             r = MALFORMED
+        if self._hops:
+            r = self._tunnelled(r)
         if type(r) is int:
             self._counts[r] += 1
         else:
@@ -325,6 +330,8 @@ class Decoder:
             return self._chdlc(buf, lt, ts)
         if lt == 239:
             return self._nflog(buf, lt, ts)
+        if lt in EXTRA_LINKTYPES:
+            return self._extra_link(lt, buf, ts)
         return self._fail(UNKNOWN_LINKTYPE, f"linktype {lt} not supported")
 
     def _raw(self, buf: bytes, off: int, lt: int, ts: float) -> TcpSegment | int:
@@ -454,7 +461,7 @@ class Decoder:
                         TcpSegment,
                         (buf[off + 12 : off + 24], src, dst, sport, dport, seq, ack, flags, win,
                          urg, buf[tcp_off + 20 : pend], buf, off, tcp_off, pend,
-                         wire if off + tlen <= n else n - pend, wire, 4, lt),
+                         wire if off + tlen <= n else n - pend, wire, 4, lt, None),
                     )
         return self._ipv4_full(buf, off, lt, ts)
 
@@ -476,13 +483,17 @@ class Decoder:
             return self._fail(MALFORMED, f"ipv4: total length {tlen} < header length {ihl}")
         else:
             end = off + tlen
-        if proto != _IPPROTO_TCP:
+        if proto != _IPPROTO_TCP and (proto not in TUNNEL_IP_PROTOCOLS
+                                      or frag & 0x3FFF and proto == _IPPROTO_UDP):
+            # a fragmented UDP datagram's ports are in its first fragment only: not buffered
             return self._fail(NOT_TCP, f"ipv4: protocol {proto}")
         if frag & 0x3FFF:
-            r = self._frag.add4(buf, off, ihl, end, frag, ts)
+            r = self._frag.add4(buf, off, ihl, end, frag, ts, self._scope())
             if type(r) is bytes:
                 return self._ipv4(r, 0, LINKTYPE_IPV4, ts)
             return self._fail(MALFORMED, r) if type(r) is str else r  # type: ignore[return-value]
+        if proto != _IPPROTO_TCP:
+            return self._tunnel(buf, off + ihl, end, proto, off + 12, 4, lt, ts)
         return self._tcp(buf, off, off + 12, 8, off + ihl, end, 4, lt)
 
     def _ipv6(self, buf: bytes, off: int, lt: int, ts: float) -> TcpSegment | int:
@@ -502,7 +513,7 @@ class Decoder:
                         TcpSegment,
                         (buf[off + 8 : off + 44], src, dst, sport, dport, seq, ack, flags, win,
                          urg, buf[tcp_off + 20 : pend], buf, off, tcp_off, pend,
-                         wire if tcp_off + plen <= n else n - pend, wire, 6, lt),
+                         wire if tcp_off + plen <= n else n - pend, wire, 6, lt, None),
                     )
         return self._ipv6_full(buf, off, lt, ts)
 
@@ -537,12 +548,15 @@ class Decoder:
                     nh = fnh
                     p += 8
                     continue
-                if fnh not in _IP6_MAY_BE_TCP:
+                if fnh not in _IP6_MAY_BE_TCP and (fnh not in TUNNEL_IP_PROTOCOLS
+                                                   or fnh == _IPPROTO_UDP):
                     return self._fail(NOT_TCP, f"ipv6: fragment of next header {fnh}")
-                r = self._frag.add6(buf, off, nh_pos, p, fnh, fo, end, ts)
+                r = self._frag.add6(buf, off, nh_pos, p, fnh, fo, end, ts, self._scope())
                 if type(r) is bytes:
                     return self._ipv6(r, 0, LINKTYPE_IPV6, ts)
                 return self._fail(MALFORMED, r) if type(r) is str else r  # type: ignore[return-value]
+            elif nh in TUNNEL_IP_PROTOCOLS:
+                return self._tunnel(buf, p, end, nh, off + 8, 16, lt, ts)
             else:
                 return self._fail(NOT_TCP, f"ipv6: next header {nh}")
         return self._tcp(buf, off, off + 8, 32, p, end, 6, lt)
@@ -581,6 +595,6 @@ class Decoder:
             (buf[addr_off:a_end] + buf[tcp_off : tcp_off + 4],
              buf[addr_off : addr_off + half], buf[addr_off + half : a_end],
              sport, dport, seq, ack, flags, win, urg, buf[tcp_off + 20 : o_end],
-             buf, ip_off, tcp_off, o_end, cap - o_end, end - pay, version, lt),
+             buf, ip_off, tcp_off, o_end, cap - o_end, end - pay, version, lt, None),
         )
 

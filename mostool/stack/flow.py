@@ -256,6 +256,12 @@ class Flow:
         """Capture time (seconds) of the flow's latest packet: mOS's ``MOS_TIMESTAMP``."""
         return self.conn.last_ts
 
+    @property
+    def tunnel(self) -> list[dict[str, object]]:
+        """How the flow was carried: the tunnel hops its first packet came through, outermost
+        first, as the flow record's ``"tunnel"`` (``tunnels.describe``); [] for a plain flow."""
+        return self.conn.tunnel_record()
+
     def state(self, side: Side) -> TcpState:
         return self.conn.state[self._side(side)]
 

@@ -16,6 +16,8 @@ import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mostool.stack.codes import LINKTYPE_RAW as _LINKTYPE_RAW
+
 if TYPE_CHECKING:
     from mostool.stack.connection import Connection
     from mostool.stack.decode import TcpSegment
@@ -80,7 +82,9 @@ class FlowTable:
         """A segment whose key no open flow has: the stream listeners that take it as a new
         flow (a SYN, or any segment with ``midstream``, that their SYN filter accepts), or the
         orphan reason: ``after_close`` (a stray ACK of a flow that just closed), ``no_flow``,
-        ``filtered`` (no SYN filter accepts it) or ``no_listener``."""
+        ``filtered`` (no SYN filter accepts it) or ``no_listener``. A SYN filter sees a plain
+        segment's frame, and a tunnelled one's inner IP packet (raw IP): it names flows by
+        the endpoints the user knows them by."""
         flags = seg.flags
         is_syn = flags & SYN and not flags & (ACK | RST)
         if (not is_syn and self._midstream and not seg.wire_len and not flags & SYN
@@ -88,8 +92,12 @@ class FlowTable:
             return "after_close"
         if not is_syn and not self._midstream:
             return "no_flow"
+        if seg.tunnel is None:
+            linktype, frame = seg.linktype, seg.buf
+        else:   # a tunnelled flow is chosen by its inner endpoints: the inner IP packet
+            linktype, frame = _LINKTYPE_RAW, seg.buf[seg.ip_off:seg.payload_off + seg.payload_len]
         takers = [lst for lst in listeners
-                  if lst.syn_match is None or lst.syn_match(seg.linktype, seg.buf)]
+                  if lst.syn_match is None or lst.syn_match(linktype, frame)]
         if not takers:
             return "filtered" if listeners else "no_listener"
         if flags & RST and not is_syn:

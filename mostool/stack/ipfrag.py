@@ -159,16 +159,17 @@ class FragmentTable:
         self.bytes -= d.size
         self.reassembled += 1
 
-    def add4(self, buf: bytes, off: int, ihl: int, end: int, frag: int, ts: float
-             ) -> bytes | int | str:
+    def add4(self, buf: bytes, off: int, ihl: int, end: int, frag: int, ts: float,
+             scope: bytes = b"") -> bytes | int | str:
         """An IPv4 fragment (header at ``off``): the reassembled datagram once complete,
-        else FRAGMENT, or why it is malformed (a str)."""
+        else FRAGMENT, or why it is malformed (a str). ``scope`` (the tunnel it came
+        through) is part of the datagram's identity."""
         n = len(buf)
         start = (frag & 0x1FFF) << 3
         data_off = off + ihl
         if ihl + start + (end - data_off) > 0xFFFF:
             return "ipv4: fragment ends beyond 65535 bytes"
-        key = buf[off + 12 : off + 20] + buf[off + 4 : off + 6] + b"\x06"
+        key = buf[off + 12 : off + 20] + buf[off + 4 : off + 6] + buf[off + 9 : off + 10] + scope
         d = self._datagram(key, ts)
         if not frag & 0x2000 and d.total < 0:
             d.total = start + end - data_off
@@ -192,14 +193,14 @@ class FragmentTable:
         return bytes(head)
 
     def add6(self, buf: bytes, off: int, nh_pos: int, fh: int, fnh: int, fo: int, end: int,
-             ts: float) -> bytes | int | str:
+             ts: float, scope: bytes = b"") -> bytes | int | str:
         """An IPv6 fragment (header at ``off``, fragment header at ``fh``): as ``add4``."""
         n = len(buf)
         start = fo & 0xFFF8
         data_off = fh + 8
         if start + (end - data_off) > 0xFFFF:
             return "ipv6: fragment ends beyond 65535 bytes"
-        key = buf[off + 8 : off + 40] + buf[fh + 4 : fh + 8]
+        key = buf[off + 8 : off + 40] + buf[fh + 4 : fh + 8] + scope
         d = self._datagram(key, ts)
         if not fo & 1 and d.total < 0:
             d.total = start + end - data_off
