@@ -468,7 +468,7 @@ class Engine:
             self._emit(conn, _HK_NULL, SIDES[rcv], ErrorEvent(_HK_NULL, "bad_rst", 0, 0), snd)
 
         # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
-        if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs:
+        if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs or st.filled_runs:
             self._errors(conn, rcv, snd, sflags)
         if st.new_runs:
             self._new_data(conn, rcv, snd)
