@@ -231,9 +231,10 @@ class HalfStream:
             return False
         runs = self.gap_runs
         # gap_runs holds the gaps not yet reported (the newest ones): was this one?
-        pending = isinstance(runs, list) and bool(runs) and runs[-1] == (g_off, g_len)
-        if pending:
+        pending = False
+        if isinstance(runs, list) and runs and runs[-1] == (g_off, g_len):
             runs.pop()
+            pending = True
         else:
             self.filled_runs = _grow(self.filled_runs, (off, n))
         keep = len(runs)
