@@ -1203,6 +1203,9 @@ def test_midstat_on_http_small(samples: Path) -> None:
         "tcp 0 10.77.1.1:59429 ESTABLISHED 10.77.0.2:80 ESTABLISHED",
         "tcp 0 10.77.1.1:59429 FIN_WAIT_1 10.77.0.2:80 CLOSE_WAIT",
         "tcp 0 10.77.1.1:37055 ESTABLISHED 10.77.0.2:9002 ESTABLISHED",
+        # port 7000 refused the SYN: a reset is provisional (MonitorConfig.rst_grace), so the
+        # flow is still held, both stacks CLOSED, until the grace passes
+        "tcp 0 10.77.1.1:56501 CLOSED 10.77.0.2:7000 CLOSED",
     }
 
 

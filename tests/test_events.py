@@ -176,7 +176,7 @@ def test_gap_and_late_data_errors() -> None:
                          ("HK_SND", "CLI", "ON_CONN_END"), ("HK_RCV", "SVR", "ON_CONN_END")]
     assert [(p, d) for p, _h, _s, _e, d in rec.of("ON_ERROR")] == [
         (5, {"kind": "gap", "offset": 0, "length": 10}),
-        (6, {"kind": "late_data", "offset": 0, "length": 0}),
+        (6, {"kind": "late_data", "offset": 0, "length": 10}),
         (7, {"kind": "gap", "offset": 15, "length": 5}),      # given up at the end
     ]
     assert [d for *_x, d in rec.of("ON_CONN_NEW_DATA")] == [

@@ -102,6 +102,7 @@ def test_finish_delivers_everything_waiting() -> None:
 
 def test_late_data_inside_a_skipped_gap_is_dropped() -> None:
     s = stream()
+    s.fill_late = False                          # as mOS: a given-up hole stays given up
     feed(s, 0, b"ab")
     s.skip_to(6)
     flags = feed(s, 3, b"de")
@@ -112,6 +113,32 @@ def test_late_data_inside_a_skipped_gap_is_dropped() -> None:
     assert flags & LATE and flags & NEW
     assert s.nxt == 8
     assert s.read(6, 2) == b"gh"
+
+
+def test_late_data_fills_the_newest_gap_while_nothing_lies_beyond_it() -> None:
+    s = stream(hashing=True)
+    feed(s, 0, b"ab")
+    s.skip_to(6)                                 # an ACK gave [2, 6) up
+    s.gap_runs = ()                              # ... and the engine reported the gap
+    flags = feed(s, 3, b"de")                    # [3, 5) arrives: it fills that part
+    assert flags & NEW and not flags & LATE
+    assert s.gaps == [(2, 1), (5, 1)] and s.gap_bytes == 2
+    assert s.filled_runs == [(3, 2)] and not s.late_runs and not s.gap_runs
+    assert (s.nxt, s.delivered) == (6, 4)
+    feed(s, 6, b"g")
+    flags = feed(s, 5, b"f")                     # bytes were delivered beyond: too late
+    assert flags & LATE and s.late_runs == [(5, 1)] and s.late_bytes == 1
+    assert s.digest() == hashlib.sha256(b"abdeg").hexdigest()
+
+
+def test_late_data_fills_an_unreported_gap_without_a_trace() -> None:
+    s = stream()
+    feed(s, 0, b"ab")
+    s.skip_to(6)
+    feed(s, 2, b"cdef")
+    assert not s.gaps and not s.gap_runs and not s.filled_runs
+    assert (s.nxt, s.delivered, s.gap_bytes) == (6, 6, 0)
+    assert s.read(0, 6) == b"abcdef"
 
 
 def test_retransmission_of_delivered_bytes() -> None:

@@ -29,6 +29,10 @@ class MonitorConfig:
                       ON_TIMEOUT then ON_CONN_END(reason="timeout"); None = never
     time_wait         seconds a flow lingers once both stacks reached TIME_WAIT/CLOSED
                       (0 = end at once, mOS's tcp_tw_interval default for monitors)
+    rst_grace         seconds of packet time an accepted RST stays provisional: the flow waits
+                      (not reported) for traffic proving the RST was ignored (ON_ERROR
+                      "rst_ignored", the flow resumes) before it ends "rst"; 0 = end at once,
+                      as mOS does (always so in mos_compat)
     max_flows         concurrent flows; at the limit the longest-idle flow is evicted
                       (ON_CONN_END reason="evicted")
     max_ooo_segments  out-of-order byte runs held per side before the oldest hole is skipped
@@ -48,6 +52,7 @@ class MonitorConfig:
     midstream: bool = False
     idle_timeout: float | None = 600.0
     time_wait: float = 0.0
+    rst_grace: float = 2.0
     max_flows: int = 1_000_000
     max_ooo_segments: int = 4096
     max_ooo_bytes: int = 32 << 20
@@ -84,6 +89,8 @@ class MonitorConfig:
             raise ValueError(f"idle_timeout must be positive or None, not {self.idle_timeout}")
         if self.time_wait < 0:
             raise ValueError(f"time_wait must be >= 0, not {self.time_wait}")
+        if not self.rst_grace >= 0:
+            raise ValueError(f"rst_grace must be >= 0, not {self.rst_grace}")
         for name in ("max_flows", "max_ooo_segments", "max_ooo_bytes", "max_buffered_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")

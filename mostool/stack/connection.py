@@ -61,7 +61,7 @@ class Connection:
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "fast", "fast_raise", "control_rexmit", "alt_isn", "keepalives",
         "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
-        "bad_fin", "handles_rev", "zeek", "tunnel",
+        "bad_fin", "handles_rev", "zeek", "tunnel", "syn_ts", "rst_pending", "rejected_ack",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -124,6 +124,14 @@ class Connection:
         self.set_aside: tuple[list[tuple[int, bytes | None, int]],
                               list[tuple[int, bytes | None, int]]] | None = None
         self.tw_deadline: float | None = None
+        # each side's SYN timestamps (first TSval, latest TSval), for tcp.ts_echo_rejected
+        self.syn_ts: tuple[tuple[int, int] | None, tuple[int, int] | None] = _NONE2
+        # an accepted RST not yet confirmed: (its packet number, its sender, the two states
+        # before it, its offset in its receiver's stream); the flow lingers for a grace
+        # period (stack/resets.py)
+        self.rst_pending: tuple[int, int, TcpState, TcpState, int] | None = None
+        # (side, ack) of the last segment a SYN_SENT side rejected: its RST reply has seq = ack
+        self.rejected_ack: tuple[int, int] | None = None
         self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
 
     @property

@@ -45,7 +45,6 @@ from mostool.events.types import (
 )
 from mostool.stack.connection import pair_set
 from mostool.stack.decode import TcpSegment
-from mostool.stack.stream import LATE
 
 if TYPE_CHECKING:
     from mostool.events.dispatch import Dispatcher, SubscriptionSet
@@ -191,13 +190,18 @@ class Emitter:
                               SIDES[side], ((h.subs, h),))
 
     def errors(self, conn: Connection, side: int, snd: int, sflags: int) -> None:
-        """Drains ``conflict_runs`` and ``gap_runs``: ON_ERROR per overlap conflict, per gap,
-        then "late_data"."""
+        """Drains ``conflict_runs``, ``gap_runs``, ``filled_runs`` and ``late_runs``: ON_ERROR
+        per overlap conflict, per gap, per filled gap ("gap_filled"), then per run of late
+        bytes dropped ("late_data", with their stream offset and length)."""
         st = conn.streams[side]
         runs = st.conflict_runs
         gaps = st.gap_runs
+        filled = st.filled_runs
+        late = st.late_runs
         st.conflict_runs = ()
         st.gap_runs = ()
+        st.filled_runs = ()
+        st.late_runs = ()
         if not conn.masks[_HK_NULL] & ERROR_BIT:
             return
         for off, n in runs:
@@ -205,8 +209,12 @@ class Emitter:
                       ErrorEvent(_HK_NULL, "overlap_conflict", off, n), snd)
         for off, n in gaps:
             self.emit(conn, _HK_NULL, SIDES[side], ErrorEvent(_HK_NULL, "gap", off, n), snd)
-        if sflags & LATE:
-            self.emit(conn, _HK_NULL, SIDES[side], ErrorEvent(_HK_NULL, "late_data"), snd)
+        for off, n in filled:
+            self.emit(conn, _HK_NULL, SIDES[side], ErrorEvent(_HK_NULL, "gap_filled", off, n),
+                      snd)
+        for off, n in late:                 # bytes inside a gap given up earlier: dropped
+            self.emit(conn, _HK_NULL, SIDES[side], ErrorEvent(_HK_NULL, "late_data", off, n),
+                      snd)
 
     def end(self, conn: Connection, reason: str, snd: int | None) -> None:
         """ON_CONN_END, the flow's last event, reaches every open handle subscribed to it,

@@ -36,10 +36,8 @@ from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, SubscriptionRegistry
 from mostool.events.types import (
     CONN_END_BIT,
-    ERROR_BIT,
     REXMIT_BIT,
     TIMEOUT_BIT,
-    ErrorEvent,
     Hook,
     PktIn,
     Rexmit,
@@ -47,7 +45,7 @@ from mostool.events.types import (
     TcpState,
     Timeout,
 )
-from mostool.stack import decode
+from mostool.stack import decode, resets
 from mostool.stack.config import MonitorConfig
 from mostool.stack.connection import UNCHECKED, Connection, pair_add, pair_set
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
@@ -65,15 +63,17 @@ from mostool.stack.records import (
 )
 from mostool.stack.stream import CONFLICT, LATE, M32, REXMIT
 from mostool.stack.tcp import (
+    RST_OK,
     SYN_IN_FLOW,
     TERMINAL,
     fin_acceptable,
     opening,
     receiver_step,
-    rst_acceptable,
+    rst_verdict,
     same_connection,
     sender_step,
     syn_bookkeeping,
+    ts_echo_rejected,
 )
 from mostool.stack.timers import IDLE, TIME_WAIT, Timers
 
@@ -121,8 +121,8 @@ class Engine:
             "orphans": 0, "non_tcp": 0, "non_ip": 0,
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
             "dropped_bad_checksum": 0, "bad_checksum_acked": 0, "evicted": 0, "timeouts": 0,
-            "bad_rst": 0, "bad_fin": 0, "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
-            "after_close": 0, "snaplen_cut": 0,
+            "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
+            "after_close": 0, "snaplen_cut": 0, **dict.fromkeys(resets.COUNTERS, 0),
         }
         self.timers = Timers(self.config.idle_timeout)   # user, TIME_WAIT and idle deadlines
         self._conn_ids = itertools.count(1)
@@ -135,6 +135,7 @@ class Engine:
         self.verify_checksums = cfg.checksums != "skip"   # verified and counted, or "skip"
         self._midstream = cfg.midstream
         self._mos_compat = cfg.mos_compat
+        self._rst_grace = 0.0 if cfg.mos_compat else cfg.rst_grace   # mOS ends at the RST
         # the one funnel events leave by (mostool/stack/emit.py); its steps as attributes, as
         # cheap to call from the per-packet code as methods
         self.emitter = emitter = Emitter(self.dispatcher, mos_compat=cfg.mos_compat)
@@ -209,7 +210,7 @@ class Engine:
             if kind == IDLE:
                 self._timeout(target)
             elif kind == TIME_WAIT:
-                self._end(target, "rst" if target.rst_seen else "fin", None)
+                self._end(target, "rst" if target.rst_seen else "fin", resets.sender(target))
             else:
                 self._run_timer(kind, target)
         self.next_due = self.timers.due
@@ -271,6 +272,8 @@ class Engine:
                                    is None):
                 self._track_stopped(conn, seg)
             return
+        if conn.rst_pending is not None and resets.after_reset(self, conn, seg):
+            return                          # a provisional RST (stack/resets.py)
         self._packet(conn, seg, fresh)
 
     def process_records(self, buf: RecordBuffer, off: int, stop: int, end: int,
@@ -399,26 +402,20 @@ class Engine:
                             self.budget.account(conn)
                         return
         rcv = 1 - snd
+        if (flags & ACK and conn.syn_ts[rcv] is not None and not self._mos_compat
+                and ts_echo_rejected(conn, seg, rcv)):
+            resets.reject_by_ts_echo(self, conn, seg, snd)     # Linux in SYN_SENT: dropped whole
+            return
         conn.zeek.packet(snd, flags, seg.seq, wire, seg.window, conn.streams)  # zeek
         if flags & FIN and not (self._mos_compat or fin_acceptable(conn, seg, rcv)):
-            # a FIN far outside what the receiver expects (before the stream's first byte, or
-            # past its window) ends nothing: counted, ON_ERROR "bad_fin", taken as a plain
-            # segment
-            conn.bad_fin += 1
-            self._counts["bad_fin"] += 1
-            seg = seg._replace(flags=flags & ~FIN)
+            seg = resets.refuse_fin(self, conn, seg, snd)      # taken as a plain segment
             flags = seg.flags
-            if conn.masks[_HK_NULL] & ERROR_BIT:
-                self._emit(conn, _HK_NULL, SIDES[rcv],
-                           ErrorEvent(_HK_NULL, "bad_fin", 0, 0), snd)
         masks = conn.masks
         state = conn.state
         rst_ok = True
-        if flags & RST:
-            rst_ok = self._mos_compat or rst_acceptable(conn, seg, rcv)
-            if not rst_ok:
-                conn.bad_rst += 1
-                self._counts["bad_rst"] += 1
+        if flags & RST and not self._mos_compat:
+            verdict = rst_verdict(conn, seg, rcv)
+            rst_ok = verdict == RST_OK
 
         # 4. the sender's stack
         old_snd = state[snd]
@@ -464,11 +461,11 @@ class Engine:
             conn.rst_seen = True
         if masks[_HK_RCV]:
             self._emit_stack(conn, _HK_RCV, rcv, old_rcv, changes, fresh, snd)
-        if not rst_ok and masks[_HK_NULL] & ERROR_BIT:
-            self._emit(conn, _HK_NULL, SIDES[rcv], ErrorEvent(_HK_NULL, "bad_rst", 0, 0), snd)
+        if not rst_ok:
+            resets.refuse(self, conn, seg, snd, verdict)
 
         # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
-        if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs:
+        if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs or st.filled_runs:
             self._errors(conn, rcv, snd, sflags)
         if st.new_runs:
             self._new_data(conn, rcv, snd)
@@ -481,7 +478,10 @@ class Engine:
 
         # 6. the end
         if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
-            if conn.rst_seen or self.config.time_wait == 0:
+            if flags & RST and rst_ok and self._rst_grace:
+                resets.hold(self, conn, seg, snd, (old_snd, old_rcv) if snd == 0 else
+                            (old_rcv, old_snd))    # provisional (stack/resets.py)
+            elif conn.rst_seen or self.config.time_wait == 0:
                 self._end(conn, "rst" if conn.rst_seen else "fin", snd)
             elif conn.tw_deadline is None:
                 conn.tw_deadline = self.now + self.config.time_wait
@@ -558,7 +558,7 @@ class Engine:
         TIME_WAIT did close: it ends with the reason its TIME_WAIT expiry would have given."""
         for conn in self.flows.open_in_order():
             closed = "rst" if conn.rst_seen else "fin"
-            self._end(conn, closed if conn.tw_deadline is not None else reason, None)
+            self._end(conn, closed if conn.tw_deadline is not None else reason, resets.sender(conn))
         self.timers.clear()                 # what was due after the end never fires
 
     @property

@@ -88,6 +88,7 @@ def stream_params(listeners: Sequence[Listener], cfg: MonitorConfig
                     cfg.max_ooo_segments, cfg.max_ooo_bytes)
     if cfg.mos_compat:
         s0.rexmit_needs_buffer = s1.rexmit_needs_buffer = True
+        s0.fill_late = s1.fill_late = False     # mOS drops bytes inside a given-up hole
     return s0, s1
 
 

@@ -11,7 +11,11 @@ SYN (or the first byte seen, for a flow picked up midstream). ``nxt`` is the in-
   the first run fills, runs are delivered in order.
 * A hole is given up (``skip_to``) when the peer acknowledges past it (the host has the bytes, the
   capture missed them), when the store exceeds its limits, and when the flow ends; each skip is a
-  recorded gap. Bytes arriving later inside a skipped gap are "late" and dropped.
+  recorded gap. Bytes arriving later inside the newest gap, with nothing delivered beyond it yet
+  (a capture point often records an ACK before the data it covers), fill it: the gap is
+  withdrawn (or, if it was already reported, each filled piece is a ``filled_runs`` entry, ON_ERROR
+  "gap_filled") and the bytes are delivered in order. Bytes arriving inside any other skipped gap
+  are "late" and dropped, each piece recorded in ``late_runs`` (ON_ERROR "late_data").
 * Overlaps: bytes already received (delivered, or waiting out of order) make the segment a
   retransmission (ON_REXMIT). Where both copies are at hand, differing bytes are a conflict
   (ON_ERROR "overlap_conflict"); the overlap policy says which copy the stream keeps. A byte
@@ -74,7 +78,8 @@ class HalfStream:
         "chunks", "chunk_offs", "chunk_head", "buffered", "ooo_starts", "ooo", "ooo_bytes",
         "max_ooo_segments", "max_ooo_bytes", "hasher", "rexmit", "rexmit_bytes", "conflicts",
         "conflict_bytes", "late_bytes", "new_runs", "conflict_runs", "gap_runs", "rexmit_off",
-        "rexmit_len", "fin_off", "_gap_starts", "rexmit_needs_buffer",
+        "rexmit_len", "fin_off", "_gap_starts", "rexmit_needs_buffer", "late_runs", "fill_late",
+        "filled_runs",
     )
 
     # (positional too: a class called with keywords costs ~0.3 us more, per flow and side)
@@ -112,6 +117,10 @@ class HalfStream:
         self.fin_off: int | None = None
         # mOS compatibility: a retransmission is seen only against bytes still buffered
         self.rexmit_needs_buffer = False
+        self.late_runs: Pairs = _NONE       # drained by the engine: ON_ERROR "late_data"
+        self.filled_runs: Pairs = _NONE     # drained by the engine: ON_ERROR "gap_filled"
+        # late bytes may fill the newest gap (mOS drops them: False in mOS-compatible mode)
+        self.fill_late = True
 
     # -- sequence numbers ---------------------------------------------------------------------
 
@@ -156,9 +165,12 @@ class HalfStream:
                 self.rexmit_len = old_end - off
                 if data is not None and self.bufsize:
                     flags |= self._against_buffer(off, data[:old_end - off])
+            elif self.fill_late and self._fill_gap(off, data, old_end - off):
+                flags |= NEW
             else:
                 flags |= LATE
                 self.late_bytes += old_end - off
+                self.late_runs = _grow(self.late_runs, (off, old_end - off))
             if end <= nxt:
                 return flags
             if data is not None:
@@ -215,6 +227,40 @@ class HalfStream:
         self._gap_starts = _grow(self._gap_starts, self.nxt)
         self.gap_bytes += length
         self.nxt += length
+
+    def _fill_gap(self, off: int, data: bytes | None, n: int) -> bool:
+        """Bytes [off, off+n) inside the newest gap, which ends at ``nxt`` (nothing was
+        delivered beyond it): the gap gives way to them. False when that is not the case."""
+        gaps = self.gaps
+        starts = self._gap_starts
+        if not gaps or not isinstance(gaps, list) or not isinstance(starts, list):
+            return False
+        g_off, g_len = gaps[-1]
+        end = off + n
+        top = g_off + g_len
+        if top != self.nxt or off < g_off or end > top:
+            return False
+        runs = self.gap_runs
+        # gap_runs holds the gaps not yet reported (the newest ones): was this one?
+        pending = False
+        if isinstance(runs, list) and runs and runs[-1] == (g_off, g_len):
+            runs.pop()
+            pending = True
+        else:
+            self.filled_runs = _grow(self.filled_runs, (off, n))
+        keep = len(runs)
+        gaps.pop()
+        starts.pop()
+        self.gap_bytes -= g_len
+        self.nxt = g_off
+        if off > g_off:
+            self._gap(off - g_off)          # the part before the late bytes stays a gap
+        self._deliver(off, data, n)
+        if end < top:
+            self._gap(top - end)            # ... and the part after them
+        if not pending and isinstance(self.gap_runs, list):
+            del self.gap_runs[keep:]        # reported already: the pieces left are not new
+        return True
 
     def skipped(self, start: int, end: int) -> int:
         """How many bytes of [start, end) were given up as gaps (never received)."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from mostool.events.types import TcpState
 from mostool.stack.connection import pair_add, pair_set
-from mostool.stack.decode import tcp_wscale
+from mostool.stack.decode import parse_tcp_options, tcp_wscale
 from mostool.stack.stream import M32
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_input",
            "sender_step", "receiver_inputs", "receiver_step", "syn_bookkeeping", "settle_isn",
-           "fin_acceptable", "rst_acceptable", "same_connection", "SYN_IN_FLOW",
-           "opening"]
+           "fin_acceptable", "rst_acceptable", "rst_verdict", "RST_OK", "RST_BAD",
+           "RST_IN_WINDOW", "RST_REPLY", "ts_echo_rejected", "proves_alive", "same_connection",
+           "SYN_IN_FLOW", "opening"]
 
 S = TcpState
 
@@ -197,6 +198,12 @@ def receiver_step(conn: Connection, seg: TcpSegment, rcv: int, old: TcpState
 def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
     """ISN and option bookkeeping of a SYN or SYN/ACK; True for a retransmission."""
     options = seg.options
+    if options and not seg.flags & ACK:
+        tsval = parse_tcp_options(options).ts_val
+        if tsval is not None:           # what a SYN_SENT Linux accepts echoed (ts_echo_rejected)
+            had = conn.syn_ts[snd]
+            conn.syn_ts = pair_set(conn.syn_ts, snd, (tsval, tsval) if had is None
+                                   else (had[0], tsval))
     if options:
         wscale = tcp_wscale(options)
         if wscale is not None:
@@ -244,6 +251,86 @@ def fin_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     if window < 65535:
         window = 65535
     return off >= 0 and -window <= off - st.nxt <= window
+
+
+# rst_verdict's answers
+RST_OK = 0          # the receiver would reset (provisionally: see proves_alive)
+RST_BAD = 1         # out of the window, or not acknowledging our SYN: ignored ("bad_rst")
+RST_IN_WINDOW = 2   # RFC 5961 3.2: in the window but not at RCV.NXT: a challenge ACK, no reset
+RST_REPLY = 3       # a SYN_SENT endpoint answering a segment it rejected: not an abort
+
+
+def rst_verdict(conn: Connection, seg: TcpSegment, rcv: int) -> int:
+    """What the receiver of an RST does with it, as RFC 9293 3.10.7.3 and RFC 5961 3.2 say
+    (Linux and Windows both follow them; the caller skips this in mOS-compatible mode, as mOS
+    accepts every RST).
+
+    In SYN_SENT an RST counts only with ACK set and ack = ISN + 1. In the synchronized states
+    it counts only at RCV.NXT exactly (the in-order point, one past a FIN received, or the end
+    of bytes waiting out of order, which the host may have received where the capture did
+    not); elsewhere in the window it draws a challenge ACK and changes nothing. An RST from a
+    SYN_SENT endpoint whose seq is the ack of the segment it just rejected is its reply."""
+    rejected = conn.rejected_ack
+    if rejected is not None and rejected[0] == 1 - rcv and seg.seq == rejected[1]:
+        return RST_REPLY
+    state = conn.state[rcv]
+    if state == _SYN_SENT:
+        isn = conn.isn[rcv]
+        if isn is None or (seg.flags & ACK and seg.ack == (isn + 1) & M32):
+            return RST_OK
+        return RST_BAD
+    st = conn.streams[rcv]
+    if st.base is None:
+        return RST_OK
+    off = st.offset(seg.seq)
+    nxt = st.nxt
+    fin = st.fin_off
+    if off == nxt or (fin is not None and nxt >= fin and off == fin + 1):
+        return RST_OK
+    if st.ooo_starts and off == st._run_end(st.ooo_starts[-1]):
+        return RST_OK
+    window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
+    return RST_IN_WINDOW if -window <= off - nxt <= window else RST_BAD
+
+
+def ts_echo_rejected(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
+    """Linux in SYN_SENT (RFC 7323's PAWS in spirit, ``PAWSACTIVEREJECTED``): when its SYN
+    carried a timestamp, an ACK whose timestamp echo is not one its SYNs sent is not
+    acceptable: dropped (RST or not), answered with an RST whose seq is the segment's ack."""
+    syn_ts = conn.syn_ts[rcv]
+    if syn_ts is None or not seg.flags & ACK or conn.state[rcv] != _SYN_SENT \
+            or not seg.options:
+        return False
+    ecr = parse_tcp_options(seg.options).ts_ecr
+    if not ecr:
+        return False
+    first, latest = syn_ts
+    return ((ecr - first) & M32) > ((latest - first) & M32)
+
+
+def proves_alive(conn: Connection, seg: TcpSegment, snd: int) -> bool:
+    """While an accepted RST is provisional (``conn.rst_pending``): whether ``seg`` shows the
+    connection went on, so the RST was not honoured. Only its sender can show it (its peer's
+    segments may have crossed the RST), by a segment other than an RST that continues both
+    sequence spaces: its ack within what the peer sent, and its seq near what the peer
+    expects (or a SYN/ACK, which starts its sequence space)."""
+    pending = conn.rst_pending
+    flags = seg.flags
+    if pending is None or pending[1] != snd or flags & RST or not flags & ACK:
+        return False
+    rcv = 1 - snd
+    mine = conn.streams[snd]            # what snd received: its ack must lie in there
+    if conn.isn[rcv] is not None and mine.base is not None:
+        off = mine.offset(seg.ack)
+        if not 0 <= off <= mine.nxt + 1:
+            return False
+    if flags & SYN:
+        return True
+    theirs = conn.streams[rcv]
+    if conn.isn[snd] is None or theirs.base is None:
+        return False                    # a sequence space nobody has seen start
+    window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
+    return -window <= theirs.offset(seg.seq) - theirs.nxt <= window
 
 
 def rst_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
