@@ -131,6 +131,18 @@ def test_late_data_fills_the_newest_gap_while_nothing_lies_beyond_it() -> None:
     assert s.digest() == hashlib.sha256(b"abdeg").hexdigest()
 
 
+def test_a_late_segment_reaching_past_the_gap_fills_it_and_goes_on() -> None:
+    """Its bytes inside the gap fill it, the rest is new data: each byte hashed and buffered
+    once (a copy of the whole segment at the fill was hashed twice)."""
+    s = stream(hashing=True)
+    feed(s, 0, b"ab")
+    s.skip_to(4)                                 # an ACK gave [2, 4) up
+    feed(s, 2, b"cdefg")                         # [2, 4) fills the gap, [4, 7) is new
+    assert not s.gaps and (s.nxt, s.delivered) == (7, 7)
+    assert s.read(0, 7) == b"abcdefg"
+    assert s.digest() == hashlib.sha256(b"abcdefg").hexdigest()
+
+
 def test_late_data_fills_an_unreported_gap_without_a_trace() -> None:
     s = stream()
     feed(s, 0, b"ab")

@@ -165,7 +165,8 @@ class HalfStream:
                 self.rexmit_len = old_end - off
                 if data is not None and self.bufsize:
                     flags |= self._against_buffer(off, data[:old_end - off])
-            elif self.fill_late and self._fill_gap(off, data, old_end - off):
+            elif self.fill_late and self._fill_gap(
+                    off, None if data is None else data[:old_end - off], old_end - off):
                 flags |= NEW
             else:
                 flags |= LATE
