@@ -429,7 +429,7 @@ class Monitor:
     @property
     def active_flows(self) -> int:
         """The number of flows tracked right now."""
-        return self.engine.active
+        return self.engine.flows.active
 
     def active_connections(self) -> list[Connection]:
         """The engine's record of every flow tracked now (each once), for views that sample
@@ -439,7 +439,7 @@ class Monitor:
     @property
     def flows_total(self) -> int:
         """The number of flows tracked since the monitor was made (ended ones included)."""
-        return self.engine.flows_total
+        return self.engine.flows.flows_total
 
     def feed(self, ts: float, linktype: int, frame: bytes, wire_len: int = 0, *,
              number: int | None = None) -> None:

@@ -241,7 +241,7 @@ def test_orphans_without_filters() -> None:
     assert {fid for r, fid in zip(rec.log, rec.flow_ids, strict=True)
             if r[3] == "ON_ORPHAN"} == {0}
     assert mon.engine.counters["orphans"] == 3
-    assert mon.engine.flows_total == 2          # the port-443 SYN starts a flow
+    assert mon.flows_total == 2          # the port-443 SYN starts a flow
 
 
 def test_orphans_with_a_syn_filter() -> None:
@@ -249,7 +249,7 @@ def test_orphans_with_a_syn_filter() -> None:
     mon, rec = run(frames, syn="tcp port 80")
     orphans = [(p, d["reason"]) for p, _h, _s, _e, d in rec.of("ON_ORPHAN")]
     assert orphans == [(1, "non_ip"), (2, "non_tcp"), (11, "no_flow"), (12, "filtered")]
-    assert mon.engine.flows_total == 1
+    assert mon.flows_total == 1
 
 
 def test_orphan_filter_selects_orphans() -> None:

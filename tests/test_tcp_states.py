@@ -397,7 +397,7 @@ def test_time_wait_linger() -> None:
     d.mon.socket().on(mos.ON_CONN_END, callback=lambda f, s, e: clock_at_end.append(d.mon.now))
     d.feed(sc.frames[:7])
     assert d.records == []                       # both stacks closed, but the flow lingers
-    assert d.mon.engine.active == 1
+    assert d.mon.active_flows == 1
     d.feed(fin_again)
     assert [(e[0], e[1], e[2]) for e in d.of("ON_REXMIT")] == [(8, "HK_RCV", "CLI")]
     t_closed = sc.frames[6][0]

@@ -33,6 +33,10 @@ class MonitorConfig:
                       (not reported) for traffic proving the RST was ignored (ON_ERROR
                       "rst_ignored", the flow resumes) before it ends "rst"; 0 = end at once,
                       as mOS does (always so in mos_compat)
+    max_jump          seconds a frame may run ahead of the packet clock before it is held until
+                      the next frame says whether it is one wild timestamp (handled at the
+                      current clock, ON_ERROR "wild_timestamp") or a real gap; never more than
+                      half the idle timeout; 0 = never hold (mostool/stack/clock.py)
     max_flows         concurrent flows; at the limit the longest-idle flow is evicted
                       (ON_CONN_END reason="evicted")
     max_ooo_segments  out-of-order byte runs held per side before the oldest hole is skipped
@@ -53,6 +57,7 @@ class MonitorConfig:
     idle_timeout: float | None = 600.0
     time_wait: float = 0.0
     rst_grace: float = 2.0
+    max_jump: float = 60.0
     max_flows: int = 1_000_000
     max_ooo_segments: int = 4096
     max_ooo_bytes: int = 32 << 20
@@ -91,6 +96,8 @@ class MonitorConfig:
             raise ValueError(f"time_wait must be >= 0, not {self.time_wait}")
         if not self.rst_grace >= 0:
             raise ValueError(f"rst_grace must be >= 0, not {self.rst_grace}")
+        if not self.max_jump >= 0:
+            raise ValueError(f"max_jump must be >= 0, not {self.max_jump}")
         for name in ("max_flows", "max_ooo_segments", "max_ooo_bytes", "max_buffered_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")

@@ -26,13 +26,11 @@ only when a subscription mask says some handle of the flow wants that event at t
 
 from __future__ import annotations
 
-import errno
 import itertools
 import math
 from collections.abc import Callable
 from typing import Any
 
-from mostool.errors import MosError
 from mostool.events.dispatch import Dispatcher, ErrorSink, SubscriptionRegistry
 from mostool.events.types import (
     CONN_END_BIT,
@@ -46,6 +44,7 @@ from mostool.events.types import (
     Timeout,
 )
 from mostool.stack import decode, resets
+from mostool.stack.clock import WildClock
 from mostool.stack.config import MonitorConfig
 from mostool.stack.connection import UNCHECKED, Connection, pair_add, pair_set
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
@@ -115,16 +114,18 @@ class Engine:
         self.table = self.flows.table       # read per packet (and by process_records)
         self.packet_number = 0
         self.now = 0.0
-        self._clock_started = False
+        self.clock_started = False
         self.next_due = math.inf            # no timer can fall due before this time
-        self._counts: dict[str, int] = {
+        self.counts: dict[str, int] = {
             "orphans": 0, "non_tcp": 0, "non_ip": 0,
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
             "dropped_bad_checksum": 0, "bad_checksum_acked": 0, "evicted": 0, "timeouts": 0,
             "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
-            "after_close": 0, "snaplen_cut": 0, **dict.fromkeys(resets.COUNTERS, 0),
+            "after_close": 0, "snaplen_cut": 0, "wild_timestamps": 0,
+            **dict.fromkeys(resets.COUNTERS, 0),
         }
         self.timers = Timers(self.config.idle_timeout)   # user, TIME_WAIT and idle deadlines
+        self.wild = WildClock(self.config.max_jump, self.config.idle_timeout)
         self._conn_ids = itertools.count(1)
         self._orphan_handle = OrphanHandle(self)
         cfg = self.config
@@ -146,7 +147,7 @@ class Engine:
         self._new_data = emitter.new_data
         self._errors = emitter.errors
         # bytes held by every flow's buffers and runs, under max_buffered_bytes
-        self.budget = MemoryBudget(cfg.max_buffered_bytes, emitter, self._counts)
+        self.budget = MemoryBudget(cfg.max_buffered_bytes, emitter, self.counts)
         # the buffer process_records reads, whose record offsets Connection.last_seg may hold
         self.records = RecordRefs()
         self.stop_requested = False         # set by the shell's stop(): process_records returns
@@ -170,12 +171,9 @@ class Engine:
 
     def settimer(self, delay: float, callback: Callable[[int], Any]) -> int:
         """Call ``callback(timer_id)`` once, ``delay`` seconds of packet time from now."""
-        if delay < 0:
-            raise MosError(errno.EINVAL, f"timer delay must be >= 0, not {delay}")
-        if not callable(callback):
-            raise MosError(errno.EINVAL, "timer callback must be callable")
+        timer_id = self.timers.add(self.now, delay, callback)
         self.next_due = min(self.next_due, self.now + delay)
-        return self.timers.add(self.now + delay, callback)
+        return timer_id
 
     def cancel_timer(self, timer_id: int) -> None:
         self.timers.cancel(timer_id)
@@ -186,14 +184,15 @@ class Engine:
 
     def _start_clock(self, ts: float) -> None:
         """The first frame or tick: timers set before it count from its timestamp."""
-        self._clock_started = True
+        self.clock_started = True
         if ts > self.now:
             self.timers.shift(ts - self.now)
         self.next_due = -math.inf               # recompute on the next frame
 
     def advance(self, ts: float) -> None:
         """Move the clock to ``ts`` (no packet), firing what falls due before it."""
-        if not self._clock_started:
+        self.wild.settle(self, ts)          # a tick says what a held frame was, as a frame
+        if not self.clock_started:
             self._start_clock(ts)
         self._fire_due(ts)
         if ts > self.now:
@@ -225,17 +224,26 @@ class Engine:
 
     def process(self, ts: float, linktype: int, frame: bytes, wire_len: int = 0) -> None:
         """Handle one captured frame; ``wire_len`` is its length on the wire (0: not known), and
-        a frame captured shorter than that is counted as cut by the snaplen."""
+        a frame captured shorter than that is counted as cut by the snaplen. A frame far ahead
+        of the clock waits for the next one (mostool/stack/clock.py)."""
         self.packet_number += 1
         if wire_len > len(frame):
-            self._counts["snaplen_cut"] += 1
+            self.counts["snaplen_cut"] += 1
+        wild = self.wild
+        if (wild.held is not None or ts > self.now + wild.max_jump) and wild.take(
+                self, ts, linktype, frame):
+            return
+        self.route(ts, linktype, frame)
+
+    def route(self, ts: float, linktype: int, frame: bytes) -> Connection | None:
+        """One frame's way through the engine at packet time ``ts``; the flow it went to."""
         if ts > self.now:
-            if not self._clock_started:
+            if not self.clock_started:
                 self._start_clock(ts)
             if self.next_due < ts:
                 self._fire_due(ts)
             self.now = ts
-        elif not self._clock_started:
+        elif not self.clock_started:
             self._start_clock(ts)
         if self._raw_listeners:
             self.emitter.raw(self._raw_listeners, self._orphan_handle, linktype, frame)
@@ -243,26 +251,26 @@ class Engine:
         if isinstance(seg, int):
             if self.shard is None or self.shard[0] == 0:
                 self._not_tcp(seg, linktype, frame)
-            return
+            return None
         if self.shard is not None and shard_of(seg.src, seg.sport, seg.dst, seg.dport,
                                                self.shard[1]) != self.shard[0]:
-            return
+            return None
         conn = self.table.get(seg.key)
         if (conn is not None and seg.flags & SYN and not seg.flags & ACK
                 and (verdict := same_connection(conn, seg, self.now)) is not None):
             if verdict is SYN_IN_FLOW:
-                self._counts["syn_in_flow"] += 1
+                self.counts["syn_in_flow"] += 1
             else:
                 self._end(conn, verdict, None)
                 conn = None
         if conn is None:
             if self._check_mode == "on" and tcp_checksum_ok(seg) is False:
-                self._counts["bad_checksums"] += 1      # dropped before it makes a flow
-                self._counts["dropped_bad_checksum"] += 1
-                return
+                self.counts["bad_checksums"] += 1      # dropped before it makes a flow
+                self.counts["dropped_bad_checksum"] += 1
+                return None
             conn = self._new_flow(seg)
             if conn is None:
-                return
+                return None
             fresh = conn.midstream              # its first packet raises ON_CONN_START
         else:
             fresh = False
@@ -271,10 +279,11 @@ class Engine:
             if seg.flags & RST or (seg.flags & FIN and conn.fin_seq[seg.key != conn.key_c2s]
                                    is None):
                 self._track_stopped(conn, seg)
-            return
+            return conn
         if conn.rst_pending is not None and resets.after_reset(self, conn, seg):
-            return                          # a provisional RST (stack/resets.py)
+            return conn                     # a provisional RST (stack/resets.py)
         self._packet(conn, seg, fresh)
+        return conn
 
     def process_records(self, buf: RecordBuffer, off: int, stop: int, end: int,
                         layout: RecordLayout, max_records: int = -1
@@ -287,24 +296,24 @@ class Engine:
     def inline_ok(self) -> bool:
         """Whether process_records may take packets in place (else every one goes to
         ``process``): the clock has started and no RAW listener wants every frame."""
-        return self._clock_started and not self._raw_listeners
+        return self.clock_started and not self._raw_listeners and self.wild.held is None
 
     def count_inline(self, tcp_packets: int, snaplen_cut: int) -> None:
         """What process_records handled in place, counted as ``process`` would have."""
         self.decoder.add_tcp(tcp_packets)
-        self._counts["snaplen_cut"] += snaplen_cut
+        self.counts["snaplen_cut"] += snaplen_cut
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
         if status == decode.FRAGMENT:
-            self._counts["fragments"] += 1
+            self.counts["fragments"] += 1
             return
         reason = _ORPHAN_REASONS.get(status, "malformed")
-        self._counts[reason] += 1
+        self.counts[reason] += 1
         self._orphan(reason, linktype, frame)
 
     def _orphan(self, reason: str, linktype: int, frame: bytes,
                 seg: TcpSegment | None = None) -> None:
-        self._counts["orphans"] += 1
+        self.counts["orphans"] += 1
         self.emitter.orphan(self._stream_listeners, self._orphan_handle, reason, linktype, frame,
                             seg)
 
@@ -312,7 +321,7 @@ class Engine:
         listeners = self.flows.admit(seg, self._stream_listeners, self.now)
         if isinstance(listeners, str):
             if listeners == "after_close":
-                self._counts["after_close"] += 1
+                self.counts["after_close"] += 1
             self._orphan(listeners, seg.linktype, seg.buf, seg)
             return None
         if self.flows.full():
@@ -338,7 +347,7 @@ class Engine:
     def _evict_one(self) -> None:
         conn = self.timers.least_recent()
         if conn is not None:
-            self._counts["evicted"] += 1
+            self.counts["evicted"] += 1
             self._end(conn, "evicted", None)
 
     # -- one packet of a tracked flow ---------------------------------------------------------
@@ -360,11 +369,11 @@ class Engine:
         elif ok is False:
             conn.zeek.bad_checksum(snd)                         # zeek: 'C'
             conn.bad_checksums = pair_add(conn.bad_checksums, snd)
-            self._counts["bad_checksums"] += 1
+            self.counts["bad_checksums"] += 1
             mode = self._check_mode
             if mode == "on" or (mode == "auto" and conn.valid_checksum[snd]):
                 conn.dropped = pair_add(conn.dropped, snd)
-                self._counts["dropped_bad_checksum"] += 1
+                self.counts["dropped_bad_checksum"] += 1
                 if mode == "auto" and seg.payload_len and not flags & (SYN | RST):
                     set_aside(conn, seg, 1 - snd)
                 return
@@ -423,7 +432,7 @@ class Engine:
         if rst_ok:
             new_snd = sender_step(conn, seg, snd, old_snd)
             state[snd] = new_snd
-        new_data_snd = ack_gives_up_holes(conn, seg, snd, self._counts) if flags & ACK else False
+        new_data_snd = ack_gives_up_holes(conn, seg, snd, self.counts) if flags & ACK else False
         if masks[_HK_SND]:
             self._emit_stack(conn, _HK_SND, snd, old_snd,
                              [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
@@ -436,7 +445,7 @@ class Engine:
                 sflags = REXMIT                  # a SYN or SYN/ACK seen before
                 st.rexmit_off, st.rexmit_len = 0, 0
             if seg.wire_len and not flags & RST:
-                sflags |= receive_payload(conn, seg, snd, st, self._counts)
+                sflags |= receive_payload(conn, seg, snd, st, self.counts)
             elif flags & RST and seg.wire_len:
                 conn.rst_payload = pair_add(conn.rst_payload, snd, seg.wire_len)
             if flags & FIN:
@@ -491,7 +500,7 @@ class Engine:
     # -- ending flows -------------------------------------------------------------------------
 
     def _timeout(self, conn: Connection) -> None:
-        self._counts["timeouts"] += 1
+        self.counts["timeouts"] += 1
         if conn.masks[Hook.NULL] & TIMEOUT_BIT and not self._mos_compat:   # mOS never raises it
             self._emit(conn, Hook.NULL, Side.BOTH,
                        Timeout(Hook.NULL, self.now - conn.last_ts), 0)
@@ -556,26 +565,17 @@ class Engine:
         """The source ended (reason "eof") or was stopped ("stopped"): end every open flow,
         in order of first packet, and drop pending timers. A flow already lingering in
         TIME_WAIT did close: it ends with the reason its TIME_WAIT expiry would have given."""
+        self.wild.settle(self, None)
         for conn in self.flows.open_in_order():
             closed = "rst" if conn.rst_seen else "fin"
             self._end(conn, closed if conn.tw_deadline is not None else reason, resets.sender(conn))
         self.timers.clear()                 # what was due after the end never fires
 
     @property
-    def active(self) -> int:
-        """Open flows."""
-        return self.flows.active
-
-    @property
-    def flows_total(self) -> int:
-        """Every flow made so far."""
-        return self.flows.flows_total
-
-    @property
     def counters(self) -> dict[str, int]:
         """Packet and anomaly counts (a fresh dict)."""
         out = {"packets": self.packet_number, "tcp_packets": self.decoder.stats()["tcp"]}
-        out.update(self._counts)
+        out.update(self.counts)
         return out
 
     @property
@@ -586,8 +586,8 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self.counters
         out["held_bytes"] = self.budget.held
-        out["flows"] = self.flows_total
-        out["active_flows"] = self.active
+        out["flows"] = self.flows.flows_total
+        out["active_flows"] = self.flows.active
         out["decoder"] = self.decoder.stats()
         out["events"] = self.event_counts
         out["callback_errors"] = self.dispatcher.callback_errors

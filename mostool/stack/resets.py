@@ -56,7 +56,7 @@ def _error(engine: Engine, conn: Connection, side: int, kind: str, off: int, n: 
 def refuse_fin(engine: Engine, conn: Connection, seg: TcpSegment, snd: int) -> TcpSegment:
     """A FIN its receiver does not take: ``seg`` without it."""
     conn.bad_fin += 1
-    engine._counts["bad_fin"] += 1
+    engine.counts["bad_fin"] += 1
     _error(engine, conn, 1 - snd, "bad_fin", 0, 0, snd)
     return seg._replace(flags=seg.flags & ~FIN)
 
@@ -64,10 +64,10 @@ def refuse_fin(engine: Engine, conn: Connection, seg: TcpSegment, snd: int) -> T
 def reject_by_ts_echo(engine: Engine, conn: Connection, seg: TcpSegment, snd: int) -> None:
     """``seg`` fails the SYN_SENT receiver's timestamp-echo check: dropped whole."""
     rcv = 1 - snd
-    engine._counts["ts_echo_rejected"] += 1
+    engine.counts["ts_echo_rejected"] += 1
     conn.rejected_ack = (rcv, seg.ack)
     if seg.flags & RST:
-        engine._counts["rst_ignored"] += 1
+        engine.counts["rst_ignored"] += 1
         _error(engine, conn, rcv, "rst_ignored", 0, 0, snd)
 
 
@@ -75,16 +75,16 @@ def refuse(engine: Engine, conn: Connection, seg: TcpSegment, snd: int, verdict:
     """An RST its receiver does not take (``tcp.rst_verdict`` said ``verdict``)."""
     rcv = 1 - snd
     if verdict == RST_REPLY:
-        engine._counts["rst_reply"] += 1
+        engine.counts["rst_reply"] += 1
         return
     if verdict == RST_BAD:
         conn.bad_rst += 1
-        engine._counts["bad_rst"] += 1
+        engine.counts["bad_rst"] += 1
         if conn.state[rcv] == TcpState.SYN_SENT and seg.flags & ACK:
             conn.rejected_ack = (rcv, seg.ack)
         _error(engine, conn, rcv, "bad_rst", 0, 0, snd)
     elif verdict == RST_IN_WINDOW:
-        engine._counts["rst_in_window"] += 1
+        engine.counts["rst_in_window"] += 1
         st = conn.streams[rcv]
         _error(engine, conn, rcv, "rst_in_window", st.offset(seg.seq), 0, snd)
 
@@ -118,7 +118,7 @@ def after_reset(engine: Engine, conn: Connection, seg: TcpSegment) -> bool:
         conn.rst_pending = None
         conn.rst_seen = False
         conn.tw_deadline = None             # its timer is dropped when it falls due
-        engine._counts["rst_ignored"] += 1
+        engine.counts["rst_ignored"] += 1
         _error(engine, conn, 1 - sender, "rst_ignored", off, 0, snd)
         return False
     conn.packets[snd] += 1
@@ -128,7 +128,7 @@ def after_reset(engine: Engine, conn: Connection, seg: TcpSegment) -> bool:
             engine._end(conn, "rst", snd)    # its sender resets again: confirmed
         return True
     if seg.wire_len:
-        engine._counts["data_after_rst"] += 1
+        engine.counts["data_after_rst"] += 1
         st = conn.streams[1 - snd]
         off = st.offset(seg.seq) if st.base is not None else 0
         _error(engine, conn, 1 - snd, "data_after_rst", off, seg.wire_len, snd)

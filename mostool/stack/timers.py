@@ -13,11 +13,14 @@ Nothing here reads a clock: every deadline comes from a packet's timestamp.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import itertools
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from mostool.errors import MosError
 
 if TYPE_CHECKING:
     from mostool.stack.connection import Connection
@@ -41,10 +44,14 @@ class Timers:
         self._cancelled: set[int] = set()
         self._idle_dead = 0                 # ended flows still in the idle heap
 
-    def add(self, when: float, callback: Callable[[int], Any]) -> int:
-        """A user timer; returns its id."""
+    def add(self, now: float, delay: float, callback: Callable[[int], Any]) -> int:
+        """A user timer ``delay`` seconds after ``now``; returns its id."""
+        if delay < 0:
+            raise MosError(errno.EINVAL, f"timer delay must be >= 0, not {delay}")
+        if not callable(callback):
+            raise MosError(errno.EINVAL, "timer callback must be callable")
         timer_id = next(self._ids)
-        heapq.heappush(self.user, (when, next(self._seq), timer_id, callback))
+        heapq.heappush(self.user, (now + delay, next(self._seq), timer_id, callback))
         return timer_id
 
     def cancel(self, timer_id: int) -> None:
