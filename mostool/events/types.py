@@ -29,9 +29,12 @@ ON_CONN_NEW_DATA (4)     a stack's in-order (contiguous) received bytes grew: at
 ON_ERROR (5)             an anomaly on a side: overlapping copies that differ ("overlap_conflict"),
                          unread bytes pushed out of the buffer ("buffer_overflow"), an
                          out-of-window RST ("bad_rst") or FIN ("bad_fin"), a hole given up
-                         ("gap"), data after a hole was skipped ("late_data"), bytes given
-                         up over the max_buffered_bytes limit ("memory_limit"); at NULL,
-                         side = receiving stack.
+                         ("gap"), late bytes that filled it ("gap_filled") or came too late
+                         ("late_data"), bytes given up over the max_buffered_bytes limit
+                         ("memory_limit"), an in-window RST not at the next byte
+                         ("rst_in_window"), a RST the hosts ignored ("rst_ignored"), data
+                         after an accepted RST ("data_after_rst"), a frame with one wild
+                         timestamp ("wild_timestamp"); at NULL, side = receiving stack.
 ON_TIMEOUT (6)           the flow saw no packet for ``idle_timeout`` seconds of packet time; at
                          NULL, side BOTH, right before its ON_CONN_END(reason="timeout").
                          (mOS never raises it.)

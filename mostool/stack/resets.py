@@ -131,5 +131,6 @@ def after_reset(engine: Engine, conn: Connection, seg: TcpSegment) -> bool:
         engine.counts["data_after_rst"] += 1
         st = conn.streams[1 - snd]
         off = st.offset(seg.seq) if st.base is not None else 0
-        _error(engine, conn, 1 - snd, "data_after_rst", off, seg.wire_len, snd)
+        # offsets are never negative: data from the SYN's own sequence number on starts at 0
+        _error(engine, conn, 1 - snd, "data_after_rst", max(off, 0), seg.wire_len, snd)
     return True

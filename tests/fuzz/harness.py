@@ -47,7 +47,8 @@ Frame = tuple[float, int, bytes, int]
 #: and a few it does not.
 LINKTYPES = (0, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 239, 276, 2, 10, 127, 65535)
 ERROR_KINDS = frozenset({"overlap_conflict", "buffer_overflow", "bad_rst", "gap", "late_data",
-                         "bad_fin", "memory_limit"})
+                         "bad_fin", "memory_limit", "gap_filled", "rst_in_window",
+                         "rst_ignored", "data_after_rst", "wild_timestamp"})
 END_REASONS = frozenset({"fin", "rst", "timeout", "eof", "evicted", "stopped"})
 ORPHAN_REASONS = frozenset({"non_ip", "non_tcp", "malformed", "unknown_linktype", "no_flow",
                             "filtered", "no_listener", "after_close"})
