@@ -108,19 +108,22 @@ def merge_events(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keyed = []
     for part, res in enumerate(results):
         fmap = maps[part]
+        # events raised by the end of the capture (flows still open end) come after every
+        # event of the last packet, whichever partition raised those
+        end_events, end_lines = res.get("closing", (len(res["events"]), len(res["lines"])))[:2]
         for seq, (packet, ts, fid, rec) in enumerate(res["events"]):
             gid = fmap.get(fid, 0) if fid else 0
-            keyed.append(((packet, ts, gid, part, seq), fid, rec))
+            keyed.append(((packet, seq >= end_events, ts, gid, part, seq), fid, rec))
         for seq, (packet, ts, line) in enumerate(res["lines"]):
             if not line:
                 continue
             rec = json.loads(line)
             fid = rec.get("flow", 0)
             gid = fmap.get(fid, 0) if fid else 0
-            keyed.append(((packet, ts, gid, part, seq), fid, rec))
+            keyed.append(((packet, seq >= end_lines, ts, gid, part, seq), fid, rec))
     keyed.sort(key=lambda k: k[0])
     out = []
-    for (_p, _t, gid, _part, _seq), fid, rec in keyed:
+    for (_p, _end, _t, gid, _part, _seq), fid, rec in keyed:
         if fid:
             rec = dict(rec)
             rec["flow"] = gid
@@ -144,7 +147,9 @@ def merge_stream_index(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def merge_printed(results: list[dict[str, Any]]) -> list[str]:
     """What the apps printed in every partition, in capture order (by the packet each line
     was printed at)."""
-    keyed = [((packet, ts, part, seq), line) for part, res in enumerate(results)
+    keyed = [((packet, seq >= res.get("closing", (0, 0, len(res.get("printed", []))))[2],
+               ts, part, seq), line)
+             for part, res in enumerate(results)
              for seq, (packet, ts, line) in enumerate(res.get("printed", []))]
     keyed.sort(key=lambda k: k[0])
     return [line for _key, line in keyed]

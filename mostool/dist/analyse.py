@@ -195,6 +195,11 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
         if printed is not None:
             printed.mon = mon
         own = _run(mon, partition, scratch, pieces, offsets, total)
+        # what is recorded from here on comes at the end of the capture, after every packet
+        # (merged after other partitions' events of the last packet, as one run has them)
+        closing = [len(events), len(recorder.lines) if recorder is not None else 0,
+                   len(printed.lines) if printed is not None else 0]
+        mon.close(number=total)
     streams: dict[str, Any] = {}
     if job.kind == "streams":
         writer = apps[0]
@@ -211,6 +216,7 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
             for app in apps:
                 app.report()
     return {"partition": partition, "packets": own, "flows": flows, "events": events,
+            "closing": closing,
             "lines": recorder.lines if recorder is not None else [],
             "printed": printed.lines if printed is not None else [],
             "report": report.getvalue(), "stats": mon.stats(), "streams": streams,
@@ -221,7 +227,7 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
 def _run(mon: Any, partition: int, scratch: str, pieces: list[int],
          offsets: list[int] | None, total: int) -> int:
     """Feed the partition's records to ``mon``'s engine with the capture's ticks; returns how
-    many records were its own."""
+    many records were its own. The caller closes ``mon`` (the end of the capture)."""
     from array import array
     tick_no_a = _Array(os.path.join(scratch, "ticks.no"), "q")
     tick_ts_a = _Array(os.path.join(scratch, "ticks.ts"), "d")
@@ -272,7 +278,6 @@ def _run(mon: Any, partition: int, scratch: str, pieces: list[int],
         catch_up(total + 1)
         if ntick and tick_ts[ntick - 1] > mon.now:
             advance(tick_ts[ntick - 1], number=tick_no[ntick - 1])
-        mon.close(number=total)
     finally:
         tick_no_a.close()
         tick_ts_a.close()
