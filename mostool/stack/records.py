@@ -49,9 +49,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
+from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.stream import M32
-from mostool.stack.tcpfields import mod_ffff, offload_verdict
+from mostool.stack.tcpfields import IN_PLACE_SUM, mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
     from mostool.stack.connection import Connection
@@ -105,6 +106,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     inline = linktype == ETHERNET and engine.inline_ok()
     shard_index, shards = engine.shard or (0, 0)
     verify = engine.verify_checksums
+    in_place_sum = IN_PLACE_SUM
     table_get = engine.table.get
     process = engine.process
     account = engine.budget.account
@@ -176,13 +178,21 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             # addresses and segment in one integer: their 16-bit words sum the
                             # same as the pseudo-header's addresses plus the segment
                             seglen = tlen - 20
-                            x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
-                            if seglen & 1:
-                                x <<= 8
-                            if (mod_ffff(x) + 6 + seglen) % 0xFFFF:
-                                ok = offload_verdict(
-                                    (buf[p + 50] << 8) | buf[p + 51],
-                                    int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
+                            if in_place_sum:
+                                rest = 6 + seglen
+                                if ones_sum_at(buf, p + 26, 8 + seglen,
+                                               (rest & 0xFFFF) + (rest >> 16)) != 0xFFFF:
+                                    ok = offload_verdict(
+                                        (buf[p + 50] << 8) | buf[p + 51],
+                                        int.from_bytes(buf[p + 26:p + 34], "big") + rest)
+                            else:
+                                x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
+                                if seglen & 1:
+                                    x <<= 8
+                                if (mod_ffff(x) + 6 + seglen) % 0xFFFF:
+                                    ok = offload_verdict(
+                                        (buf[p + 50] << 8) | buf[p + 51],
+                                        int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
                         if ok is not False:
                             if ts > now:
                                 engine.now = now = ts
