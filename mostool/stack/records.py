@@ -32,6 +32,11 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
 7. the checksum verifies, or is the pseudo-header sum checksum offload leaves
    (``tcpfields.offload_verdict``), or checksums are skipped.
 
+Compiled with mypyc, ``process_records`` hands the work to
+``record_blocks.process_record_blocks``: the same loop reading the records out of ``bytes``
+blocks copied from the buffer (native code indexes bytes, not an mmap); ``RecordRefs.in_blocks``
+says which loop runs.
+
 The engine members read here are public: ``inline_ok()``, ``verify_checksums``, ``next_due``,
 ``now``, ``packet_number``, ``table``, ``shard``, ``stop_requested``, ``records.attach()``,
 ``fast_events()``, ``budget.account()``, ``count_inline()`` and ``process()``.
@@ -44,13 +49,15 @@ source lets the buffer go.
 
 from __future__ import annotations
 
+import importlib.machinery
 import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
+from mostool.stack.record_blocks import process_record_blocks
 from mostool.stack.stream import M32
 from mostool.stack.tcpfields import IN_PLACE_SUM, mod_ffff, offload_verdict
 
@@ -73,6 +80,10 @@ RECORD_HEADER_LEN = 16
 # ports, seq, ack, data offset, flags, window.
 _FRAME = struct.Struct("!12xIH2xI2xIIHHIIBBH")
 _ESTABLISHED = TcpState.ESTABLISHED
+# compiled with mypyc, the records are read through bytes blocks (record_blocks.py) in native
+# code; interpreted, the struct loop below is the faster
+COMPILED: Final = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+BLOCK_SIZE: Final = 4 << 20
 
 
 class RecordLayout(NamedTuple):
@@ -98,6 +109,10 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     callback. Returns (offset after the last record handled, records, captured bytes, wire
     bytes).
     """
+    refs = engine.records
+    if refs.in_blocks:
+        return process_record_blocks(engine, buf, off, stop, end, layout, max_records,
+                                     refs.block_size)
     header = layout.header.unpack_from
     frame = _FRAME.unpack_from
     units = layout.units
@@ -277,6 +292,10 @@ class RecordRefs:
     def __init__(self) -> None:
         self._buf: RecordBuffer | None = None
         self._layout: RecordLayout | None = None
+        # which loop process_records runs: record_blocks' (compiled) or the struct one; tests
+        # run the block loop interpreted too, with blocks smaller than a record
+        self.in_blocks: bool = COMPILED
+        self.block_size: int = BLOCK_SIZE
 
     def attach(self, buf: RecordBuffer, layout: RecordLayout) -> None:
         """process_records reads ``buf``: flows' ``last_seg`` may be record offsets into it."""
