@@ -217,17 +217,18 @@ class Connection:
         packets, payload = self.packets, self.payload_bytes
         rexmit = self.control_rexmit
         bad0, bad1 = self.bad_checksums
-        # json.dumps writes a finite float as float.__repr__ (!r), an int as str (as {}), and
-        # a hex digest as is between quotes
+        # json.dumps writes a finite float as float.__repr__, an int as str (as {}), and a hex
+        # digest as is between quotes; repr() rather than !r, which turns the whole f-string
+        # into a str.format call when compiled with mypyc
         text = (f'{{"id": {self.id}, '
                 f'"client": "{format_addr(self.client_addr, self.client_port)}", '
                 f'"server": "{format_addr(self.server_addr, self.server_port)}", '
-                f'"first_packet": {self.first_packet}, "start": {start!r}, "end": {end!r}, '
+                f'"first_packet": {self.first_packet}, "start": {repr(start)}, "end": {repr(end)}, '
                 f'"end_reason": {encode_basestring_ascii(self.end_reason)}, '
                 f'"client_state": "{_STATE_NAMES[state[0]]}", '
                 f'"server_state": "{_STATE_NAMES[state[1]]}", '
                 f'"midstream": {"true" if mid else "false"}, '
-                f'"duration": {end - start!r}, "orig_bytes": {orig}, "resp_bytes": {resp}, '
+                f'"duration": {repr(end - start)}, "orig_bytes": {orig}, "resp_bytes": {resp}, '
                 f'"missed_bytes": {c2s.gap_bytes + s2c.gap_bytes}, '
                 f'"conn_state": "{zk.conn_state(orig, resp)}", "history": "{zk.history}", '
                 f'"c2s": {{"packets": {packets[0]}, "payload_bytes": {payload[0]}, '

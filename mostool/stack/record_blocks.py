@@ -5,7 +5,7 @@ Theory of operation. ``records.process_records`` walks the capture where it lies
 mmap, or bytes) with ``struct`` unpacking: the fastest form interpreted, but compiled with mypyc
 each record still costs a tuple of a dozen Python ints, and an mmap can only be typed ``Any``
 (a ``bytes`` annotation refuses it at run time). This module is the same loop written for
-mypyc: the capture is copied, a block of ``block_size`` bytes (a few MiB) at a time, into a
+mypyc: the capture is copied, a block of ``block_size`` bytes (256 KiB) at a time, into a
 ``bytes`` object the loop indexes in native code, field by field; a block starts at a record,
 and a record that would cross the block's end starts the next block (a record longer than a
 block gets a block of its own size), so a multi-GB capture stays mapped and only one block is
