@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring_ascii
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from mostool.events.types import ERROR_BIT, NEW_DATA_BIT, PKT_IN_BIT, TcpState
 from mostool.stack.decode import TcpSegment, format_addr
@@ -30,15 +30,15 @@ _T = TypeVar("_T")
 # cursors) are immutable pairs, shared until a writer replaces its flow's pair (pair_set,
 # pair_add): readers index them as before, and a flow holds no list of its own for each (a
 # tuple of ints also leaves the cyclic GC's tracking). No writer is on the engine's fast path.
-_NONE2: tuple[None, None] = (None, None)
-_ZERO2 = (0, 0)
+_NONE2: Final[tuple[None, None]] = (None, None)
+_ZERO2: Final = (0, 0)
 # bad_checksums of a flow whose checksums are not verified (checksums="skip"): reported as null
-UNCHECKED = (-1, -1)
-_FALSE2 = (False, False)
-_NO_MASKS = (0, 0, 0)
-_LISTEN = TcpState.LISTEN
-_STATE_NAMES = {s: s.name for s in TcpState}     # without the enum's per-access name lookup
-_INF = float("inf")
+UNCHECKED: Final = (-1, -1)
+_FALSE2: Final = (False, False)
+_NO_MASKS: Final = (0, 0, 0)
+_LISTEN: Final = TcpState.LISTEN
+_STATE_NAMES: Final = {s: s.name for s in TcpState}     # without the enum's per-access name lookup
+_INF: Final = float("inf")
 
 
 def pair_set(pair: tuple[_T, _T], side: int, value: _T) -> tuple[_T, _T]:

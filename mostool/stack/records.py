@@ -73,13 +73,13 @@ RecordBuffer: TypeAlias = Any
 __all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash",
            "decode_record", "shard_of"]
 
-ETHERNET = 1
-RECORD_HEADER_LEN = 16
+ETHERNET: Final = 1
+RECORD_HEADER_LEN: Final = 16
 # From the start of an Ethernet frame: EtherType + IPv4 version/IHL + TOS (one int), total
 # length, flags/fragment offset + TTL + protocol (one int), then past the checksum: addresses,
 # ports, seq, ack, data offset, flags, window.
-_FRAME = struct.Struct("!12xIH2xI2xIIHHIIBBH")
-_ESTABLISHED = TcpState.ESTABLISHED
+_FRAME: Final = struct.Struct("!12xIH2xI2xIIHHIIBBH")
+_ESTABLISHED: Final = TcpState.ESTABLISHED
 # compiled with mypyc, the records are read through bytes blocks (record_blocks.py) in native
 # code; interpreted, the struct loop below is the faster
 COMPILED: Final = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
