@@ -79,7 +79,10 @@ from mostool.stack.timers import IDLE, TIME_WAIT, Timers
 
 __all__ = ["Engine", "Listener", "OrphanHandle", "STREAM", "RAW", "shard_of"]
 
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+ACK: Final = 0x10
 SIDES = (Side.CLI, Side.SVR)
 # Enum members as module globals for the per-packet slow path: a global load instead of a
 # class-attribute lookup through the enum metaclass (~60 ns each). The same objects: ``is``
