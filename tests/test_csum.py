@@ -99,3 +99,21 @@ def test_bad_initial_rejected_by_c() -> None:
         c(b"ab", 0x10000)
     with pytest.raises(TypeError):
         c("text")
+
+
+@given(data=st.binary(max_size=3000), start=st.integers(-4, 3010), length=st.integers(-4, 3010),
+       initial=st.integers(0, 0xFFFF))
+def test_ones_sum_at_is_the_sum_of_the_slice(data: bytes, start: int, length: int,
+                                             initial: int) -> None:
+    variants = [csum.ones_sum_at, csum.ones_sum_at_slice]
+    with contextlib.suppress(ImportError):
+        variants.append(importlib.import_module("mostool.stack._csum").ones_sum_at)
+    for fn in variants:
+        if start < 0 or length < 0 or start + length > len(data):
+            with pytest.raises(IndexError):
+                fn(data, start, length, initial)
+        else:
+            assert fn(data, start, length, initial) == ones_sum_reference(
+                data[start:start + length], initial)
+            assert fn(memoryview(data), start, length, initial) == fn(data, start, length,
+                                                                      initial)

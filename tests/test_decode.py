@@ -1182,7 +1182,7 @@ def test_decode_module_is_sans_io() -> None:
     here = Path(__file__).parents[1] / "mostool" / "stack"    # the sources, also when compiled
     own = {"mostool.stack.decode", "mostool.stack.tcpfields", "mostool.stack.ipfrag",
            "mostool.stack.codes", "mostool.stack.decap", "mostool.stack.tunnels",
-           "mostool.stack.linktypes", "mostool.stack"}
+           "mostool.stack.linktypes", "mostool.stack", "mostool.stack.csum"}
     imported: set[str] = set()
     for name in ("decode.py", "tcpfields.py", "ipfrag.py", "codes.py", "decap.py", "tunnels.py",
                  "linktypes.py"):

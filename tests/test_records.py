@@ -102,10 +102,19 @@ def test_count_and_damage(tmp_path: Path, frame_by_frame: Callable[[], None]) ->
     assert "cut short" in fast[0][1] and "corrupt record header" in fast[1][1]
 
 
-def _trace(pcap: Path, config: MonitorConfig, stop_after: int | None = None
-           ) -> tuple[list[Any], dict[str, Any]]:
+def _in_blocks(mon: Monitor, block_size: int | None) -> None:
+    """Make ``mon``'s engine read records through record_blocks' loop (the compiled build's
+    choice) with blocks of ``block_size`` bytes (64: every record crosses a block edge)."""
+    if block_size is not None:
+        mon.engine.records.in_blocks = True
+        mon.engine.records.block_size = block_size
+
+
+def _trace(pcap: Path, config: MonitorConfig, stop_after: int | None = None,
+           block_size: int | None = None) -> tuple[list[Any], dict[str, Any]]:
     """Flow ends with their last packets, timers with the packet they fired at."""
     mon = Monitor(config)
+    _in_blocks(mon, block_size)
     sock = mon.socket()
     seen: list[Any] = []
     ends = 0
@@ -163,6 +172,38 @@ def test_callbacks_timers_last_packets_and_stop(pcap: Path,
     if pcap.stem in ("idle_timeout", "http_keepalive", "abort_rst", "keepalive_idle"):
         # some flow ended while its last packet was one read in place
         assert decoded_again > 0
+
+
+@pytest.mark.parametrize("block_size", [64, 3000])
+@pytest.mark.parametrize("pcap", TRACED, ids=[p.stem for p in TRACED])
+def test_record_blocks_loop(pcap: Path, block_size: int,
+                            frame_by_frame: Callable[[], None]) -> None:
+    """record_blocks (the loop the compiled build runs; here in either build) gives what the
+    frame-by-frame pipeline gives, with records crossing block edges."""
+    runs = [(c, stop) for c in (MonitorConfig(), MonitorConfig(idle_timeout=0.02, rcvbuf=0))
+            for stop in (None, 2)]
+    fast = [_trace(pcap, c, stop, block_size) for c, stop in runs]
+    frame_by_frame()
+    slow = [_trace(pcap, c, stop) for c, stop in runs]
+    assert fast == slow
+
+
+def test_record_blocks_cut_and_corrupt(tmp_path: Path,
+                                       frame_by_frame: Callable[[], None]) -> None:
+    src = (ROOT / "sample_pcaps" / "http_small.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(src[: len(src) * 2 // 3])         # ends inside a record
+    corrupt = bytearray(src)
+    corrupt[24 + 8:24 + 12] = (10**7).to_bytes(4, "little")  # first record: absurd caplen
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(corrupt))
+    config = MonitorConfig(hash_streams=True)
+    fast = [_flow_records(ReplaySource(path), config, block_size)
+            for path in (cut, bad) for block_size in (64, 1000, 1 << 20)]
+    frame_by_frame()
+    slow = [_flow_records(ReplaySource(path), config)
+            for path in (cut, bad) for block_size in (64, 1000, 1 << 20)]
+    assert fast == slow
 
 
 def test_the_records_path_is_taken() -> None:
@@ -272,8 +313,10 @@ def test_checksums_skip_reports_null_and_keeps_every_segment() -> None:
         assert a == b
 
 
-def _flow_records(source: Any, config: MonitorConfig) -> list[str]:
+def _flow_records(source: Any, config: MonitorConfig, block_size: int | None = None
+                  ) -> list[str]:
     mon = Monitor(config)
+    _in_blocks(mon, block_size)
     mon.socket()
     out: list[str] = []
     mon.on_flow_end(lambda conn: out.append(conn.record_json()))
@@ -319,3 +362,4 @@ def test_mutated_headers_give_the_same_result_both_ways(seed: int, tmp_path: Pat
         fast = _flow_records(ReplaySource(path), config)
         slow = _flow_records(MemorySource(list(read_capture(path, []))), config)
         assert fast == slow
+        assert _flow_records(ReplaySource(path), config, 200) == slow     # record_blocks

@@ -83,11 +83,68 @@ ones_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLong(r);
 }
 
+/* ones_sum_at(data, start, length, initial): ones_sum(data[start:start + length], initial)
+ * without the slice (a segment read where it lies, in a record block or a frame) */
+static PyObject *
+ones_sum_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, length;
+    unsigned long initial;
+    uint64_t acc;
+    unsigned r;
+
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ones_sum_at(data, start, length, initial) takes 4 arguments");
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    length = PyLong_AsSsize_t(args[2]);
+    if (length == -1 && PyErr_Occurred())
+        return NULL;
+    initial = PyLong_AsUnsignedLong(args[3]);
+    if (initial == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    if (initial > 0xffffu) {
+        PyErr_SetString(PyExc_ValueError, "initial must be in 0..0xFFFF");
+        return NULL;
+    }
+    if (PyBytes_CheckExact(args[0])) {
+        if (start < 0 || length < 0 || start + length > PyBytes_GET_SIZE(args[0])) {
+            PyErr_SetString(PyExc_IndexError, "ones_sum_at: range outside data");
+            return NULL;
+        }
+        acc = native_sum((const unsigned char *)PyBytes_AS_STRING(args[0]) + start, length);
+    } else {
+        if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        if (start < 0 || length < 0 || start + length > view.len) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_IndexError, "ones_sum_at: range outside data");
+            return NULL;
+        }
+        acc = native_sum((const unsigned char *)view.buf + start, length);
+        PyBuffer_Release(&view);
+    }
+    r = fold(acc);
+#if !PY_BIG_ENDIAN
+    r = ((r & 0xffu) << 8) | (r >> 8);
+#endif
+    r = fold((uint64_t)r + initial);
+    return PyLong_FromUnsignedLong(r);
+}
+
 static PyMethodDef methods[] = {
     {"ones_sum", (PyCFunction)(void (*)(void))ones_sum, METH_FASTCALL,
      "ones_sum(data, initial=0) -> int: RFC 1071 ones'-complement sum of data (big-endian "
      "16-bit words, an odd last byte padded with zero) added to initial; 0 only when both "
      "are all zero, 0xFFFF for other multiples of 0xFFFF."},
+    {"ones_sum_at", (PyCFunction)(void (*)(void))ones_sum_at, METH_FASTCALL,
+     "ones_sum_at(data, start, length, initial) -> int: ones_sum(data[start:start + length], "
+     "initial) without the slice; IndexError when the range is outside data."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring_ascii
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from mostool.events.types import ERROR_BIT, NEW_DATA_BIT, PKT_IN_BIT, TcpState
 from mostool.stack.decode import TcpSegment, format_addr
@@ -30,15 +30,15 @@ _T = TypeVar("_T")
 # cursors) are immutable pairs, shared until a writer replaces its flow's pair (pair_set,
 # pair_add): readers index them as before, and a flow holds no list of its own for each (a
 # tuple of ints also leaves the cyclic GC's tracking). No writer is on the engine's fast path.
-_NONE2: tuple[None, None] = (None, None)
-_ZERO2 = (0, 0)
+_NONE2: Final[tuple[None, None]] = (None, None)
+_ZERO2: Final = (0, 0)
 # bad_checksums of a flow whose checksums are not verified (checksums="skip"): reported as null
-UNCHECKED = (-1, -1)
-_FALSE2 = (False, False)
-_NO_MASKS = (0, 0, 0)
-_LISTEN = TcpState.LISTEN
-_STATE_NAMES = {s: s.name for s in TcpState}     # without the enum's per-access name lookup
-_INF = float("inf")
+UNCHECKED: Final = (-1, -1)
+_FALSE2: Final = (False, False)
+_NO_MASKS: Final = (0, 0, 0)
+_LISTEN: Final = TcpState.LISTEN
+_STATE_NAMES: Final = {s: s.name for s in TcpState}     # without the enum's per-access name lookup
+_INF: Final = float("inf")
 
 
 def pair_set(pair: tuple[_T, _T], side: int, value: _T) -> tuple[_T, _T]:
@@ -225,17 +225,18 @@ class Connection:
         packets, payload = self.packets, self.payload_bytes
         rexmit = self.control_rexmit
         bad0, bad1 = self.bad_checksums
-        # json.dumps writes a finite float as float.__repr__ (!r), an int as str (as {}), and
-        # a hex digest as is between quotes
+        # json.dumps writes a finite float as float.__repr__, an int as str (as {}), and a hex
+        # digest as is between quotes; repr() rather than !r, which turns the whole f-string
+        # into a str.format call when compiled with mypyc
         text = (f'{{"id": {self.id}, '
                 f'"client": "{format_addr(self.client_addr, self.client_port)}", '
                 f'"server": "{format_addr(self.server_addr, self.server_port)}", '
-                f'"first_packet": {self.first_packet}, "start": {start!r}, "end": {end!r}, '
+                f'"first_packet": {self.first_packet}, "start": {repr(start)}, "end": {repr(end)}, '
                 f'"end_reason": {encode_basestring_ascii(self.end_reason)}, '
                 f'"client_state": "{_STATE_NAMES[state[0]]}", '
                 f'"server_state": "{_STATE_NAMES[state[1]]}", '
                 f'"midstream": {"true" if mid else "false"}, '
-                f'"duration": {end - start!r}, "orig_bytes": {orig}, "resp_bytes": {resp}, '
+                f'"duration": {repr(end - start)}, "orig_bytes": {orig}, "resp_bytes": {resp}, '
                 f'"missed_bytes": {c2s.gap_bytes + s2c.gap_bytes}, '
                 f'"conn_state": "{zk.conn_state(orig, resp)}", "history": "{zk.history}", '
                 f'"c2s": {{"packets": {packets[0]}, "payload_bytes": {payload[0]}, '

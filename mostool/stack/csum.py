@@ -8,6 +8,10 @@ is 0 only when ``data`` and ``initial`` are all zero: other sums that are multip
 come out as 0xFFFF (ones'-complement "negative zero"). A segment whose checksum field is right
 sums (with its pseudo-header) to 0xFFFF.
 
+``ones_sum_at(data, start, length, initial)`` is ``ones_sum(data[start:start + length],
+initial)``; the C variant reads the range where it lies (no slice), and raises IndexError for a
+range outside ``data`` as the fallback does.
+
 Three variants, one picked at import:
 
 * ``mostool.stack._csum.ones_sum``, a small C function of the compiled build (32-bit words into
@@ -27,7 +31,8 @@ from typing import Final
 
 from mypy_extensions import i64
 
-__all__ = ["ones_sum", "ones_sum_loop", "ones_sum_bigint", "ones_sum_reference", "VARIANT"]
+__all__ = ["ones_sum", "ones_sum_at", "ones_sum_loop", "ones_sum_bigint", "ones_sum_reference",
+           "ones_sum_at_slice", "VARIANT"]
 
 # masks for folding big ints at multiples of 256 bits (see ones_sum_bigint)
 _FOLD_MASKS: Final = tuple((1 << (256 * k)) - 1 for k in range(65))
@@ -78,21 +83,34 @@ def ones_sum_bigint(data: bytes | bytearray | memoryview, initial: int = 0) -> i
     return 0xFFFF if r == 0 and nonzero else r
 
 
+def ones_sum_at_slice(data: bytes | bytearray | memoryview, start: int, length: int,
+                      initial: int) -> int:
+    """``ones_sum(data[start:start + length], initial)`` (``ones_sum_at`` without the C
+    function; the C one reads the range in place)."""
+    if start < 0 or length < 0 or start + length > len(data):
+        raise IndexError("ones_sum_at: range outside data")
+    return ones_sum(data[start:start + length], initial)
+
+
 def _compiled() -> bool:
     return __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
-def _pick() -> tuple[str, Callable[..., int]]:
+def _pick() -> tuple[str, Callable[..., int], Callable[..., int] | None]:
     try:
         c_module = importlib.import_module("mostool.stack._csum")
     except ImportError:
         if _compiled():
-            return "mypyc loop", ones_sum_loop
-        return "big int", ones_sum_bigint
+            return "mypyc loop", ones_sum_loop, None
+        return "big int", ones_sum_bigint, None
     fn: Callable[..., int] = c_module.ones_sum
-    return "C", fn
+    at: Callable[..., int] = c_module.ones_sum_at
+    return "C", fn, at
 
 
 _PICKED: Final = _pick()
 VARIANT: Final[str] = _PICKED[0]
 ones_sum: Final[Callable[..., int]] = _PICKED[1]
+# ones_sum_at(data, start, length, initial) -> ones_sum(data[start:start + length], initial),
+# read in place by the C variant
+ones_sum_at: Final[Callable[..., int]] = _PICKED[2] or ones_sum_at_slice

@@ -20,7 +20,7 @@ drain), reading the subscription masks at each step, as callbacks may change the
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from mostool.events.types import (
     BUILTIN_EVENTS,
@@ -53,9 +53,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Emitter"]
 
-SYN = 0x02
+SYN: Final = 0x02
 SIDES = (Side.CLI, Side.SVR)
-_HK_NULL, _HK_RCV, _HK_SND = Hook.NULL, Hook.HK_RCV, Hook.HK_SND
+_HK_NULL: Final = Hook.NULL
+_HK_RCV: Final = Hook.HK_RCV
+_HK_SND: Final = Hook.HK_SND
 _LISTEN, _ESTABLISHED = TcpState.LISTEN, TcpState.ESTABLISHED
 _N_BUILTIN = 1 + max(e.id for e in BUILTIN_EVENTS)
 _EVENT_NAMES = {e.id: e.name for e in BUILTIN_EVENTS}

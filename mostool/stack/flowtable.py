@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mostool.stack.codes import LINKTYPE_RAW as _LINKTYPE_RAW
 
@@ -25,9 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = ["FlowTable", "AFTER_CLOSE"]
 
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+ACK: Final = 0x10
 
-AFTER_CLOSE = 120.0         # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
+AFTER_CLOSE: Final = 120.0  # seconds a closed 4-tuple's stray ACKs are not a new flow (2 MSL)
 _CONN_ID = operator.attrgetter("id")
 
 

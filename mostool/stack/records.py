@@ -32,6 +32,11 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
 7. the checksum verifies, or is the pseudo-header sum checksum offload leaves
    (``tcpfields.offload_verdict``), or checksums are skipped.
 
+Compiled with mypyc, ``process_records`` hands the work to
+``record_blocks.process_record_blocks``: the same loop reading the records out of ``bytes``
+blocks copied from the buffer (256 KiB at a time; native code indexes bytes, not an mmap);
+``RecordRefs.in_blocks`` says which loop runs.
+
 The engine members read here are public: ``inline_ok()``, ``verify_checksums``, ``next_due``,
 ``now``, ``packet_number``, ``table``, ``shard``, ``stop_requested``, ``records.attach()``,
 ``fast_events()``, ``budget.account()``, ``count_inline()`` and ``process()``.
@@ -44,14 +49,17 @@ source lets the buffer go.
 
 from __future__ import annotations
 
+import importlib.machinery
 import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
+from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
+from mostool.stack.record_blocks import process_record_blocks
 from mostool.stack.stream import M32
-from mostool.stack.tcpfields import mod_ffff, offload_verdict
+from mostool.stack.tcpfields import IN_PLACE_SUM, mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
     from mostool.stack.connection import Connection
@@ -65,13 +73,18 @@ RecordBuffer: TypeAlias = Any
 __all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash",
            "decode_record", "shard_of"]
 
-ETHERNET = 1
-RECORD_HEADER_LEN = 16
+ETHERNET: Final = 1
+RECORD_HEADER_LEN: Final = 16
 # From the start of an Ethernet frame: EtherType + IPv4 version/IHL + TOS (one int), total
 # length, flags/fragment offset + TTL + protocol (one int), then past the checksum: addresses,
 # ports, seq, ack, data offset, flags, window.
-_FRAME = struct.Struct("!12xIH2xI2xIIHHIIBBH")
-_ESTABLISHED = TcpState.ESTABLISHED
+_FRAME: Final = struct.Struct("!12xIH2xI2xIIHHIIBBH")
+_ESTABLISHED: Final = TcpState.ESTABLISHED
+# compiled with mypyc, the records are read through bytes blocks (record_blocks.py) in native
+# code; interpreted, the struct loop below is the faster
+COMPILED: Final = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+# 256 KiB: a block is still in the L2 cache when the loop and the checksum read it
+BLOCK_SIZE: Final = 256 << 10
 
 
 class RecordLayout(NamedTuple):
@@ -97,6 +110,10 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     callback. Returns (offset after the last record handled, records, captured bytes, wire
     bytes).
     """
+    refs = engine.records
+    if refs.in_blocks:
+        return process_record_blocks(engine, buf, off, stop, end, layout, max_records,
+                                     refs.block_size)
     header = layout.header.unpack_from
     frame = _FRAME.unpack_from
     units = layout.units
@@ -105,6 +122,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     inline = linktype == ETHERNET and engine.inline_ok()
     shard_index, shards = engine.shard or (0, 0)
     verify = engine.verify_checksums
+    in_place_sum = IN_PLACE_SUM
     table_get = engine.table.get
     process = engine.process
     account = engine.budget.account
@@ -176,13 +194,21 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             # addresses and segment in one integer: their 16-bit words sum the
                             # same as the pseudo-header's addresses plus the segment
                             seglen = tlen - 20
-                            x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
-                            if seglen & 1:
-                                x <<= 8
-                            if (mod_ffff(x) + 6 + seglen) % 0xFFFF:
-                                ok = offload_verdict(
-                                    (buf[p + 50] << 8) | buf[p + 51],
-                                    int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
+                            if in_place_sum:
+                                rest = 6 + seglen
+                                if ones_sum_at(buf, p + 26, 8 + seglen,
+                                               (rest & 0xFFFF) + (rest >> 16)) != 0xFFFF:
+                                    ok = offload_verdict(
+                                        (buf[p + 50] << 8) | buf[p + 51],
+                                        int.from_bytes(buf[p + 26:p + 34], "big") + rest)
+                            else:
+                                x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
+                                if seglen & 1:
+                                    x <<= 8
+                                if (mod_ffff(x) + 6 + seglen) % 0xFFFF:
+                                    ok = offload_verdict(
+                                        (buf[p + 50] << 8) | buf[p + 51],
+                                        int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
                         if ok is not False:
                             if ts > now:
                                 engine.now = now = ts
@@ -267,6 +293,10 @@ class RecordRefs:
     def __init__(self) -> None:
         self._buf: RecordBuffer | None = None
         self._layout: RecordLayout | None = None
+        # which loop process_records runs: record_blocks' (compiled) or the struct one; tests
+        # run the block loop interpreted too, with blocks smaller than a record
+        self.in_blocks: bool = COMPILED
+        self.block_size: int = BLOCK_SIZE
 
     def attach(self, buf: RecordBuffer, layout: RecordLayout) -> None:
         """process_records reads ``buf``: flows' ``last_seg`` may be record offsets into it."""

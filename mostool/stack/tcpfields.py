@@ -1,6 +1,7 @@
 """TCP fields read off a decoded segment: checksum, options, addresses.
 
-``tcp_checksum_ok`` verifies a segment's checksum against its pseudo-header (``mod_ffff``: the
+``tcp_checksum_ok`` verifies a segment's checksum against its pseudo-header: compiled, with
+``csum.ones_sum_at`` (C) where the segment lies; interpreted, with ``mod_ffff`` (the
 ones'-complement sum of a byte string is its big-endian value modulo 0xFFFF, computed by folding);
 ``offload_verdict`` tells a checksum a sending host's NIC would have filled in from a bad one
 (the in-place record reader uses it too). ``parse_tcp_options`` and ``tcp_wscale`` read options
@@ -12,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 from typing import TYPE_CHECKING, Final, NamedTuple
+
+from mostool.stack.csum import VARIANT, ones_sum, ones_sum_at
 
 if TYPE_CHECKING:
     from mostool.stack.decode import TcpSegment
@@ -37,6 +40,10 @@ class TcpOptions(NamedTuple):
 
 
 # --------------------------------------------------------------------------- checksums
+
+# The compiled build sums segments in place with csum's C function (or its mypyc loop); the
+# interpreted one keeps its fastest form, the segment as one big int modulo 0xFFFF (mod_ffff)
+IN_PLACE_SUM: Final = VARIANT != "big int"
 
 # Masks 2**h - 1 for h = 0, 256, ..., 16384 bits (segments up to ~4 KB fold with these).
 _FOLD_MASKS: Final = tuple((1 << (k << 8)) - 1 for k in range(65))
@@ -77,12 +84,18 @@ def tcp_checksum_ok(seg: TcpSegment) -> bool | None:
     tcp_len = ((buf[start + 12] >> 4) << 2) + seg.wire_len
     if start + tcp_len > len(buf):          # the snaplen cut the options
         return None
-    x = int.from_bytes(buf[start : start + tcp_len], "big")
-    if tcp_len & 1:
-        x <<= 8
-    pseudo = int.from_bytes(seg.src + seg.dst, "big") + _IPPROTO_TCP + tcp_len
-    if (mod_ffff(x) + pseudo) % 0xFFFF == 0:
-        return True
+    if IN_PLACE_SUM:
+        rest = _IPPROTO_TCP + tcp_len
+        pseudo = ones_sum(seg.src + seg.dst, (rest & 0xFFFF) + (rest >> 16))
+        if ones_sum_at(buf, start, tcp_len, pseudo) == 0xFFFF:
+            return True
+    else:
+        x = int.from_bytes(buf[start : start + tcp_len], "big")
+        if tcp_len & 1:
+            x <<= 8
+        pseudo = int.from_bytes(seg.src + seg.dst, "big") + _IPPROTO_TCP + tcp_len
+        if (mod_ffff(x) + pseudo) % 0xFFFF == 0:
+            return True
     return offload_verdict((buf[start + 16] << 8) | buf[start + 17], pseudo)
 
 

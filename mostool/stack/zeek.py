@@ -36,26 +36,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sized
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 __all__ = ["ZeekRecorder", "conn_state", "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL",
            "ESTABLISHED", "CLOSED", "RESET", "STATE_NAMES"]
 
-# Zeek's TCP endpoint states (EndpointState)
-INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
-STATE_NAMES = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED",
-               "RESET")
+# Zeek's TCP endpoint states (EndpointState). Constants are Final: compiled with mypyc, any
+# other module global is a dictionary lookup at every use
+INACTIVE: Final = 0
+SYN_SENT: Final = 1
+SYN_ACK_SENT: Final = 2
+PARTIAL: Final = 3
+ESTABLISHED: Final = 4
+CLOSED: Final = 5
+RESET: Final = 6
+STATE_NAMES: Final = ("INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED",
+                      "CLOSED", "RESET")
 
-_FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
-_M32 = 0xFFFFFFFF
+_FIN: Final = 0x01
+_SYN: Final = 0x02
+_RST: Final = 0x04
+_ACK: Final = 0x10
+_M32: Final = 0xFFFFFFFF
 # letters written once per direction: their bit in ZeekRecorder._once[side]
-_ONCE_BITS = {"A": 1, "D": 2, "I": 4, "Q": 8, "S": 16, "H": 16, "F": 32, "R": 64}
-_BOTH_AD = (1 | 2) | (1 | 2) << 8       # A and D from both sides
-_LAST_SLOT = {"S": ("_syn0", "_syn1"), "H": ("_syn0", "_syn1"), "F": ("_fin0", "_fin1"),
-              "R": ("_rst0", "_rst1")}
-_CONTROL = _SYN | _FIN | _RST
-_SCALED = "CGTW"
-_RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
+_ONCE_BITS: Final = {"A": 1, "D": 2, "I": 4, "Q": 8, "S": 16, "H": 16, "F": 32, "R": 64}
+_BOTH_AD: Final = (1 | 2) | (1 | 2) << 8       # A and D from both sides
+_CONTROL: Final = _SYN | _FIN | _RST
+_SCALED: Final = "CGTW"
+_RSTOS0: Final = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 
 class Stream(Protocol):
@@ -129,12 +137,31 @@ class ZeekRecorder:
 
     def _repeat(self, side: int, code: str, seq: int) -> None:
         """S, H, F, R: again when the sequence number differs from that letter's last one."""
-        slot = _LAST_SLOT[code][side]
-        last = getattr(self, slot)
+        # the last one's slot, read and written by name (no getattr: slow on a native class)
+        if code == "F":
+            last = self._fin1 if side else self._fin0
+        elif code == "R":
+            last = self._rst1 if side else self._rst0
+        else:                           # S and H share theirs
+            last = self._syn1 if side else self._syn0
         if self._once_letter(side, code) and last != seq:
             self._add(side, code)
-        if last != seq:
-            setattr(self, slot, seq)
+        if last == seq:
+            return
+        if code == "F":
+            if side:
+                self._fin1 = seq
+            else:
+                self._fin0 = seq
+        elif code == "R":
+            if side:
+                self._rst1 = seq
+            else:
+                self._rst0 = seq
+        elif side:
+            self._syn1 = seq
+        else:
+            self._syn0 = seq
 
     def _scaled_letter(self, side: int, code: str) -> None:
         scaled = self._scaled
