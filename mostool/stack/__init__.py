@@ -5,8 +5,11 @@ records by ``Engine.process_records``) and goes, in order:
 
 1. ``records``    the fused in-place reader: a plain ACK or in-order data of an established,
                   unsubscribed flow is handled on the spot (its module docstring lists the
-                  conditions); everything else goes to ``Engine.process``.
-2. ``timers``     what falls due before the frame fires first (user timers, TIME_WAIT, idle
+                  conditions; compiled, ``record_blocks`` reads the mapped file in blocks and
+                  ``csum`` sums checksums in C); everything else goes to ``Engine.process``.
+2. ``clock``      a frame far ahead of the packet clock waits for the next one (one wild
+                  timestamp, or a real gap);
+   ``timers``     what falls due before the frame fires first (user timers, TIME_WAIT, idle
                   timeouts), in packet time; ``emit`` raises ON_PKT_IN to RAW listeners.
 3. ``decode``     link layer -> IPv4/IPv6 -> TCP into a ``TcpSegment`` (or a status from
                   ``codes``: an orphan), with ``ipfrag`` reassembling IP fragments and
@@ -19,7 +22,8 @@ records by ``Engine.process_records``) and goes, in order:
                   half-streams, ``tcp.opening`` its stacks) or an orphan; ``tcp`` decides
                   whether a SYN on a tracked 4-tuple is the same connection.
 5. ``tcp``        the sender's and the receiver's state changes (the table, input derivation,
-                  ISN bookkeeping, FIN/RST acceptability: every state decision);
+                  ISN bookkeeping, FIN/RST acceptability: every state decision), with
+                  ``resets`` for what an accepted RST leaves provisional;
    ``payload``    the bytes into the receiver's ``stream.HalfStream`` and the holes an ACK
                   gives up; ``zeek`` records the connection's history on the way.
 6. ``emit``       the one funnel every event leaves by, counted once per raise, to the flow's

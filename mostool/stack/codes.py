@@ -10,6 +10,7 @@ from typing import Final
 
 __all__ = [
     "NOT_IP", "NOT_TCP", "FRAGMENT", "MALFORMED", "UNKNOWN_LINKTYPE", "STATUS_NAMES",
+    "ORPHAN_REASONS",
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR",
     "LINKTYPE_NULL", "LINKTYPE_ETHERNET", "LINKTYPE_PPP", "LINKTYPE_RAW", "LINKTYPE_PPP_HDLC",
     "LINKTYPE_PPP_ETHER", "LINKTYPE_C_HDLC", "LINKTYPE_LOOP", "LINKTYPE_LINUX_SLL",
@@ -34,6 +35,14 @@ STATUS_NAMES: Final[dict[int, str]] = {
     NOT_IP: "not_ip",
     NOT_TCP: "not_tcp",
     FRAGMENT: "fragment",
+    MALFORMED: "malformed",
+    UNKNOWN_LINKTYPE: "unknown_linktype",
+}
+
+#: The orphan reason (and the engine's counter) for a frame that gives no TCP segment.
+ORPHAN_REASONS: Final[dict[int, str]] = {
+    NOT_IP: "non_ip",
+    NOT_TCP: "non_tcp",
     MALFORMED: "malformed",
     UNKNOWN_LINKTYPE: "unknown_linktype",
 }

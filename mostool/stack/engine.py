@@ -45,6 +45,7 @@ from mostool.events.types import (
 )
 from mostool.stack import decode, resets
 from mostool.stack.clock import WildClock
+from mostool.stack.codes import ACK, FIN, ORPHAN_REASONS, RST, SYN
 from mostool.stack.config import MonitorConfig
 from mostool.stack.connection import UNCHECKED, Connection, pair_add, pair_set
 from mostool.stack.decode import Decoder, TcpSegment, tcp_checksum_ok
@@ -78,10 +79,6 @@ from mostool.stack.timers import IDLE, TIME_WAIT, Timers
 
 __all__ = ["Engine", "Listener", "OrphanHandle", "STREAM", "RAW", "shard_of"]
 
-FIN: Final = 0x01
-SYN: Final = 0x02
-RST: Final = 0x04
-ACK: Final = 0x10
 SIDES = (Side.CLI, Side.SVR)
 # Enum members as module globals for the per-packet slow path: a global load instead of a
 # class-attribute lookup through the enum metaclass (~60 ns each). The same objects: ``is``
@@ -92,12 +89,6 @@ _HK_RCV: Final = Hook.HK_RCV
 _HK_SND: Final = Hook.HK_SND
 _ESTABLISHED: Final = TcpState.ESTABLISHED
 _CONFLICT_LATE: Final = CONFLICT | LATE
-_ORPHAN_REASONS: Final = {
-    decode.NOT_IP: "non_ip",
-    decode.NOT_TCP: "non_tcp",
-    decode.MALFORMED: "malformed",
-    decode.UNKNOWN_LINKTYPE: "unknown_linktype",
-}
 
 
 class Engine:
@@ -313,7 +304,7 @@ class Engine:
         if status == decode.FRAGMENT:
             self.counts["fragments"] += 1
             return
-        reason = _ORPHAN_REASONS.get(status, "malformed")
+        reason = ORPHAN_REASONS.get(status, "malformed")
         self.counts[reason] += 1
         self._orphan(reason, linktype, frame)
 
