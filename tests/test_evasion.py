@@ -252,3 +252,58 @@ def test_max_jump_zero_moves_the_clock_at_once() -> None:
 def test_pcapng_example_keeps_its_mysql_session() -> None:
     recs = flows_of(capture("pcapplusplus/pcapng-example.pcapng"))
     assert _summary(recs)[0] == ("fin", 1597, 2720)
+
+
+# ------------------------------------------------------------------------------------------
+# the Ptacek-Newsham family: what each real stack would do, and that we say so
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_rst_outside_the_window_is_ignored_by_the_host_and_by_us() -> None:
+    sc = Scenario()
+    sc.handshake()
+    sc.send(CLI, b"hello")
+    sc.raw(SVR, flags="R", seq=(sc.isn(SVR) + 1 + 100_000_000) & 0xFFFFFFFF)
+    sc.send(SVR, b"world")
+    sc.close()
+    d = Pair()
+    d.run(sc.frames)
+    rec = d.records[0]
+    assert (rec["end_reason"], rec["c2s"]["bytes"], rec["s2c"]["bytes"]) == ("fin", 5, 5)
+    assert "bad_rst" in [k for k, _, _ in errors(d)]
+
+
+def test_a_fin_far_outside_the_window_does_not_close_the_stream() -> None:
+    sc = Scenario()
+    sc.handshake()
+    sc.raw(CLI, flags="FA", seq=(sc.isn(CLI) + 1 + 100_000_000) & 0xFFFFFFFF,
+           ack=(sc.isn(SVR) + 1) & 0xFFFFFFFF)
+    sc.send(CLI, b"still talking")
+    sc.send(SVR, b"ok")
+    sc.close()
+    d = Pair()
+    d.run(sc.frames)
+    rec = d.records[0]
+    assert (rec["end_reason"], rec["c2s"]["bytes"], rec["s2c"]["bytes"]) == ("fin", 13, 2)
+    assert "bad_fin" in [k for k, _, _ in errors(d)]
+
+
+@pytest.mark.parametrize("overlap", ["first", "last"])
+def test_an_injected_copy_that_never_reached_the_host_is_reported(overlap: str) -> None:
+    """A segment injected with a TTL that expires before the host (the monitor sees it, the
+    host never does) is followed by the real one: the copies differ, which is reported
+    (ON_ERROR overlap_conflict); the overlap policy says which copy the stream keeps."""
+    sc = Scenario()
+    sc.handshake()
+    sc.raw(CLI, flags="PA", seq=sc.next_seq(CLI), ack=sc.next_seq(SVR), data=b"EVIL!")
+    sc.send(CLI, b"GOOD!")
+    sc.send(SVR, b"ok")
+    sc.close()
+    d = Pair(mos.MonitorConfig(overlap=overlap))
+    got: list[bytes] = []
+    d.sock.on(mos.ON_CONN_END, callback=lambda f, s, e: got.append(f.peek(mos.SVR)))
+    d.run(sc.frames)
+    assert "overlap_conflict" in [k for k, _, _ in errors(d)]
+    assert d.records[0]["c2s"]["bytes"] == 5
+    # delivered bytes stay delivered; what the buffer holds at the end follows the policy
+    assert got == [b"EVIL!" if overlap == "first" else b"GOOD!"]
