@@ -73,7 +73,7 @@ def main() -> int:
     gc.collect()
     after = proc_status_kb("RssAnon")["RssAnon"]
     tracked = len(gc.get_objects()) - tracked0
-    active = mon.engine.active
+    active = mon.active_flows
     states = {f"{c.state[0].name}/{c.state[1].name}" for c in mon.engine.table.values()}
     mon.close()
     del mon

@@ -53,7 +53,7 @@ class Probe:
 
     def _probe(self) -> None:
         self.at_last_frame = proc_status_kb(*FIELDS)
-        self.active_at_last_frame = self.mon.engine.active
+        self.active_at_last_frame = self.mon.active_flows
 
     def stop(self) -> None:
         self.inner.stop()
