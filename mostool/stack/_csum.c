@@ -45,36 +45,52 @@ fold(uint64_t acc)
     return (unsigned)acc;
 }
 
+/* initial, checked: 0 on success, -1 with the error set */
+static int
+parse_initial(PyObject *obj, unsigned long *initial)
+{
+    *initial = PyLong_AsUnsignedLong(obj);
+    if (*initial == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    if (*initial > 0xffffu) {
+        PyErr_SetString(PyExc_ValueError, "initial must be in 0..0xFFFF");
+        return -1;
+    }
+    return 0;
+}
+
+/* the ones'-complement sum of data[start:start + length] (length -1: to the end) plus
+ * initial, as a Python int; NULL with IndexError when the range is outside data */
 static PyObject *
-ones_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+sum_range(PyObject *data, Py_ssize_t start, Py_ssize_t length, unsigned long initial)
 {
     Py_buffer view;
-    unsigned long initial = 0;
+    const unsigned char *base;
+    Py_ssize_t size;
     uint64_t acc;
     unsigned r;
+    int viewed = !PyBytes_CheckExact(data);
 
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "ones_sum(data, initial=0) takes 1 or 2 arguments");
+    if (viewed) {
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        base = (const unsigned char *)view.buf;
+        size = view.len;
+    } else {
+        base = (const unsigned char *)PyBytes_AS_STRING(data);
+        size = PyBytes_GET_SIZE(data);
+    }
+    if (length == -1)
+        length = size - start;
+    if (start < 0 || length < 0 || start + length > size) {
+        if (viewed)
+            PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_IndexError, "ones_sum_at: range outside data");
         return NULL;
     }
-    if (nargs == 2) {
-        initial = PyLong_AsUnsignedLong(args[1]);
-        if (initial == (unsigned long)-1 && PyErr_Occurred())
-            return NULL;
-        if (initial > 0xffffu) {
-            PyErr_SetString(PyExc_ValueError, "initial must be in 0..0xFFFF");
-            return NULL;
-        }
-    }
-    if (PyBytes_CheckExact(args[0])) {
-        acc = native_sum((const unsigned char *)PyBytes_AS_STRING(args[0]),
-                         PyBytes_GET_SIZE(args[0]));
-    } else {
-        if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-            return NULL;
-        acc = native_sum((const unsigned char *)view.buf, view.len);
+    acc = native_sum(base + start, length);
+    if (viewed)
         PyBuffer_Release(&view);
-    }
     r = fold(acc);
 #if !PY_BIG_ENDIAN
     r = ((r & 0xffu) << 8) | (r >> 8);
@@ -83,16 +99,27 @@ ones_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLong(r);
 }
 
+static PyObject *
+ones_sum(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long initial = 0;
+
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "ones_sum(data, initial=0) takes 1 or 2 arguments");
+        return NULL;
+    }
+    if (nargs == 2 && parse_initial(args[1], &initial) < 0)
+        return NULL;
+    return sum_range(args[0], 0, -1, initial);
+}
+
 /* ones_sum_at(data, start, length, initial): ones_sum(data[start:start + length], initial)
  * without the slice (a segment read where it lies, in a record block or a frame) */
 static PyObject *
 ones_sum_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_buffer view;
     Py_ssize_t start, length;
     unsigned long initial;
-    uint64_t acc;
-    unsigned r;
 
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError,
@@ -105,36 +132,13 @@ ones_sum_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     length = PyLong_AsSsize_t(args[2]);
     if (length == -1 && PyErr_Occurred())
         return NULL;
-    initial = PyLong_AsUnsignedLong(args[3]);
-    if (initial == (unsigned long)-1 && PyErr_Occurred())
+    if (parse_initial(args[3], &initial) < 0)
         return NULL;
-    if (initial > 0xffffu) {
-        PyErr_SetString(PyExc_ValueError, "initial must be in 0..0xFFFF");
+    if (length < 0) {           /* -1 means "to the end" only inside sum_range */
+        PyErr_SetString(PyExc_IndexError, "ones_sum_at: range outside data");
         return NULL;
     }
-    if (PyBytes_CheckExact(args[0])) {
-        if (start < 0 || length < 0 || start + length > PyBytes_GET_SIZE(args[0])) {
-            PyErr_SetString(PyExc_IndexError, "ones_sum_at: range outside data");
-            return NULL;
-        }
-        acc = native_sum((const unsigned char *)PyBytes_AS_STRING(args[0]) + start, length);
-    } else {
-        if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-            return NULL;
-        if (start < 0 || length < 0 || start + length > view.len) {
-            PyBuffer_Release(&view);
-            PyErr_SetString(PyExc_IndexError, "ones_sum_at: range outside data");
-            return NULL;
-        }
-        acc = native_sum((const unsigned char *)view.buf + start, length);
-        PyBuffer_Release(&view);
-    }
-    r = fold(acc);
-#if !PY_BIG_ENDIAN
-    r = ((r & 0xffu) << 8) | (r >> 8);
-#endif
-    r = fold((uint64_t)r + initial);
-    return PyLong_FromUnsignedLong(r);
+    return sum_range(args[0], start, length, initial);
 }
 
 static PyMethodDef methods[] = {
