@@ -110,7 +110,7 @@ def merge_events(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         fmap = maps[part]
         # events raised by the end of the capture (flows still open end) come after every
         # event of the last packet, whichever partition raised those
-        end_events, end_lines = res.get("closing", (len(res["events"]), len(res["lines"])))[:2]
+        end_events, end_lines, _end_printed = res["closing"]
         for seq, (packet, ts, fid, rec) in enumerate(res["events"]):
             gid = fmap.get(fid, 0) if fid else 0
             keyed.append(((packet, seq >= end_events, ts, gid, part, seq), fid, rec))
@@ -147,8 +147,7 @@ def merge_stream_index(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def merge_printed(results: list[dict[str, Any]]) -> list[str]:
     """What the apps printed in every partition, in capture order (by the packet each line
     was printed at)."""
-    keyed = [((packet, seq >= res.get("closing", (0, 0, len(res.get("printed", []))))[2],
-               ts, part, seq), line)
+    keyed = [((packet, seq >= res["closing"][2], ts, part, seq), line)
              for part, res in enumerate(results)
              for seq, (packet, ts, line) in enumerate(res.get("printed", []))]
     keyed.sort(key=lambda k: k[0])
