@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from mostool.events.types import ERROR_BIT, ErrorEvent, Hook, Side
 from mostool.stack.decode import TcpSegment
 
 if TYPE_CHECKING:
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["WildClock"]
 
-_NULL = Hook.NULL
-_SIDES = (Side.CLI, Side.SVR)
 
 
 class WildClock:
@@ -71,12 +68,11 @@ class WildClock:
         if wild:
             engine.counts["wild_timestamps"] += 1
             conn = engine.route(engine.now, linktype, frame)
-            if conn is not None and not conn.ended and conn.masks[_NULL] & ERROR_BIT:
+            if conn is not None and not conn.ended:
                 seg = conn.last_seg
                 snd = 1 if isinstance(seg, TcpSegment) and seg.key != conn.key_c2s else 0
-                engine.emitter.emit(conn, _NULL, _SIDES[snd],
-                                    ErrorEvent(_NULL, "wild_timestamp",
-                                               conn.streams[1 - snd].nxt, 0), snd)
+                engine.emitter.anomaly(conn, snd, "wild_timestamp",
+                                       conn.streams[1 - snd].nxt, 0, snd)
         else:
             engine.route(ts, linktype, frame)
         engine.packet_number = current

@@ -191,6 +191,12 @@ class Emitter:
                     self.send(ErrorEvent(_HK_NULL, "buffer_overflow", cur, head - cur),
                               SIDES[side], ((h.subs, h),))
 
+    def anomaly(self, conn: Connection, side: int, kind: str, off: int, n: int,
+                snd: int) -> None:
+        """One ON_ERROR of ``kind`` on the stream ``side`` receives, if a handle wants it."""
+        if conn.masks[_HK_NULL] & ERROR_BIT:
+            self.emit(conn, _HK_NULL, SIDES[side], ErrorEvent(_HK_NULL, kind, off, n), snd)
+
     def errors(self, conn: Connection, side: int, snd: int, sflags: int) -> None:
         """Drains ``conflict_runs``, ``gap_runs``, ``filled_runs`` and ``late_runs``: ON_ERROR
         per overlap conflict, per gap, per filled gap ("gap_filled"), then per run of late

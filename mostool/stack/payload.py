@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mostool.events.types import ERROR_BIT, ErrorEvent, Hook, Side, TcpState
+from mostool.events.types import TcpState
 from mostool.stack.connection import Connection, pair_add
 from mostool.stack.decode import TcpSegment
 from mostool.stack.stream import LATE, M32, NEW, HalfStream
@@ -153,9 +153,7 @@ class MemoryBudget:
                 continue
             st.drop_buffer()
             st.finish()
-            if conn.masks[Hook.NULL] & ERROR_BIT:
-                emitter.emit(conn, Hook.NULL, _SIDES[side],
-                             ErrorEvent(Hook.NULL, "memory_limit", st.nxt, 0), 0)
+            emitter.anomaly(conn, side, "memory_limit", st.nxt, 0, 0)
             if st.gap_runs or st.conflict_runs:
                 emitter.errors(conn, side, 0, 0)
             if st.new_runs:
@@ -163,4 +161,3 @@ class MemoryBudget:
         self.release(conn)
 
 
-_SIDES = (Side.CLI, Side.SVR)

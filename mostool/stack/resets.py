@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mostool.events.types import ERROR_BIT, ErrorEvent, Hook, Side, TcpState
+from mostool.events.types import TcpState
 from mostool.stack.tcp import RST_BAD, RST_IN_WINDOW, RST_REPLY, proves_alive
 
 if TYPE_CHECKING:
@@ -40,24 +40,16 @@ __all__ = ["reject_by_ts_echo", "refuse", "refuse_fin", "hold", "after_reset", "
            "COUNTERS"]
 
 FIN, RST, ACK = 0x01, 0x04, 0x10
-_SIDES = (Side.CLI, Side.SVR)
-_NULL = Hook.NULL
 # the engine's counters this module keeps
 COUNTERS = ("bad_fin", "bad_rst", "rst_in_window", "rst_reply", "rst_ignored", "ts_echo_rejected",
             "data_after_rst")
-
-
-def _error(engine: Engine, conn: Connection, side: int, kind: str, off: int, n: int,
-           snd: int) -> None:
-    if conn.masks[_NULL] & ERROR_BIT:
-        engine.emitter.emit(conn, _NULL, _SIDES[side], ErrorEvent(_NULL, kind, off, n), snd)
 
 
 def refuse_fin(engine: Engine, conn: Connection, seg: TcpSegment, snd: int) -> TcpSegment:
     """A FIN its receiver does not take: ``seg`` without it."""
     conn.bad_fin += 1
     engine.counts["bad_fin"] += 1
-    _error(engine, conn, 1 - snd, "bad_fin", 0, 0, snd)
+    engine.emitter.anomaly(conn, 1 - snd, "bad_fin", 0, 0, snd)
     return seg._replace(flags=seg.flags & ~FIN)
 
 
@@ -68,7 +60,7 @@ def reject_by_ts_echo(engine: Engine, conn: Connection, seg: TcpSegment, snd: in
     conn.rejected_ack = (rcv, seg.ack)
     if seg.flags & RST:
         engine.counts["rst_ignored"] += 1
-        _error(engine, conn, rcv, "rst_ignored", 0, 0, snd)
+        engine.emitter.anomaly(conn, rcv, "rst_ignored", 0, 0, snd)
 
 
 def refuse(engine: Engine, conn: Connection, seg: TcpSegment, snd: int, verdict: int) -> None:
@@ -82,11 +74,11 @@ def refuse(engine: Engine, conn: Connection, seg: TcpSegment, snd: int, verdict:
         engine.counts["bad_rst"] += 1
         if conn.state[rcv] == TcpState.SYN_SENT and seg.flags & ACK:
             conn.rejected_ack = (rcv, seg.ack)
-        _error(engine, conn, rcv, "bad_rst", 0, 0, snd)
+        engine.emitter.anomaly(conn, rcv, "bad_rst", 0, 0, snd)
     elif verdict == RST_IN_WINDOW:
         engine.counts["rst_in_window"] += 1
         st = conn.streams[rcv]
-        _error(engine, conn, rcv, "rst_in_window", st.offset(seg.seq), 0, snd)
+        engine.emitter.anomaly(conn, rcv, "rst_in_window", st.offset(seg.seq), 0, snd)
 
 
 def hold(engine: Engine, conn: Connection, seg: TcpSegment, snd: int,
@@ -119,7 +111,7 @@ def after_reset(engine: Engine, conn: Connection, seg: TcpSegment) -> bool:
         conn.rst_seen = False
         conn.tw_deadline = None             # its timer is dropped when it falls due
         engine.counts["rst_ignored"] += 1
-        _error(engine, conn, 1 - sender, "rst_ignored", off, 0, snd)
+        engine.emitter.anomaly(conn, 1 - sender, "rst_ignored", off, 0, snd)
         return False
     conn.packets[snd] += 1
     conn.payload_bytes[snd] += seg.wire_len
@@ -132,5 +124,5 @@ def after_reset(engine: Engine, conn: Connection, seg: TcpSegment) -> bool:
         st = conn.streams[1 - snd]
         off = st.offset(seg.seq) if st.base is not None else 0
         # offsets are never negative: data from the SYN's own sequence number on starts at 0
-        _error(engine, conn, 1 - snd, "data_after_rst", max(off, 0), seg.wire_len, snd)
+        engine.emitter.anomaly(conn, 1 - snd, "data_after_rst", max(off, 0), seg.wire_len, snd)
     return True
