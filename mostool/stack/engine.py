@@ -131,7 +131,6 @@ class Engine:
         self.shard: tuple[int, int] | None = None
         self._check_mode = cfg.checksums
         self.verify_checksums = cfg.checksums != "skip"   # verified and counted, or "skip"
-        self._midstream = cfg.midstream
         self._mos_compat = cfg.mos_compat
         self._rst_grace = 0.0 if cfg.mos_compat else cfg.rst_grace   # mOS ends at the RST
         # the one funnel events leave by (mostool/stack/emit.py); its steps as attributes, as
