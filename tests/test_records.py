@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import CLI, SVR, Scenario
 
 from mostool import Monitor, MonitorConfig
 from mostool.cli import main
@@ -204,6 +206,33 @@ def test_record_blocks_cut_and_corrupt(tmp_path: Path,
     slow = [_flow_records(ReplaySource(path), config)
             for path in (cut, bad) for block_size in (64, 1000, 1 << 20)]
     assert fast == slow
+
+
+def test_a_wild_timestamp_is_the_wild_clocks_on_both_paths(
+        tmp_path: Path, frame_by_frame: Callable[[], None]) -> None:
+    """A pure ACK of an established flow stamped 300 s ahead (no timer due before it) is held
+    and judged wild, not taken in place and the clock moved (it once was)."""
+    s = Scenario()
+    s.handshake()
+    s.send(CLI, b"a" * 100)
+    s.ack(SVR)
+    s.send(SVR, b"b" * 100)
+    s.ack(CLI)
+    (wild,) = s.ack(SVR)
+    s.send(CLI, b"c" * 100)
+    s.ack(SVR)
+    s.close()
+    s.frames = [(ts + 300, lt, data, wl) if (ts, lt, data, wl) == wild else (ts, lt, data, wl)
+                for ts, lt, data, wl in s.frames]
+    path = tmp_path / "wild.pcap"
+    s.write_pcap(path)
+    fast = [_flow_records(ReplaySource(path), MonitorConfig(), block_size)
+            for block_size in (None, 64)]
+    frame_by_frame()
+    slow = _flow_records(ReplaySource(path), MonitorConfig())
+    assert fast == [slow, slow]
+    assert "'wild_timestamps', 1" in slow[-1]
+    assert json.loads(slow[0])["duration"] < 1
 
 
 def test_the_records_path_is_taken() -> None:

@@ -82,6 +82,8 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
     # the clock and the next deadline change only in process() (timers, new flows, callbacks)
     now = engine.now
     due = engine.next_due
+    # a frame further ahead of the clock is the wild clock's to judge (process())
+    jump = engine.wild.max_jump
     engine.records.attach(buf, layout)
     blk: bytes
     base: i64               # the file offset of blk[0]
@@ -122,7 +124,7 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
         nwire += orig
         ts = float(sec) + float(frac) / units   # as the frame reader computes it, to the bit
         key: bytes | None = None
-        if inline and incl >= 54 and (ts <= now or due >= ts):
+        if inline and incl >= 54 and (ts <= now or (due >= ts and ts <= now + jump)):
             # IPv4 without options, TCP, not a fragment, a sane header (as Decoder.decode)
             tlen = _u16(blk, p + 16)
             thl = (blk[p + 46] >> 2) & 0x3C

@@ -17,8 +17,9 @@ The conditions of the in-place path. A record is handled here when all hold; bot
 and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep them to):
 
 1. the engine may take records in place (``Engine.inline_ok``: the clock has started, no RAW
-   listener), the link type is Ethernet, and no timer falls due before the record
-   (``Engine.next_due``);
+   listener), the link type is Ethernet, no timer falls due before the record
+   (``Engine.next_due``), and it is not further ahead of the clock than the wild clock allows
+   (``engine.wild.max_jump``: such a frame is held by ``process``, mostool/stack/clock.py);
 2. Ethernet + IPv4 without options, TCP, not a fragment, a sane TCP header, and the whole IP
    packet captured (what the decoder's Ethernet/IPv4 fast path reads);
 3. ACK set, none of SYN/FIN/RST;
@@ -38,8 +39,9 @@ blocks copied from the buffer (256 KiB at a time; native code indexes bytes, not
 ``RecordRefs.in_blocks`` says which loop runs.
 
 The engine members read here are public: ``inline_ok()``, ``verify_checksums``, ``next_due``,
-``now``, ``packet_number``, ``table``, ``shard``, ``stop_requested``, ``records.attach()``,
-``fast_events()``, ``budget.account()``, ``count_inline()`` and ``process()``.
+``now``, ``wild.max_jump``, ``packet_number``, ``table``, ``shard``, ``stop_requested``,
+``records.attach()``, ``fast_events()``, ``budget.account()``, ``count_inline()`` and
+``process()``.
 
 A flow's last packet taken here is remembered as its record offset (``Connection.last_seg``
 holds an int) and decoded again only if someone asks (``Flow.last_packet``:
@@ -130,6 +132,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     # the clock and the next deadline change only in process() (timers, new flows, callbacks)
     now = engine.now
     due = engine.next_due
+    # a frame further ahead of the clock is the wild clock's to judge (process())
+    jump = engine.wild.max_jump
     engine.records.attach(buf, layout)
     n = nbytes = nwire = inline_count = cut = 0
     while off < stop and n != max_records:
@@ -145,7 +149,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
         nwire += orig
         ts = sec + frac / units             # as the frame reader computes it, to the last bit
         key = None
-        if inline and incl >= 54 and (ts <= now or due >= ts):
+        if inline and incl >= 54 and (ts <= now or (due >= ts and ts <= now + jump)):
             eth, tlen, fp, src, dst, sport, dport, seq, ack, offset, flags, win = frame(buf, p)
             thl = (offset >> 2) & 0x3C
             wire = tlen - 20 - thl
