@@ -220,9 +220,11 @@ class Monitor:
     # -- running ------------------------------------------------------------------------------
 
     def run(self, source: Source | Iterable[tuple[Any, ...]], *, count: int | None = None,
-            duration: float | None = None, cluster: Any = None) -> dict[str, Any]:
+            duration: float | None = None, cluster: Any = None,
+            keep_open: bool = False) -> dict[str, Any]:
         """Feed every frame of ``source`` to the engine, firing due timers on the source's
-        clock, until the source ends (open flows end with reason "eof") or the run is stopped
+        clock, until the source ends (open flows end with reason "eof"; with ``keep_open`` they
+        stay open, for another run or ``close()`` to end) or the run is stopped
         (reason "stopped"): by ``stop()`` (from a callback or a signal handler), after
         ``count`` packets, or after ``duration`` seconds (wall time for a live source, packet
         time from the first packet otherwise). Returns the run's statistics.
@@ -309,7 +311,7 @@ class Monitor:
             raise
         finally:
             try:
-                self._end_run(frames, source, engine, failed, aborted)
+                self._end_run(frames, source, engine, failed, aborted, keep_open)
             finally:
                 if records is not None:     # flows are finished: the buffer can go
                     engine.records.detach(engine.table.values())
@@ -317,9 +319,10 @@ class Monitor:
         return self.stats()
 
     def _end_run(self, frames: Iterator[tuple[Any, ...]], source: Source, engine: Engine,
-                 failed: bool, aborted: bool) -> None:
-        """Close the frames and end the flows: reason "stopped" or "eof"; none after an
-        abort (a second Ctrl-C); after a strict-mode failure without raising a second one."""
+                 failed: bool, aborted: bool, keep_open: bool = False) -> None:
+        """Close the frames and end the flows: reason "stopped" or "eof" (not with
+        ``keep_open``); none after an abort (a second Ctrl-C); after a strict-mode failure
+        without raising a second one."""
         close = getattr(frames, "close", None)
         if close is not None:
             close()
@@ -334,7 +337,7 @@ class Monitor:
                 engine.finish("stopped")
             finally:
                 dispatcher.strict = True
-        elif not aborted:
+        elif not aborted and (stopping or not keep_open):
             engine.finish("stopped" if stopping else "eof")
 
     def _pump(self, records: PcapRecords, left: int) -> int:
@@ -440,6 +443,17 @@ class Monitor:
     def flows_total(self) -> int:
         """The number of flows tracked since the monitor was made (ended ones included)."""
         return self.engine.flows.flows_total
+
+    def keep_share(self, index: int, count: int) -> None:
+        """Track only share ``index`` (0 to ``count`` - 1) of the TCP flows, as one of
+        ``count`` monitors that each read the whole capture (``--workers``): a symmetric hash
+        of a flow's endpoints picks its share, so both directions meet. The other shares'
+        packets still move the packet clock and the packet count, so packet numbers, timers
+        and timeouts are a single run's; frames that are not TCP belong to share 0."""
+        if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
+            raise MosError(errno.EINVAL, f"share {index!r} of {count!r}: want 0 <= index < "
+                                         "count")
+        self.engine.shard = (index, count) if count > 1 else None
 
     def feed(self, ts: float, linktype: int, frame: bytes, wire_len: int = 0, *,
              number: int | None = None) -> None:

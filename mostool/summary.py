@@ -89,6 +89,11 @@ class FlowSummary:
         return str(self._conn.server)
 
     @property
+    def first_packet(self) -> int:
+        """The number of the flow's first packet in the capture (from 1)."""
+        return int(self._conn.first_packet)
+
+    @property
     def start(self) -> float:
         """Capture time of the flow's first packet."""
         return float(self._conn.start)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import mostool as mos
 from mostool.replay import ReplaySource
 
@@ -99,3 +101,37 @@ def test_connection_end_hooks_see_the_engine_record_for_views() -> None:
     mon.on_flow_end(lambda s: summaries.append((s.id, s.end_reason)))
     mon.run(ReplaySource(SAMPLE))
     assert seen == summaries and seen
+
+
+def test_keep_open_leaves_the_flows_for_close() -> None:
+    mon = mos.Monitor()
+    mon.socket()
+    ended: list[str] = []
+    mon.on_flow_end(lambda flow: ended.append(flow.end_reason))
+    mon.run(ReplaySource([str(SAMPLE)]), keep_open=True)
+    still_open = mon.active_flows
+    before = len(ended)
+    assert still_open and "eof" not in ended
+    mon.close()
+    assert len(ended) == before + still_open and mon.active_flows == 0
+
+
+def test_shares_split_the_flows_and_count_the_rest() -> None:
+    """Two shares track disjoint flows that add up to one run's; each counts every packet."""
+    def flows(share: tuple[int, int] | None) -> tuple[set[int], int, dict[str, int]]:
+        mon = mos.Monitor()
+        mon.socket()
+        firsts: set[int] = set()
+        mon.on_flow_end(lambda flow: firsts.add(flow.record()["first_packet"]))
+        if share is not None:
+            mon.keep_share(*share)
+        _run(mon)
+        return firsts, mon.packet_number, mon.counters
+
+    whole, total, _ = flows(None)
+    (a, na, ca), (b, nb, cb) = flows((0, 2)), flows((1, 2))
+    assert a and b and not a & b and a | b == whole
+    assert na == nb == total
+    assert ca["other_shares"] + cb["other_shares"] == total
+    with pytest.raises(mos.MosError):
+        mos.Monitor().keep_share(2, 2)

@@ -1,4 +1,5 @@
-"""`mostool flows --workers N` gives exactly what one process gives."""
+"""`--workers N` (every worker reads the capture in place and keeps its share of the flows,
+mostool.dist.shared) gives exactly what one process gives: flows, events, streams."""
 
 from __future__ import annotations
 
@@ -15,11 +16,18 @@ NETGEN = ROOT.parent / "shared" / "pcaps" / "netgen"
 CAPTURES = sorted(NETGEN.glob("*.pcap")) if NETGEN.is_dir() else []
 CAPTURES += sorted((ROOT / "sample_pcaps").glob("*.pcap"))
 CAPTURES += sorted((ROOT / "sample_pcaps" / "synthetic").glob("*.pcap"))
+SMALL = sorted((ROOT / "sample_pcaps").glob("*.pcap"))
+SMALL += sorted((ROOT / "sample_pcaps" / "synthetic").glob("*.pcap"))
+SMALL += sorted((ROOT / "sample_pcaps" / "tunnels").glob("*.pcap"))
 
 
 def flows(*argv: str) -> str:
+    return command("flows", *argv)
+
+
+def command(*argv: str) -> str:
     out, err = io.StringIO(), io.StringIO()
-    assert main(["flows", *argv], out=out, err=err) == 0, err.getvalue()
+    assert main(list(argv), out=out, err=err) == 0, err.getvalue()
     return out.getvalue()
 
 
@@ -49,3 +57,47 @@ def test_workers_refuse_what_they_cannot_merge(tmp_path: Path) -> None:
     assert code == 2 and err.getvalue().count("\n") == 1
     code = main(["flows", "-r", str(pcap), "--workers", "0"], out=io.StringIO(), err=err)
     assert code == 2
+
+
+@pytest.mark.parametrize("pcap", SMALL, ids=[p.stem for p in SMALL])
+def test_events_in_workers_are_the_single_process_trace(pcap: Path) -> None:
+    """Every event (orphans, RAW-level anomalies of non-TCP frames, tunnels, fragments) once,
+    in capture order, with a single run's packet numbers and flow ids."""
+    one = command("events", "-r", str(pcap), "--midstream")
+    assert one == command("events", "-r", str(pcap), "--midstream", "--workers", "3")
+
+
+@pytest.mark.parametrize("pcap", ["synthetic/idle_timeout.pcap", "impaired_small.pcap",
+                                  "http_small.pcap"])
+def test_timers_fire_at_the_single_process_packets(pcap: str) -> None:
+    """Idle timeouts fall due at another worker's packets: they fire there, not at the next
+    packet of the worker's own."""
+    path = str(ROOT / "sample_pcaps" / pcap)
+    for timeout in ("0.001", "0.05"):
+        one = command("events", "-r", path, "--idle-timeout", timeout)
+        assert one == command("events", "-r", path, "--idle-timeout", timeout,
+                              "--workers", "2")
+        assert flows("-r", path, "--idle-timeout", timeout) == flows(
+            "-r", path, "--idle-timeout", timeout, "--workers", "2")
+
+
+def test_streams_in_workers(tmp_path: Path) -> None:
+    pcap = str(ROOT / "sample_pcaps" / "http_small.pcap")
+    command("streams", "-r", pcap, "-o", str(tmp_path / "one"))
+    command("streams", "-r", pcap, "-o", str(tmp_path / "two"), "--workers", "2")
+    one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*"))
+    two = sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*"))
+    assert one == two and len(one) > 1
+    for rel in one:
+        a, b = tmp_path / "one" / rel, tmp_path / "two" / rel
+        assert a.is_dir() == b.is_dir()
+        if a.is_file():
+            assert a.read_bytes() == b.read_bytes(), rel
+
+
+def test_keep_shards_is_for_dask() -> None:
+    pcap = ROOT / "sample_pcaps" / "http_small.pcap"
+    err = io.StringIO()
+    code = main(["flows", "-r", str(pcap), "--workers", "2", "--keep-shards"],
+                out=io.StringIO(), err=err)
+    assert code == 2 and "--dask" in err.getvalue()

@@ -1,8 +1,10 @@
-"""`--dask ADDRESS|local:N`, `--keep-shards`, `--scratch DIR`: a reading command on a cluster.
+"""`--workers N`, `--dask ADDRESS|local:N`, `--keep-shards`, `--scratch DIR`: a reading command
+shared out between processes or over a cluster.
 
 ``add_dist_options`` adds them; ``run_distributed`` checks the run can be shared out (capture
 files, no live capture, no stopping options, no outputs that need one process) and runs the
-plan (``mostool.dist``) on the backend the options name (``--workers N``: local processes).
+plan (``mostool.dist``) on the cluster ``--dask`` names, or (``--workers N``) in N local processes
+that each read the whole capture and keep their share (``mostool.dist.shared``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from mostool.cli.common import UsageError, refuse_empty
 
 def add_dist_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("distributed")
+    g.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="share the capture out by flow between N local processes, each "
+                        "reading it in place (default 1); the output is one process's")
     g.add_argument("--dask", metavar="ADDRESS",
                    help="run on a Dask cluster: a scheduler (tcp://host:8786) or local:N "
                         "(a LocalCluster of N processes); needs mostool[dask]")
@@ -26,7 +31,10 @@ def add_dist_options(p: argparse.ArgumentParser) -> None:
 
 
 def wants_distributed(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "dask", None)) or getattr(args, "workers", 1) > 1
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise UsageError(f"--workers takes a number >= 1, not {workers}")
+    return bool(getattr(args, "dask", None)) or workers > 1
 
 
 def run_distributed(args: argparse.Namespace, job: Any, err: IO[str]) -> dict[str, Any]:
@@ -64,6 +72,17 @@ def run_distributed(args: argparse.Namespace, job: Any, err: IO[str]) -> dict[st
             raise UsageError(str(exc)) from exc
     spec: Any = args.dask or args.workers
     verbose = bool(getattr(args, "dask", None)) or getattr(args, "verbose", False)
+    if not getattr(args, "dask", None):
+        # one machine: every worker reads the capture in place and keeps its share
+        from mostool.dist.shared import run_shared
+        if getattr(args, "keep_shards", False):
+            raise UsageError("--keep-shards goes with --dask: --workers writes no shards")
+        try:
+            return run_shared(args.files, job, args.workers, bpf=bpf,
+                              scratch=getattr(args, "scratch", None),
+                              err=err if verbose else None)
+        except DistError as exc:
+            raise UsageError(str(exc)) from exc
     try:
         backend = backend_for(spec, err)
         try:

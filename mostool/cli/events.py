@@ -56,7 +56,7 @@ def cmd_events(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 def _events_distributed(args: argparse.Namespace, config: Any, wanted: set[str] | None,
                         out: IO[str], err: IO[str]) -> int:
-    """--dask: the same trace, from every partition, in capture order (mostool.dist)."""
+    """--workers / --dask: the same trace, from every partition, in capture order (mostool.dist)."""
     from mostool.cli.distributed import run_distributed
     from mostool.dist import Job, merge_events
     run = run_distributed(args, Job("events", config, Monitor, only=wanted), err)

@@ -6,7 +6,6 @@ import argparse
 from typing import IO, Any
 
 from mostool.cli.common import (
-    UsageError,
     add_common_options,
     add_write_option,
     config_from,
@@ -38,8 +37,6 @@ def register(sub: Any) -> None:
     flows.add_argument("--format", choices=("jsonl", "csv", "table", "zeek"), default="jsonl",
                        help="jsonl (default), csv, table (for people) or zeek (a Zeek "
                             "conn.log: zeek-cut, zat and other Zeek-log readers take it)")
-    flows.add_argument("--workers", type=int, default=1, metavar="N",
-                       help="share the capture out by flow between N processes (default 1)")
     flows.add_argument("--hash", action="store_true",
                        help="SHA-256 of each direction's reassembled bytes")
     add_output_options(flows, write=False)   # -w added above, with its own help
@@ -59,8 +56,6 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         log = FlowLog(FlowLog.csv_writer(out))
     else:
         log = FlowLog(rows.append)
-    if args.workers < 1:
-        raise UsageError(f"--workers takes a number >= 1, not {args.workers}")
     if wants_distributed(args):
         return _flows_in_workers(args, config, log, zeek, rows, out, err)
     mon = Monitor(config)
@@ -80,12 +75,16 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def _flows_in_workers(args: argparse.Namespace, config: MonitorConfig, log: FlowLog,
                       zeek: ZeekConnLog | None, rows: list[dict[str, Any]], out: IO[str],
                       err: IO[str]) -> int:
-    """--workers N / --dask: the capture shared out by host pair (mostool.dist)."""
+    """--workers N / --dask: the capture shared out by flow (mostool.dist)."""
     from mostool.cli.distributed import run_distributed
-    from mostool.dist import Job, merge_flows
-    run = run_distributed(args, Job("flows", config, Monitor), err)
-    for record in merge_flows(run["results"]):
-        log.write(record)
+    from mostool.dist import Job, merge_flow_lines, merge_flows
+    lines = args.format == "jsonl"          # formatted by the workers, renumbered here
+    run = run_distributed(args, Job("flows", config, Monitor, jsonl=lines), err)
+    if lines:
+        out.writelines(merge_flow_lines(run["results"]))
+    else:
+        for record in merge_flows(run["results"]):
+            log.write(record)
     if zeek is not None:
         zeek.close()
     if args.format == "table":

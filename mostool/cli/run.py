@@ -74,8 +74,9 @@ def cmd_run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _run_distributed(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    """--dask: the apps run in every partition; what they print comes back in capture order,
-    then each partition's report (an app's report covers its partition's flows)."""
+    """--workers / --dask: the apps run in every partition; what they print comes back in
+    capture order, then each partition's report (an app's report covers its partition's
+    flows)."""
     from mostool.cli.distributed import run_distributed
     from mostool.dist import Job, merge_printed
     for spec in args.app:                        # a bad app is one line here, not per worker

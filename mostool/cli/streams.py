@@ -68,16 +68,16 @@ def cmd_streams(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 def _streams_distributed(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    """--dask: every partition writes its flows' files into DIR (which the workers must see);
-    the index is merged with a single run's flow ids."""
+    """--workers / --dask: every partition writes its flows' files into DIR (which the
+    workers must see); the index is merged with a single run's flow ids."""
     import json
 
     from mostool.cli.distributed import run_distributed
     from mostool.dist import Job, merge_stream_index
     from mostool.sinks.streams import INDEX_NAME
     if getattr(args, "flow", None):
-        raise UsageError("--flow does not combine with --dask yet (flow ids are known only "
-                         "after the merge)")
+        raise UsageError("--flow does not combine with --workers or --dask yet (flow ids "
+                         "are known only after the merge)")
     outdir = os.path.abspath(args.outdir)
     try:
         os.makedirs(outdir, exist_ok=True)

@@ -36,7 +36,7 @@ import pickle
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from mostool.config import MonitorConfig
@@ -47,8 +47,8 @@ from mostool.dist.route import build_timeline, route_piece
 from mostool.errors import DistError
 
 __all__ = ["DistError", "Job", "run_plan", "run_partitions", "ship_app", "backend_for",
-           "DaskBackend", "LocalBackend", "merge_flows", "merge_events", "merge_printed",
-           "merge_stream_index", "run_monitor"]
+           "DaskBackend", "LocalBackend", "merge_flows", "merge_flow_lines", "merge_events",
+           "merge_printed", "merge_stream_index", "run_monitor"]
 
 _SKEW = 2.0         # a partition this many times the mean is called out
 
@@ -100,6 +100,16 @@ def merge_flows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             records.append(rec)
     records.sort(key=lambda r: r["first_packet"])
     return records
+
+
+def merge_flow_lines(results: list[dict[str, Any]]) -> Iterator[str]:
+    """For a ``Job(jsonl=True)``: every partition's flow lines in order of first packet, each
+    with the id a single run gives it (a flow's rank by first packet)."""
+    keyed = sorted((first, part, local, line) for part, res in enumerate(results)
+                   for first, local, line in res["flows"])
+    for gid, (_first, _part, _local, line) in enumerate(keyed, 1):
+        # a record's line opens with its id ('{"id": 7, "client": ...'): swap that number
+        yield f'{{"id": {gid}{line[line.index(","):]}\n'
 
 
 def merge_events(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

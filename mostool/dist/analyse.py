@@ -24,7 +24,7 @@ import mmap
 import os
 import pickle
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ from mostool.errors import DistError
 if TYPE_CHECKING:
     from mostool.monitor import Monitor
 
-__all__ = ["Job", "run_partition"]
+__all__ = ["Job", "run_partition", "run_job"]
 
 
 @dataclass
@@ -54,6 +54,9 @@ class Job:
     printed: bool = False       # "app": keep what the apps print, by packet, and their reports
     monitor: bytes | None = None    # "app": a pickled, set-up Monitor to start from
     outdir: str | None = None       # "streams": where every partition writes its stream files
+    # "flows": each flow as (first packet, partition's id, its JSON line) rather than its
+    # record, for a JSON-lines output (merge_flow_lines): the workers format, not the parent
+    jsonl: bool = False
 
 
 class _Collector:
@@ -82,7 +85,7 @@ class _Collector:
         pass
 
 
-def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[Any]]:
+def _setup(job: Job) -> tuple[Any, list[Any], list[Any], Any, list[Any]]:
     """The partition's Monitor, set up for ``job``; what it collects; its apps (for
     "streams", the StreamWriter is the one app)."""
     from mostool.events.trace import trace_record
@@ -93,7 +96,7 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
         mon = job.monitor_class(job.config)
     else:
         raise DistError("a Job needs monitor_class (mostool.Monitor) or a pickled monitor")
-    flows: list[dict[str, Any]] = []
+    flows: list[Any] = []       # records, or (first packet, id, line) with job.jsonl
     events: list[Any] = []
     recorder = None
     apps: list[Any] = []
@@ -132,7 +135,11 @@ def _setup(job: Job) -> tuple[Any, list[dict[str, Any]], list[Any], Any, list[An
             from mostool.sinks.events_out import EventRecorder
             recorder = _Collector(mon)
             EventRecorder(mon, recorder).attach()  # type: ignore[arg-type]
-    mon.on_flow_end(lambda conn: flows.append(conn.record()))
+    if job.jsonl:
+        mon.on_flow_end(lambda flow: flows.append((flow.first_packet, flow.id,
+                                                   flow.record_json())))
+    else:
+        mon.on_flow_end(lambda flow: flows.append(flow.record()))
     return mon, flows, events, recorder, apps
 
 
@@ -184,6 +191,18 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
         import socket
         raise DistError(f"worker on {socket.gethostname()} cannot see the scratch directory "
                         f"{scratch} (it must be shared by every worker: --scratch DIR)")
+
+    def feed(mon: Monitor) -> tuple[int, int]:
+        return _run(mon, partition, scratch, pieces, offsets, total), total
+
+    return run_job(job, partition, scratch, feed)
+
+
+def run_job(job: Job, partition: int, scratch: str,
+            feed: Callable[[Monitor], tuple[int, int]]) -> dict[str, Any]:
+    """Set up ``job``'s Monitor, let ``feed(mon)`` show it the partition's packets (leaving
+    its flows open; it returns how many packets were the partition's own and how many the
+    capture has), end the capture and gather what the partition brings back."""
     import contextlib
     import io
     printed: _Collector | None = None
@@ -194,7 +213,7 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
         mon, flows, events, recorder, apps = _setup(job)
         if printed is not None:
             printed.mon = mon
-        own = _run(mon, partition, scratch, pieces, offsets, total)
+        own, total = feed(mon)
         # what is recorded from here on comes at the end of the capture, after every packet
         # (merged after other partitions' events of the last packet, as one run has them)
         closing = [len(events), len(recorder.lines) if recorder is not None else 0,
@@ -215,7 +234,8 @@ def run_partition(job: Job, partition: int, scratch: str, pieces: list[int],
         with contextlib.redirect_stdout(report):
             for app in apps:
                 app.report()
-    return {"partition": partition, "packets": own, "flows": flows, "events": events,
+    return {"partition": partition, "packets": own, "total": total, "flows": flows,
+            "events": events,
             "closing": closing,
             "lines": recorder.lines if recorder is not None else [],
             "printed": printed.lines if printed is not None else [],

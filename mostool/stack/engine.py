@@ -118,7 +118,7 @@ class Engine:
             "malformed": 0, "unknown_linktype": 0, "fragments": 0, "bad_checksums": 0,
             "dropped_bad_checksum": 0, "bad_checksum_acked": 0, "evicted": 0, "timeouts": 0,
             "syn_in_flow": 0, "keepalives": 0, "memory_limit": 0,
-            "after_close": 0, "snaplen_cut": 0, "wild_timestamps": 0,
+            "after_close": 0, "snaplen_cut": 0, "wild_timestamps": 0, "other_shares": 0,
             **dict.fromkeys(resets.COUNTERS, 0),
         }
         self.timers = Timers(self.config.idle_timeout)   # user, TIME_WAIT and idle deadlines
@@ -247,9 +247,12 @@ class Engine:
         if isinstance(seg, int):
             if self.shard is None or self.shard[0] == 0:
                 self._not_tcp(seg, linktype, frame)
+            else:
+                self.counts["other_shares"] += 1
             return None
         if self.shard is not None and shard_of(seg.src, seg.sport, seg.dst, seg.dport,
                                                self.shard[1]) != self.shard[0]:
+            self.counts["other_shares"] += 1
             return None
         conn = self.table.get(seg.key)
         if (conn is not None and seg.flags & SYN and not seg.flags & ACK
@@ -294,10 +297,11 @@ class Engine:
         ``process``): the clock has started and no RAW listener wants every frame."""
         return self.clock_started and not self._raw_listeners and self.wild.held is None
 
-    def count_inline(self, tcp_packets: int, snaplen_cut: int) -> None:
+    def count_inline(self, tcp_packets: int, snaplen_cut: int, other_shares: int = 0) -> None:
         """What process_records handled in place, counted as ``process`` would have."""
         self.decoder.add_tcp(tcp_packets)
         self.counts["snaplen_cut"] += snaplen_cut
+        self.counts["other_shares"] += other_shares
 
     def _not_tcp(self, status: int, linktype: int, frame: bytes) -> None:
         if status == decode.FRAGMENT:

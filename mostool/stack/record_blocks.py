@@ -53,13 +53,23 @@ def _u32_le(b: bytes, i: i64) -> i64:
     return i64(b[i]) | (i64(b[i + 1]) << 8) | (i64(b[i + 2]) << 16) | (i64(b[i + 3]) << 24)
 
 
+def _u16_be(b: bytes, i: i64) -> i64:
+    return (i64(b[i]) << 8) | i64(b[i + 1])
+
+
 def _u32_be(b: bytes, i: i64) -> i64:
     return (i64(b[i]) << 24) | (i64(b[i + 1]) << 16) | (i64(b[i + 2]) << 8) | i64(b[i + 3])
 
 
-def _shard_hash(addrs: int, ports: int) -> int:
-    # records.shard_hash (not imported: records imports this module)
-    return (((addrs * 0x9E3779B1 + ports) * 0x85EBCA6B) & 0xFFFFFFFF) >> 15
+def _mul32(a: i64, c: i64) -> i64:
+    """``a * c`` modulo 2**32 for 32-bit ``a`` and ``c``, without leaving 64 bits."""
+    return (a * (c & 0xFFFF) + (((a * (c >> 16)) & 0xFFFF) << 16)) & 0xFFFFFFFF
+
+
+def _shard_hash(addrs: i64, ports: i64) -> i64:
+    # records.shard_hash in native integers (records imports this module): its products
+    # taken modulo 2**32 give the same low 32 bits, without a big-int product per packet
+    return _mul32((_mul32(addrs, 0x9E3779B1) + ports) & 0xFFFFFFFF, 0x85EBCA6B) >> 15
 
 
 def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: int,
@@ -73,8 +83,8 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
     linktype = layout.linktype
     inline = linktype == _ETHERNET and engine.inline_ok()
     shard = engine.shard
-    shard_index = 0 if shard is None else shard[0]
-    shards = 0 if shard is None else shard[1]
+    shard_index: i64 = 0 if shard is None else shard[0]
+    shards: i64 = 0 if shard is None else shard[1]
     verify = engine.verify_checksums
     table = engine.table
     budget = engine.budget
@@ -94,7 +104,7 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
     blen: i64 = len(blk)
     size: i64 = max(block_size, 64)
     pos: i64 = off
-    n = nbytes = nwire = inline_count = cut = 0
+    n = nbytes = nwire = inline_count = cut = others = 0
     while pos < stop and n != max_records:
         if pos + _RECORD_HEADER_LEN > end:
             break
@@ -132,17 +142,20 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
             if (blk[p + 12] == 0x08 and blk[p + 13] == 0 and blk[p + 14] == 0x45
                     and blk[p + 20] & 0x3F == 0 and blk[p + 21] == 0 and blk[p + 23] == 6
                     and thl >= 20 and wire >= 0 and 34 + thl <= incl):
-                key = blk[p + 26:p + 38]
                 # another worker's packet (Engine.shard): it only moves the clock and the
-                # packet count (process() drops the ones it decodes)
-                if shards and _shard_hash(_u32(blk, p + 26) ^ _u32(blk, p + 30),
-                                          _u16(blk, p + 34) ^ _u16(blk, p + 36)
+                # packet counts (process() drops the ones it decodes)
+                if shards and _shard_hash(_u32_be(blk, p + 26) ^ _u32_be(blk, p + 30),
+                                          _u16_be(blk, p + 34) ^ _u16_be(blk, p + 36)
                                           ) % shards != shard_index:
                     if ts > now:
                         engine.now = now = ts
                     number += 1
+                    others += 1
+                    if orig > incl:
+                        cut += 1
                     pos = nxt
                     continue
+                key = blk[p + 26:p + 38]
                 # ACK without SYN/FIN/RST, all captured
                 if blk[p + 47] & 0x17 == 0x10 and 14 + tlen <= incl:
                     conn = table.get(key)
@@ -241,5 +254,5 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
             break
         inline = linktype == _ETHERNET and engine.inline_ok()
     engine.packet_number = number
-    engine.count_inline(inline_count, cut)
+    engine.count_inline(inline_count, cut, others)
     return pos, n, nbytes, nwire

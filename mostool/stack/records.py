@@ -135,7 +135,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     # a frame further ahead of the clock is the wild clock's to judge (process())
     jump = engine.wild.max_jump
     engine.records.attach(buf, layout)
-    n = nbytes = nwire = inline_count = cut = 0
+    n = nbytes = nwire = inline_count = cut = others = 0
     while off < stop and n != max_records:
         if off + RECORD_HEADER_LEN > end:
             break
@@ -156,15 +156,18 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
             # IPv4 without options, TCP, not a fragment, a sane header (as Decoder.decode)
             if (eth >> 8 == 0x080045 and fp & 0x3FFF00FF == 6 and thl >= 20 and wire >= 0
                     and 34 + thl <= incl):
-                key = buf[p + 26:p + 38]
                 # another worker's packet (Engine.shard; the hash of shard_of): it only moves
                 # the clock and the packet count (process() drops the ones it decodes)
                 if shards and shard_hash(src ^ dst, sport ^ dport) % shards != shard_index:
                     if ts > now:
                         engine.now = now = ts
                     number += 1
+                    others += 1
+                    if orig > incl:
+                        cut += 1
                     off = nxt
                     continue
+                key = buf[p + 26:p + 38]
             # ACK without SYN/FIN/RST, all captured
             if key is not None and flags & 0x17 == 0x10 and 14 + tlen <= incl:
                 conn = table_get(key)
@@ -271,7 +274,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
             break
         inline = linktype == ETHERNET and engine.inline_ok()
     engine.packet_number = number
-    engine.count_inline(inline_count, cut)
+    engine.count_inline(inline_count, cut, others)
     return off, n, nbytes, nwire
 
 
