@@ -4,11 +4,14 @@ mostool.dist.shared) gives exactly what one process gives: flows, events, stream
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mostool.cli import main
+from mostool.config import MonitorConfig
 from mostool.stack.engine import shard_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +104,32 @@ def test_keep_shards_is_for_dask() -> None:
     code = main(["flows", "-r", str(pcap), "--workers", "2", "--keep-shards"],
                 out=io.StringIO(), err=err)
     assert code == 2 and "--dask" in err.getvalue()
+
+
+def _setup(mon: Any) -> None:
+    """An app whose callbacks raise events of their own kind (for the trace)."""
+    from mostool.events.types import ON_CONN_START
+    from mostool.monitor import MONITOR_STREAM
+    mon.socket(MONITOR_STREAM).on(ON_CONN_START, callback=lambda f, s, e: None)
+
+
+def test_the_notebook_entry_on_local_processes() -> None:
+    """``run_partitions(..., cluster=N)`` (an int: local processes) reads in place too, and
+    gives one process's flows and --events-out trace."""
+    from mostool.dist import run_partitions
+    from mostool.monitor import Monitor
+    from mostool.replay import ReplaySource
+    from mostool.sinks.events_out import EventRecorder
+    files = [str(p) for p in SMALL[:4]]
+    config = MonitorConfig(hash_streams=True)
+    mon = Monitor(config)
+    _setup(mon)
+    trace = io.StringIO()
+    EventRecorder(mon, trace).attach()
+    records: list[dict[str, Any]] = []
+    mon.on_flow_end(lambda flow: records.append(flow.record()))
+    mon.run(ReplaySource(files))
+    records.sort(key=lambda r: r["first_packet"])
+    one = records, [json.loads(line) for line in trace.getvalue().splitlines()]
+    got = run_partitions(files, config, _setup, 3, monitor_class=Monitor)
+    assert got == one and len(one[1]) > 100

@@ -235,13 +235,27 @@ def run_partitions(paths: Sequence[str], config: MonitorConfig | None, app: Any,
     apps = app if isinstance(app, list | tuple) else [] if app is None else [app]
     job = Job("app", config or MonitorConfig(), monitor_class,
               apps=[ship_app(a) for a in apps])
+    run = _run_on(cluster, paths, job, partitions=partitions, bpf=bpf, scratch=scratch,
+                  keep_shards=keep_shards, err=err)
+    return merge_flows(run["results"]), merge_events(run["results"])
+
+
+def _run_on(cluster: Any, paths: Sequence[str], job: Job, *, partitions: int | None = None,
+            bpf: str | None = None, scratch: str | None = None, keep_shards: bool = False,
+            err: IO[str] | None = None) -> dict[str, Any]:
+    """``job`` over ``paths``: local processes (an int) each read the files in place and keep
+    their share (``shared``); a cluster runs the plan."""
+    if isinstance(cluster, int) and not isinstance(cluster, bool) and not keep_shards:
+        from mostool.dist.shared import run_shared
+        if cluster < 1:
+            raise DistError(f"a number of local processes >= 1, not {cluster}")
+        return run_shared(paths, job, partitions or cluster, bpf=bpf, scratch=scratch, err=err)
     backend = backend_for(cluster, err)
     try:
-        run = run_plan(paths, job, backend, partitions=partitions, bpf=bpf, scratch=scratch,
-                       keep_shards=keep_shards, err=err)
+        return run_plan(paths, job, backend, partitions=partitions, bpf=bpf, scratch=scratch,
+                        keep_shards=keep_shards, err=err)
     finally:
         backend.close()
-    return merge_flows(run["results"]), merge_events(run["results"])
 
 
 def run_monitor(mon: Any, source: Any, cluster: Any, *, err: IO[str] | None = None
@@ -271,11 +285,7 @@ def run_monitor(mon: Any, source: Any, cluster: Any, *, err: IO[str] | None = No
         if close is not None:
             close()
     job = Job("app", mon.config, type(mon), monitor=_dumps(mon, "the monitor"))
-    backend = backend_for(cluster, err)
-    try:
-        run = run_plan(paths, job, backend, err=err)
-    finally:
-        backend.close()
+    run = _run_on(cluster, paths, job, err=err)
     results = run["results"]
     stats: dict[str, Any] = {}
     for res in results:
