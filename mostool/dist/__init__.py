@@ -19,8 +19,10 @@ ids a single run gives them (a flow id is its rank by first packet), events in c
 phase reads and writes: route reads the inputs once and writes the records once (shards, plus
 8 bytes of timestamp and 2 of partition per record); analyse reads its shards and the ticks.
 
-Backends (``backends``): local processes (``--workers N``), a Dask scheduler (``--dask
-tcp://host:8786``), a ``LocalCluster`` (``--dask local:N``) or a notebook's ``Client``.
+Backends (``backends``): a Dask scheduler (``--dask tcp://host:8786``), a ``LocalCluster``
+(``--dask local:N``) or a notebook's ``Client``. Local processes (``--workers N``, ``cluster=N``)
+skip the route phase: on one machine each worker reads the capture in place and keeps its share
+of the flows (``shared``), and the same merges put their results together.
 
 What cannot be the same as one process: a user's timers (``mon.settimer``) run in every
 partition; ``max_flows`` bounds each partition's table; a stop from a callback stops only its
