@@ -28,6 +28,7 @@ from mypy_extensions import i64
 from mostool.events.types import TcpState
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.stream import M32
+from mostool.stack.tcp import pure_ack_step
 from mostool.stack.tcpfields import offload_verdict
 
 if TYPE_CHECKING:
@@ -55,6 +56,15 @@ def _u32_le(b: bytes, i: i64) -> i64:
 
 def _u32_be(b: bytes, i: i64) -> i64:
     return (i64(b[i]) << 24) | (i64(b[i + 1]) << 16) | (i64(b[i + 2]) << 8) | i64(b[i + 3])
+
+
+def _checksum_verdict(b: bytes, p: i64, tlen: int) -> bool | None:
+    """The TCP checksum of the IPv4 packet at ``b[p + 14:]`` (Ethernet frame at ``p``): True
+    when it verifies, else ``offload_verdict``'s (None: the sum checksum offload leaves)."""
+    rest = tlen - 14            # protocol 6 + segment length (an int: added to a 64-bit one)
+    if ones_sum_at(b, p + 26, tlen - 12, (rest & 0xFFFF) + (rest >> 16)) == 0xFFFF:
+        return True
+    return offload_verdict(_u16(b, p + 50), int.from_bytes(b[p + 26:p + 34], "big") + rest)
 
 
 def _shard_hash(addrs: int, ports: int) -> int:
@@ -148,6 +158,35 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                         state = conn.state
                         if (not conn.fast or conn.stopped or state[0] is not _ESTABLISHED
                                 or state[1] is not _ESTABLISHED):
+                            # not the fast path: a pure ACK of the handshake or of a FIN?
+                            masks = conn.masks
+                            if (not wire and not conn.stopped and conn.rst_pending is None
+                                    and not (masks[1] | masks[2])):   # (HK_RCV, HK_SND)
+                                snd = 0 if key == conn.key_c2s else 1
+                                after = pure_ack_step(conn, snd, _u32(blk, p + 42))
+                                if after is not None:
+                                    verdict = _checksum_verdict(blk, p, tlen) if verify else None
+                                    if verdict is not False:
+                                        if ts > now:
+                                            engine.now = now = ts
+                                        number += 1
+                                        inline_count += 1
+                                        if orig > incl:
+                                            cut += 1
+                                        win = _u16(blk, p + 48)
+                                        conn.last_ts = now
+                                        conn.packets[snd] += 1
+                                        conn.window[snd] = win
+                                        conn.last_seg = pos
+                                        conn.last_number = number
+                                        if verdict:
+                                            conn.valid_checksum[snd] = True
+                                        conn.zeek.packet(snd, blk[p + 47], _u32(blk, p + 38), 0,
+                                                         win, conn.streams)
+                                        state[1 - snd] = after
+                                        budget.account(conn)
+                                        pos = nxt
+                                        continue
                             conn = None
                     if conn is not None:
                         snd = 0 if key == conn.key_c2s else 1

@@ -32,6 +32,14 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
 7. the checksum verifies, or is the pseudo-header sum checksum offload leaves
    (``tcpfields.offload_verdict``), or checksums are skipped.
 
+8. A record of 1-3 that fails 4 only because of a stack's state or ``conn.fast`` is still
+   handled here when it is a pure ACK (no payload) of a flow not stopped, with no provisional
+   RST and no handle wanting events at HK_SND or HK_RCV, for which ``tcp.pure_ack_step`` finds
+   that the general path would change only the receiver's state (the handshake's third ACK,
+   the ACK of a FIN; not one that ends the flow), and 7 holds: its counters, the Zeek history
+   (``ZeekRecorder.packet``, as the general path calls it) and the receiver's state change in
+   place. ``Engine._packet`` has no such shortcut: its general path gives the same.
+
 Compiled with mypyc, ``process_records`` hands the work to
 ``record_blocks.process_record_blocks``: the same loop reading the records out of ``bytes``
 blocks copied from the buffer (256 KiB at a time; native code indexes bytes, not an mmap);
@@ -59,6 +67,7 @@ from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.record_blocks import process_record_blocks
 from mostool.stack.stream import M32
+from mostool.stack.tcp import pure_ack_step
 from mostool.stack.tcpfields import IN_PLACE_SUM, mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
@@ -165,9 +174,36 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
             if key is not None and flags & 0x17 == 0x10 and 14 + tlen <= incl:
                 conn = table_get(key)
                 if conn is not None:
-                    state0, state1 = conn.state
+                    state = conn.state
                     if (not conn.fast or conn.stopped
-                            or state0 is not _ESTABLISHED or state1 is not _ESTABLISHED):
+                            or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED):
+                        # not the fast path: a pure ACK of the handshake or of a FIN? (8.)
+                        masks = conn.masks
+                        if (not wire and not conn.stopped and conn.rst_pending is None
+                                and not (masks[1] | masks[2])):     # (HK_RCV, HK_SND)
+                            snd = 0 if key == conn.key_c2s else 1
+                            after = pure_ack_step(conn, snd, ack)
+                            if after is not None:
+                                verdict = segment_verdict(buf, p, tlen) if verify else None
+                                if verdict is not False:
+                                    if ts > now:
+                                        engine.now = now = ts
+                                    number += 1
+                                    inline_count += 1
+                                    if orig > incl:
+                                        cut += 1
+                                    conn.last_ts = now
+                                    conn.packets[snd] += 1
+                                    conn.window[snd] = win
+                                    conn.last_seg = off
+                                    conn.last_number = number
+                                    if verdict:
+                                        conn.valid_checksum[snd] = True
+                                    conn.zeek.packet(snd, flags, seq, 0, win, conn.streams)
+                                    state[1 - snd] = after
+                                    account(conn)
+                                    off = nxt
+                                    continue
                         conn = None
                 if conn is not None:
                     snd = 0 if key == conn.key_c2s else 1
@@ -269,6 +305,25 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     engine.packet_number = number
     engine.count_inline(inline_count, cut)
     return off, n, nbytes, nwire
+
+
+def segment_verdict(buf: RecordBuffer, p: int, tlen: int) -> bool | None:
+    """The TCP checksum of the IPv4 packet of the Ethernet frame at ``buf[p:]`` (as the loop
+    above verifies it): True when it verifies, else ``offload_verdict``'s (None: the sum
+    checksum offload leaves)."""
+    seglen = tlen - 20
+    if IN_PLACE_SUM:
+        rest = 6 + seglen
+        if ones_sum_at(buf, p + 26, 8 + seglen, (rest & 0xFFFF) + (rest >> 16)) == 0xFFFF:
+            return True
+    else:
+        x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
+        if seglen & 1:
+            x <<= 8
+        if not (mod_ffff(x) + 6 + seglen) % 0xFFFF:
+            return True
+    return offload_verdict((buf[p + 50] << 8) | buf[p + 51],
+                           int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
 
 
 def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
