@@ -1,4 +1,5 @@
-"""Classic-pcap records read in place: the engine's fused fast path.
+"""Classic-pcap records (and pcapng Enhanced Packet Blocks) read in place: the engine's fused
+fast path.
 
 Theory of operation. ``Engine.process`` costs a frame copy, a decoded 19-field segment and a few
 calls per packet before any TCP work, yet most packets of a long capture need none of it: they
@@ -40,6 +41,11 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
    (``ZeekRecorder.packet``, as the general path calls it) and the receiver's state change in
    place. ``Engine._packet`` has no such shortcut: its general path gives the same.
 
+A pcapng file is read the same way from its first packet block when that is an Enhanced Packet
+Block (``epb_layout``: that interface's byte order, resolution, offset and link type): block
+after block while they are sound EPBs of that interface; any other block ends the call, and the
+source's frame reader reads on from there (as it does after a damaged classic record).
+
 Compiled with mypyc, ``process_records`` hands the work to
 ``record_blocks.process_record_blocks``: the same loop reading the records out of ``bytes``
 blocks copied from the buffer (256 KiB at a time; native code indexes bytes, not an mmap);
@@ -79,11 +85,17 @@ if TYPE_CHECKING:
 # a bytes annotation is checked at run time and refuses the mmap
 RecordBuffer: TypeAlias = Any
 
-__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash",
-           "decode_record", "shard_of"]
+__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "epb_layout", "process_records",
+           "shard_hash", "decode_record", "shard_of"]
 
 ETHERNET: Final = 1
 RECORD_HEADER_LEN: Final = 16
+EPB: Final = 6                  # pcapng Enhanced Packet Block
+EPB_HEADER_LEN: Final = 28      # type, length, interface, timestamp, both lengths
+EPB_MIN_LEN: Final = 32         # ... and the trailing length
+MAX_BLOCK: Final = 64 << 20     # a longer pcapng block is corrupt (mostool.pcapng)
+_U32_LE: Final = struct.Struct("<I").unpack_from
+_U32_BE: Final = struct.Struct(">I").unpack_from
 # From the start of an Ethernet frame: EtherType + IPv4 version/IHL + TOS (one int), total
 # length, flags/fragment offset + TTL + protocol (one int), then past the checksum: addresses,
 # ports, seq, ack, data offset, flags, window.
@@ -97,17 +109,29 @@ BLOCK_SIZE: Final = 256 << 10
 
 
 class RecordLayout(NamedTuple):
-    """How the records of one classic pcap file are laid out."""
+    """How the records of one classic pcap file, or the Enhanced Packet Blocks of one
+    interface of a pcapng section (``ifid`` >= 0), are laid out."""
 
-    header: struct.Struct                   # sec, frac, captured length, wire length
+    header: struct.Struct                   # sec, frac, captured length, wire length; pcapng:
+                                            # type, length, interface, ts high, ts low, both
     units: int                              # timestamp fractions per second
     max_caplen: int                         # a larger captured length is a corrupt header
     linktype: int
+    ifid: int = -1                          # pcapng: the interface whose EPBs are taken
+    tsoff: int = 0                          # pcapng: its if_tsoffset (seconds)
 
 
 def record_layout(byteorder: str, units: int, max_caplen: int, linktype: int) -> RecordLayout:
     """``byteorder`` is "<" or ">" (the file's), ``units`` 10**6 or 10**9."""
     return RecordLayout(struct.Struct(byteorder + "IIII"), units, max_caplen, linktype)
+
+
+def epb_layout(byteorder: str, units: int, tsoff: int, linktype: int, ifid: int
+               ) -> RecordLayout:
+    """The Enhanced Packet Blocks of interface ``ifid`` of a pcapng section in ``byteorder``,
+    whose timestamps count ``units`` per second from ``tsoff`` seconds: they are read in place
+    as a classic pcap's records are (``record_blocks``), up to the first other block."""
+    return RecordLayout(struct.Struct(byteorder + "IIIIIII"), units, 0, linktype, ifid, tsoff)
 
 
 def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end: int,
@@ -141,18 +165,35 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     due = engine.next_due
     engine.records.attach(buf, layout)
     n = nbytes = nwire = inline_count = cut = 0
+    ng_ifid, ng_tsoff = layout.ifid, layout.tsoff   # pcapng Enhanced Packet Blocks (ifid >= 0)
+    u32 = _U32_LE if layout.header.format[0] == "<" else _U32_BE
     while off < stop and n != max_records:
-        if off + RECORD_HEADER_LEN > end:
-            break
-        sec, frac, incl, orig = header(buf, off)
-        p = off + RECORD_HEADER_LEN
-        nxt = p + incl
-        if incl > max_caplen or nxt > end:
-            break
+        if ng_ifid >= 0:
+            # an Enhanced Packet Block of the interface, sound; anything else (another block,
+            # another interface, damage) is the frame reader's, from here on
+            if off + EPB_MIN_LEN > end:
+                break
+            btype, total, ifid, hi, lo, incl, orig = header(buf, off)
+            nxt = off + total
+            if (btype != EPB or ifid != ng_ifid or total < EPB_MIN_LEN or total & 3
+                    or total > MAX_BLOCK or nxt > end or incl > total - EPB_MIN_LEN
+                    or u32(buf, nxt - 4)[0] != total):
+                break
+            p = off + EPB_HEADER_LEN
+            sec, frac = divmod(hi << 32 | lo, units)
+            ts = (sec + ng_tsoff) + frac / units    # as the pcapng frame reader computes it
+        else:
+            if off + RECORD_HEADER_LEN > end:
+                break
+            sec, frac, incl, orig = header(buf, off)
+            p = off + RECORD_HEADER_LEN
+            nxt = p + incl
+            if incl > max_caplen or nxt > end:
+                break
+            ts = sec + frac / units         # as the frame reader computes it, to the last bit
         n += 1
         nbytes += incl
         nwire += orig
-        ts = sec + frac / units             # as the frame reader computes it, to the last bit
         key = None
         if inline and incl >= 54 and (ts <= now or due >= ts):
             eth, tlen, fp, src, dst, sport, dport, seq, ack, offset, flags, win = frame(buf, p)
@@ -289,7 +330,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             off = nxt
                             continue
         engine.packet_number = number
-        process(ts, linktype, buf[p:nxt], orig)
+        process(ts, linktype, buf[p:p + incl], orig)
         number = engine.packet_number
         if key is not None:
             # a plain frame: its flow remembers where it is rather than its decoded copy
@@ -387,8 +428,12 @@ def decode_record(buf: RecordBuffer, layout: RecordLayout, off: int, ts: float
     """The TCP segment of the record at ``off`` decoded again (``RecordRefs.segment``);
     None when the source has let the buffer go or it is not one."""
     try:
-        incl = layout.header.unpack_from(buf, off)[2]
-        frame = buf[off + 16:off + 16 + incl]
+        if layout.ifid < 0:
+            incl = layout.header.unpack_from(buf, off)[2]
+            frame = buf[off + 16:off + 16 + incl]
+        else:                           # an Enhanced Packet Block
+            incl = layout.header.unpack_from(buf, off)[5]
+            frame = buf[off + 28:off + 28 + incl]
     except (ValueError, struct.error):  # the source has let the buffer go
         return None
     out = _SCRATCH_DECODER.decode(layout.linktype, frame, ts)
