@@ -160,6 +160,8 @@ VARIANTS = {
     "le-usec": {},
     "be-nsec-offset": {"bo": ">", "tsresol": 9, "tsoffset": -3600},
     "le-binary": {"tsresol": 0x80 | 20},
+    # timestamps of 2**63 units and more: the block loop's arithmetic on Python ints
+    "le-nsec-far-offset": {"tsresol": 9, "tsoffset": -8_000_000_000},
     # another interface's packet in the middle: the frame reader takes over from there
     "other-block-middle": {"middle": _idb("<", 1, None, 0)},
     "statistics-at-end": {"tail": _block("<", 5, struct.pack("<III", 0, 0, 0))},
