@@ -47,9 +47,15 @@ import warnings as _pywarnings
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, cast
 
-from mostool.pcapng import NG_MAGIC, check_section_header, pcapng_frames
+from mostool.pcapng import (
+    NG_MAGIC,
+    check_section_header,
+    epb_timestamp,
+    first_packet_block,
+    pcapng_frames,
+)
 from mostool.sources import Frame
-from mostool.stack.records import RecordLayout, record_layout
+from mostool.stack.records import RecordLayout, epb_layout, record_layout
 from mostool.stdio import STDIO, open_output
 
 if TYPE_CHECKING:
@@ -95,6 +101,7 @@ _PCAP_MAGICS: dict[bytes, tuple[str, int, int]] = {
 }
 _PCAP_FILE_HDR = {bo: struct.Struct(bo + "HHiIII") for bo in "<>"}  # after the magic
 _PCAP_REC_HDR = {bo: struct.Struct(bo + "IIII") for bo in "<>"}  # sec, frac, caplen, len
+_U32 = {bo: struct.Struct(bo + "I") for bo in "<>"}
 _PCAP_HDR_LEN = 24
 
 
@@ -254,6 +261,10 @@ class PcapRecords:
         # an mmap reads like bytes: that is all the engine does with it
         self.buf = cast(bytes, cap.buf)
         self.off = _PCAP_HDR_LEN
+        # pcapng: the reader's state at the first Enhanced Packet Block, where the engine starts
+        self._ng = first_packet_block(cap.buf) if layout.ifid >= 0 else None
+        if self._ng is not None:
+            self.off = self._ng.off
         self.end = len(cap.buf)
         self.layout = layout
         self.count = 0
@@ -280,13 +291,28 @@ class PcapRecords:
         """The frames from ``off`` on, read by the frame reader (the file stays mapped until
         ``close``: flows may still refer to records by offset)."""
         cap = self._cap
-        cap.frames = _pcap_frames(cap, self._source.warnings, self.off, self.count,
-                                  self._released, keep_open=True)
+        ng = self._ng
+        if ng is None:
+            cap.frames = _pcap_frames(cap, self._source.warnings, self.off, self.count,
+                                      self._released, keep_open=True)
+        else:
+            # the last block the engine read (its trailing length says where it starts) gives
+            # the timestamp a Simple Packet Block would take
+            last_ts = ng.last_ts
+            if self.off > ng.off:
+                prev = self.off - _U32[ng.byteorder].unpack_from(cap.buf, self.off - 4)[0]
+                last_ts = epb_timestamp(cap.buf, ng, prev)
+            warnings = self._source.warnings
+            cap.frames = pcapng_frames(
+                cap, lambda what, n: _damage(cap, warnings, what, n),
+                ng._replace(off=self.off, frames=self.count, last_ts=last_ts), keep_open=True)
         return self._source._top_speed(cap.frames, [])
 
     def close(self) -> None:
         """Let the file go (after the engine has finished with its records)."""
         cap = self._cap
+        if inspect.isgenerator(cap.frames):
+            cap.frames.close()      # rest()'s reader, if any, says where it stopped
         pos = self.off if cap.reading_at is None else cap.reading_at
         cap.reading_at = None
         cap.finish(pos)
@@ -296,6 +322,14 @@ def records_layout(cap: Capture) -> RecordLayout | None:
     """How ``Engine.process_records`` reads ``cap`` in place, or None where it cannot: only a
     classic pcap file (not the "modified" format, nor versions before 2.4, whose length fields
     may be swapped)."""
+    if cap.kind == "pcapng":
+        # the Enhanced Packet Blocks of the interface of the first one, up to any other block
+        ng = first_packet_block(cap.buf)
+        if ng is None:
+            return None
+        ifid = _U32[ng.byteorder].unpack_from(cap.buf, ng.off + 8)[0]
+        linktype, _snap, units, tsoff = ng.ifaces[ifid]
+        return epb_layout(ng.byteorder, units, tsoff, linktype, ifid)
     if cap.kind != "pcap":
         return None
     buf = cap.buf

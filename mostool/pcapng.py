@@ -21,11 +21,12 @@ from __future__ import annotations
 import mmap
 import struct
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from mostool.sources import Frame
 
-__all__ = ["NG_MAGIC", "MappedCapture", "check_section_header", "pcapng_frames"]
+__all__ = ["NG_MAGIC", "MappedCapture", "NgState", "check_section_header", "epb_timestamp",
+           "first_packet_block", "pcapng_frames"]
 
 #: A pcapng block longer than this is called corrupt rather than cut short.
 _MAX_BLOCK = 64 * 1024 * 1024
@@ -70,6 +71,8 @@ class MappedCapture(Protocol):
     @property
     def buf(self) -> bytes | mmap.mmap: ...
 
+    reading_at: int | None
+
     def finish(self, pos: int) -> None: ...
 
 
@@ -91,9 +94,75 @@ def check_section_header(size: int, buf: bytes | mmap.mmap) -> str | None:
     return None
 
 
-def pcapng_frames(cap: MappedCapture, damage: Callable[[str, int], None]) -> Iterator[Frame]:
+class NgState(NamedTuple):
+    """Where the pcapng reader is: the offset of the next block, the section's byte order
+    (``"<"`` or ``">"``) and interfaces (linktype, snaplen or 0, units per second, offset
+    seconds), the frames read and the last packet's timestamp (a Simple Packet Block's)."""
+
+    off: int
+    byteorder: str
+    ifaces: list[tuple[int, int, int, int]]
+    frames: int
+    last_ts: float
+
+
+def first_packet_block(buf: bytes | mmap.mmap) -> NgState | None:
+    """The reader's state at the first packet block of a pcapng file when that block is a
+    sound Enhanced Packet Block of a defined interface (``off`` is that block's: the engine may
+    read the EPBs from there in place); None when it is another block or anything before it is
+    damaged (the frame reader reads, and reports, everything then)."""
+    end = len(buf)
+    s = _NG.get(bytes(buf[8:12]))
+    ifaces: list[tuple[int, int, int, int]] = []
+    off = 0
+    while s is not None and off + 12 <= end:
+        btype, blen = s.block.unpack_from(buf, off)
+        if btype == _SHB:
+            if off + _SHB_MIN > end:
+                return None
+            s = _NG.get(bytes(buf[off + 8:off + 12]))
+            if s is None:
+                return None
+            (blen,) = s.u32.unpack_from(buf, off + 4)
+            if s.shb.unpack_from(buf, off + 12)[0] != 1 or blen < _SHB_MIN:
+                return None
+            ifaces = []
+        if blen < 12 or blen % 4 or blen > _MAX_BLOCK or blen > end - off:
+            return None
+        nxt = off + blen
+        if s.u32.unpack_from(buf, nxt - 4)[0] != blen:
+            return None
+        if btype == _EPB:
+            if blen < 32 or s.u32.unpack_from(buf, off + 8)[0] >= len(ifaces):
+                return None
+            return NgState(off, "<" if s is _NG[_BOM_LE] else ">", ifaces, 0, 0.0)
+        if btype in (_OPB, _SPB):
+            return None
+        if btype == _IDB:
+            if blen < 20:
+                return None
+            ifaces.append(_parse_idb(s, buf, off, nxt))
+        off = nxt
+    return None
+
+
+def epb_timestamp(buf: bytes | mmap.mmap, state: NgState, off: int) -> float:
+    """The timestamp of the Enhanced Packet Block at ``off`` (of ``state``'s section), as the
+    frame reader computes it."""
+    s = _NG[_BOM_LE if state.byteorder == "<" else _BOM_BE]
+    ifid, hi, lo, _incl, _orig = s.epb.unpack_from(buf, off + 8)
+    _linktype, _snap, units, tsoff = state.ifaces[ifid]
+    sec, frac = divmod(hi << 32 | lo, units)
+    ts: float = (sec + tsoff) + frac / units
+    return ts
+
+
+def pcapng_frames(cap: MappedCapture, damage: Callable[[str, int], None],
+                  resume: NgState | None = None, keep_open: bool = False) -> Iterator[Frame]:
     """The frames of a pcapng file whose first section header ``check_section_header``
-    accepted; damage ends the iteration with one ``damage(what, frames read)`` call."""
+    accepted; damage ends the iteration with one ``damage(what, frames read)`` call. From
+    ``resume`` on when given; with ``keep_open`` the file stays mapped at the end (its owner
+    finishes it)."""
     buf = cap.buf
     end = len(buf)
     s = _NG[bytes(buf[8:12])]
@@ -102,6 +171,10 @@ def pcapng_frames(cap: MappedCapture, damage: Callable[[str, int], None]) -> Ite
     off = 0
     n = 0
     last_ts = 0.0
+    if resume is not None:
+        s = _NG[_BOM_LE if resume.byteorder == "<" else _BOM_BE]
+        ifaces = list(resume.ifaces)
+        off, n, last_ts = resume.off, resume.frames, resume.last_ts
     what = ""
     try:
         while off < end:
@@ -205,7 +278,10 @@ def pcapng_frames(cap: MappedCapture, damage: Callable[[str, int], None]) -> Ite
         if what:
             damage(what, n)
     finally:
-        cap.finish(off)
+        if keep_open:
+            cap.reading_at = off
+        else:
+            cap.finish(off)
 
 
 def _parse_idb(

@@ -164,8 +164,10 @@ class ReplaySource:
 
     def pcap_records(self) -> PcapRecords | None:
         """The capture for ``Engine.process_records`` to read in place, instead of
-        ``frames()``: only at top speed, for one classic pcap file (not the "modified" format,
-        nor versions before 2.4, whose length fields may be swapped), on the first read."""
+        ``frames()``: only at top speed, for one file, on the first read: a classic pcap (not
+        the "modified" format, nor versions before 2.4, whose length fields may be swapped), or
+        a pcapng whose first packet block is an Enhanced Packet Block (the EPBs of that
+        interface are read in place up to the first other block; the frame reader reads on)."""
         if self.paced or len(self._caps) != 1 or self._started or self._stopped:
             return None
         layout = records_layout(self._caps[0])

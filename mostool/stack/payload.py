@@ -12,7 +12,7 @@ crosses it gives up its buffer and holes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mostool.events.types import TcpState
 from mostool.stack.connection import Connection, pair_add
@@ -22,9 +22,10 @@ from mostool.stack.stream import LATE, M32, NEW, HalfStream
 if TYPE_CHECKING:
     from mostool.stack.emit import Emitter
 
-SYN, FIN = 0x02, 0x01
-_HANDSHAKE = frozenset({TcpState.LISTEN, TcpState.SYN_SENT, TcpState.SYN_RCVD})
-_MAX_SET_ASIDE = 64         # bad-checksum segments kept per side in case they get acknowledged
+SYN: Final = 0x02
+FIN: Final = 0x01
+_HANDSHAKE: Final = frozenset({TcpState.LISTEN, TcpState.SYN_SENT, TcpState.SYN_RCVD})
+_MAX_SET_ASIDE: Final = 64  # bad-checksum segments kept per side in case they get acknowledged
 
 
 def receive_payload(conn: Connection, seg: TcpSegment, snd: int, st: HalfStream,

@@ -1,5 +1,5 @@
-"""The compiled build's loop over classic-pcap records: ``records.process_records`` read from
-``bytes`` blocks.
+"""The compiled build's loop over classic-pcap records (and pcapng Enhanced Packet Blocks):
+``records.process_records`` read from ``bytes`` blocks.
 
 Theory of operation. ``records.process_records`` walks the capture where it lies (the source's
 mmap, or bytes) with ``struct`` unpacking: the fastest form interpreted, but compiled with mypyc
@@ -10,6 +10,9 @@ mypyc: the capture is copied, a block of ``block_size`` bytes (256 KiB) at a tim
 and a record that would cross the block's end starts the next block (a record longer than a
 block gets a block of its own size), so a multi-GB capture stays mapped and only one block is
 ever copied out of it. A ``bytes`` buffer (a capture read in one call) is indexed as it is.
+A pcapng layout (``RecordLayout.ifid`` >= 0) reads Enhanced Packet Blocks of that interface
+the same way (the frame starts 28 bytes in, the block's own length leads to the next), and
+stops at any other block, another interface's or a damaged one: the frame reader reads on.
 
 Everything else is ``records.process_records``'s, condition for condition (its module docstring
 lists them; keep the two loops to that list): offsets handed out (``Connection.last_seg``, the
@@ -28,6 +31,7 @@ from mypy_extensions import i64
 from mostool.events.types import TcpState
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.stream import M32
+from mostool.stack.tcp import pure_ack_step
 from mostool.stack.tcpfields import offload_verdict
 
 if TYPE_CHECKING:
@@ -39,6 +43,10 @@ __all__ = ["process_record_blocks"]
 _ETHERNET: Final = 1
 _RECORD_HEADER_LEN: Final = 16
 _ESTABLISHED: Final = TcpState.ESTABLISHED
+_EPB: Final = 6                 # pcapng Enhanced Packet Block
+_EPB_HEADER_LEN: Final = 28     # type, length, interface, timestamp, both lengths
+_EPB_MIN_LEN: Final = 32        # ... and the trailing length
+_MAX_BLOCK: Final = 64 << 20    # a longer pcapng block is corrupt (mostool.pcapng)
 
 
 def _u16(b: bytes, i: i64) -> int:
@@ -61,6 +69,15 @@ def _u32_be(b: bytes, i: i64) -> i64:
     return (i64(b[i]) << 24) | (i64(b[i + 1]) << 16) | (i64(b[i + 2]) << 8) | i64(b[i + 3])
 
 
+def _checksum_verdict(b: bytes, p: i64, tlen: int) -> bool | None:
+    """The TCP checksum of the IPv4 packet at ``b[p + 14:]`` (Ethernet frame at ``p``): True
+    when it verifies, else ``offload_verdict``'s (None: the sum checksum offload leaves)."""
+    rest = tlen - 14            # protocol 6 + segment length (an int: added to a 64-bit one)
+    if ones_sum_at(b, p + 26, tlen - 12, (rest & 0xFFFF) + (rest >> 16)) == 0xFFFF:
+        return True
+    return offload_verdict(_u16(b, p + 50), int.from_bytes(b[p + 26:p + 34], "big") + rest)
+
+
 def _mul32(a: i64, c: i64) -> i64:
     """``a * c`` modulo 2**32 for 32-bit ``a`` and ``c``, without leaving 64 bits."""
     return (a * (c & 0xFFFF) + (((a * (c >> 16)) & 0xFFFF) << 16)) & 0xFFFFFFFF
@@ -79,6 +96,17 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
     ``buf`` through ``bytes`` blocks of about ``block_size`` bytes (see the module docstring)."""
     little = layout.header.format[0] == "<"
     units = float(layout.units)
+    ng = layout.ifid >= 0           # pcapng Enhanced Packet Blocks of interface ng_ifid
+    ng_ifid: i64 = layout.ifid
+    ng_units: int = layout.units
+    ng_tsoff: int = layout.tsoff
+    # the timestamp in 64-bit arithmetic, exact where the units are exact doubles
+    ng_native = 0 < ng_units <= 1 << 53 and -(1 << 61) < ng_tsoff < 1 << 61
+    units64: i64 = ng_units if ng_native else 1
+    tsoff64: i64 = ng_tsoff if ng_native else 0
+    units_f = float(units64)
+    hlen: i64 = _EPB_HEADER_LEN if ng else _RECORD_HEADER_LEN     # where the frame starts
+    least: i64 = _EPB_MIN_LEN if ng else _RECORD_HEADER_LEN
     max_caplen: i64 = layout.max_caplen
     linktype = layout.linktype
     inline = linktype == _ETHERNET and engine.inline_ok()
@@ -106,33 +134,70 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
     pos: i64 = off
     n = nbytes = nwire = inline_count = cut = others = 0
     while pos < stop and n != max_records:
-        if pos + _RECORD_HEADER_LEN > end:
+        if pos + least > end:
             break
         q: i64 = pos - base
-        if q + _RECORD_HEADER_LEN > blen:
+        if q + least > blen:
             blk = bytes(buf[pos:min(end, pos + size)])
             base, blen, q = pos, len(blk), 0
-        if little:
-            sec = _u32_le(blk, q)
-            frac = _u32_le(blk, q + 4)
-            incl = _u32_le(blk, q + 8)
-            orig = _u32_le(blk, q + 12)
+        sec: i64
+        frac: i64
+        if ng:
+            # an Enhanced Packet Block of the interface, sound; anything else (another block,
+            # another interface, damage) is the frame reader's, from here on
+            if little:
+                btype = _u32_le(blk, q)
+                total = _u32_le(blk, q + 4)
+                ifid = _u32_le(blk, q + 8)
+                sec = _u32_le(blk, q + 12)          # the timestamp's high and low halves
+                frac = _u32_le(blk, q + 16)
+                incl = _u32_le(blk, q + 20)
+                orig = _u32_le(blk, q + 24)
+            else:
+                btype = _u32_be(blk, q)
+                total = _u32_be(blk, q + 4)
+                ifid = _u32_be(blk, q + 8)
+                sec = _u32_be(blk, q + 12)
+                frac = _u32_be(blk, q + 16)
+                incl = _u32_be(blk, q + 20)
+                orig = _u32_be(blk, q + 24)
+            nxt: i64 = pos + total
+            if (btype != _EPB or ifid != ng_ifid or total < _EPB_MIN_LEN or total & 3
+                    or total > _MAX_BLOCK or nxt > end or incl > total - _EPB_MIN_LEN):
+                break
         else:
-            sec = _u32_be(blk, q)
-            frac = _u32_be(blk, q + 4)
-            incl = _u32_be(blk, q + 8)
-            orig = _u32_be(blk, q + 12)
-        nxt: i64 = pos + _RECORD_HEADER_LEN + incl
-        if incl > max_caplen or nxt > end:
-            break
-        if q + _RECORD_HEADER_LEN + incl > blen:
-            blk = bytes(buf[pos:min(end, pos + max(size, _RECORD_HEADER_LEN + incl))])
+            if little:
+                sec = _u32_le(blk, q)
+                frac = _u32_le(blk, q + 4)
+                incl = _u32_le(blk, q + 8)
+                orig = _u32_le(blk, q + 12)
+            else:
+                sec = _u32_be(blk, q)
+                frac = _u32_be(blk, q + 4)
+                incl = _u32_be(blk, q + 8)
+                orig = _u32_be(blk, q + 12)
+            nxt = pos + _RECORD_HEADER_LEN + incl
+            if incl > max_caplen or nxt > end:
+                break
+        if q + (nxt - pos) > blen:
+            blk = bytes(buf[pos:min(end, pos + max(size, nxt - pos))])
             base, blen, q = pos, len(blk), 0
-        p: i64 = q + _RECORD_HEADER_LEN
+        if ng:
+            if (_u32_le(blk, q + total - 4) if little else _u32_be(blk, q + total - 4)) != total:
+                break                       # a trailing length that differs: damage
+            # as the pcapng frame reader computes it, to the bit
+            if ng_native and sec < 0x80000000:
+                stamp: i64 = (sec << 32) | frac
+                ts = float(stamp // units64 + tsoff64) + float(stamp % units64) / units_f
+            else:
+                whole, part = divmod((int(sec) << 32) | int(frac), ng_units)
+                ts = (whole + ng_tsoff) + part / ng_units
+        else:
+            ts = float(sec) + float(frac) / units   # as the frame reader computes it
+        p: i64 = q + hlen
         n += 1
         nbytes += incl
         nwire += orig
-        ts = float(sec) + float(frac) / units   # as the frame reader computes it, to the bit
         key: bytes | None = None
         if inline and incl >= 54 and (ts <= now or (due >= ts and ts <= now + jump)):
             # IPv4 without options, TCP, not a fragment, a sane header (as Decoder.decode)
@@ -163,6 +228,35 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                         state = conn.state
                         if (not conn.fast or conn.stopped or state[0] is not _ESTABLISHED
                                 or state[1] is not _ESTABLISHED):
+                            # not the fast path: a pure ACK of the handshake or of a FIN?
+                            masks = conn.masks
+                            if (not wire and not conn.stopped and conn.rst_pending is None
+                                    and not (masks[1] | masks[2])):   # (HK_RCV, HK_SND)
+                                snd = 0 if key == conn.key_c2s else 1
+                                after = pure_ack_step(conn, snd, _u32(blk, p + 42))
+                                if after is not None:
+                                    verdict = _checksum_verdict(blk, p, tlen) if verify else None
+                                    if verdict is not False:
+                                        if ts > now:
+                                            engine.now = now = ts
+                                        number += 1
+                                        inline_count += 1
+                                        if orig > incl:
+                                            cut += 1
+                                        win = _u16(blk, p + 48)
+                                        conn.last_ts = now
+                                        conn.packets[snd] += 1
+                                        conn.window[snd] = win
+                                        conn.last_seg = pos
+                                        conn.last_number = number
+                                        if verdict:
+                                            conn.valid_checksum[snd] = True
+                                        conn.zeek.packet(snd, blk[p + 47], _u32(blk, p + 38), 0,
+                                                         win, conn.streams)
+                                        state[1 - snd] = after
+                                        budget.account(conn)
+                                        pos = nxt
+                                        continue
                             conn = None
                     if conn is not None:
                         snd = 0 if key == conn.key_c2s else 1

@@ -1,4 +1,5 @@
-"""Classic-pcap records read in place: the engine's fused fast path.
+"""Classic-pcap records (and pcapng Enhanced Packet Blocks) read in place: the engine's fused
+fast path.
 
 Theory of operation. ``Engine.process`` costs a frame copy, a decoded 19-field segment and a few
 calls per packet before any TCP work, yet most packets of a long capture need none of it: they
@@ -33,6 +34,19 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
 7. the checksum verifies, or is the pseudo-header sum checksum offload leaves
    (``tcpfields.offload_verdict``), or checksums are skipped.
 
+8. A record of 1-3 that fails 4 only because of a stack's state or ``conn.fast`` is still
+   handled here when it is a pure ACK (no payload) of a flow not stopped, with no provisional
+   RST and no handle wanting events at HK_SND or HK_RCV, for which ``tcp.pure_ack_step`` finds
+   that the general path would change only the receiver's state (the handshake's third ACK,
+   the ACK of a FIN; not one that ends the flow), and 7 holds: its counters, the Zeek history
+   (``ZeekRecorder.packet``, as the general path calls it) and the receiver's state change in
+   place. ``Engine._packet`` has no such shortcut: its general path gives the same.
+
+A pcapng file is read the same way from its first packet block when that is an Enhanced Packet
+Block (``epb_layout``: that interface's byte order, resolution, offset and link type): block
+after block while they are sound EPBs of that interface; any other block ends the call, and the
+source's frame reader reads on from there (as it does after a damaged classic record).
+
 Compiled with mypyc, ``process_records`` hands the work to
 ``record_blocks.process_record_blocks``: the same loop reading the records out of ``bytes``
 blocks copied from the buffer (256 KiB at a time; native code indexes bytes, not an mmap);
@@ -61,6 +75,7 @@ from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.record_blocks import process_record_blocks
 from mostool.stack.stream import M32
+from mostool.stack.tcp import pure_ack_step
 from mostool.stack.tcpfields import IN_PLACE_SUM, mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
@@ -72,11 +87,17 @@ if TYPE_CHECKING:
 # a bytes annotation is checked at run time and refuses the mmap
 RecordBuffer: TypeAlias = Any
 
-__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "process_records", "shard_hash",
-           "decode_record", "shard_of"]
+__all__ = ["RecordBuffer", "RecordLayout", "record_layout", "epb_layout", "process_records",
+           "shard_hash", "decode_record", "shard_of"]
 
 ETHERNET: Final = 1
 RECORD_HEADER_LEN: Final = 16
+EPB: Final = 6                  # pcapng Enhanced Packet Block
+EPB_HEADER_LEN: Final = 28      # type, length, interface, timestamp, both lengths
+EPB_MIN_LEN: Final = 32         # ... and the trailing length
+MAX_BLOCK: Final = 64 << 20     # a longer pcapng block is corrupt (mostool.pcapng)
+_U32_LE: Final = struct.Struct("<I").unpack_from
+_U32_BE: Final = struct.Struct(">I").unpack_from
 # From the start of an Ethernet frame: EtherType + IPv4 version/IHL + TOS (one int), total
 # length, flags/fragment offset + TTL + protocol (one int), then past the checksum: addresses,
 # ports, seq, ack, data offset, flags, window.
@@ -90,17 +111,29 @@ BLOCK_SIZE: Final = 256 << 10
 
 
 class RecordLayout(NamedTuple):
-    """How the records of one classic pcap file are laid out."""
+    """How the records of one classic pcap file, or the Enhanced Packet Blocks of one
+    interface of a pcapng section (``ifid`` >= 0), are laid out."""
 
-    header: struct.Struct                   # sec, frac, captured length, wire length
+    header: struct.Struct                   # sec, frac, captured length, wire length; pcapng:
+                                            # type, length, interface, ts high, ts low, both
     units: int                              # timestamp fractions per second
     max_caplen: int                         # a larger captured length is a corrupt header
     linktype: int
+    ifid: int = -1                          # pcapng: the interface whose EPBs are taken
+    tsoff: int = 0                          # pcapng: its if_tsoffset (seconds)
 
 
 def record_layout(byteorder: str, units: int, max_caplen: int, linktype: int) -> RecordLayout:
     """``byteorder`` is "<" or ">" (the file's), ``units`` 10**6 or 10**9."""
     return RecordLayout(struct.Struct(byteorder + "IIII"), units, max_caplen, linktype)
+
+
+def epb_layout(byteorder: str, units: int, tsoff: int, linktype: int, ifid: int
+               ) -> RecordLayout:
+    """The Enhanced Packet Blocks of interface ``ifid`` of a pcapng section in ``byteorder``,
+    whose timestamps count ``units`` per second from ``tsoff`` seconds: they are read in place
+    as a classic pcap's records are (``record_blocks``), up to the first other block."""
+    return RecordLayout(struct.Struct(byteorder + "IIIIIII"), units, 0, linktype, ifid, tsoff)
 
 
 def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end: int,
@@ -136,18 +169,35 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     jump = engine.wild.max_jump
     engine.records.attach(buf, layout)
     n = nbytes = nwire = inline_count = cut = others = 0
+    ng_ifid, ng_tsoff = layout.ifid, layout.tsoff   # pcapng Enhanced Packet Blocks (ifid >= 0)
+    u32 = _U32_LE if layout.header.format[0] == "<" else _U32_BE
     while off < stop and n != max_records:
-        if off + RECORD_HEADER_LEN > end:
-            break
-        sec, frac, incl, orig = header(buf, off)
-        p = off + RECORD_HEADER_LEN
-        nxt = p + incl
-        if incl > max_caplen or nxt > end:
-            break
+        if ng_ifid >= 0:
+            # an Enhanced Packet Block of the interface, sound; anything else (another block,
+            # another interface, damage) is the frame reader's, from here on
+            if off + EPB_MIN_LEN > end:
+                break
+            btype, total, ifid, hi, lo, incl, orig = header(buf, off)
+            nxt = off + total
+            if (btype != EPB or ifid != ng_ifid or total < EPB_MIN_LEN or total & 3
+                    or total > MAX_BLOCK or nxt > end or incl > total - EPB_MIN_LEN
+                    or u32(buf, nxt - 4)[0] != total):
+                break
+            p = off + EPB_HEADER_LEN
+            sec, frac = divmod(hi << 32 | lo, units)
+            ts = (sec + ng_tsoff) + frac / units    # as the pcapng frame reader computes it
+        else:
+            if off + RECORD_HEADER_LEN > end:
+                break
+            sec, frac, incl, orig = header(buf, off)
+            p = off + RECORD_HEADER_LEN
+            nxt = p + incl
+            if incl > max_caplen or nxt > end:
+                break
+            ts = sec + frac / units         # as the frame reader computes it, to the last bit
         n += 1
         nbytes += incl
         nwire += orig
-        ts = sec + frac / units             # as the frame reader computes it, to the last bit
         key = None
         if inline and incl >= 54 and (ts <= now or (due >= ts and ts <= now + jump)):
             eth, tlen, fp, src, dst, sport, dport, seq, ack, offset, flags, win = frame(buf, p)
@@ -172,9 +222,36 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
             if key is not None and flags & 0x17 == 0x10 and 14 + tlen <= incl:
                 conn = table_get(key)
                 if conn is not None:
-                    state0, state1 = conn.state
+                    state = conn.state
                     if (not conn.fast or conn.stopped
-                            or state0 is not _ESTABLISHED or state1 is not _ESTABLISHED):
+                            or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED):
+                        # not the fast path: a pure ACK of the handshake or of a FIN? (8.)
+                        masks = conn.masks
+                        if (not wire and not conn.stopped and conn.rst_pending is None
+                                and not (masks[1] | masks[2])):     # (HK_RCV, HK_SND)
+                            snd = 0 if key == conn.key_c2s else 1
+                            after = pure_ack_step(conn, snd, ack)
+                            if after is not None:
+                                verdict = segment_verdict(buf, p, tlen) if verify else None
+                                if verdict is not False:
+                                    if ts > now:
+                                        engine.now = now = ts
+                                    number += 1
+                                    inline_count += 1
+                                    if orig > incl:
+                                        cut += 1
+                                    conn.last_ts = now
+                                    conn.packets[snd] += 1
+                                    conn.window[snd] = win
+                                    conn.last_seg = off
+                                    conn.last_number = number
+                                    if verdict:
+                                        conn.valid_checksum[snd] = True
+                                    conn.zeek.packet(snd, flags, seq, 0, win, conn.streams)
+                                    state[1 - snd] = after
+                                    account(conn)
+                                    off = nxt
+                                    continue
                         conn = None
                 if conn is not None:
                     snd = 0 if key == conn.key_c2s else 1
@@ -260,7 +337,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             off = nxt
                             continue
         engine.packet_number = number
-        process(ts, linktype, buf[p:nxt], orig)
+        process(ts, linktype, buf[p:p + incl], orig)
         number = engine.packet_number
         if key is not None:
             # a plain frame: its flow remembers where it is rather than its decoded copy
@@ -276,6 +353,25 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     engine.packet_number = number
     engine.count_inline(inline_count, cut, others)
     return off, n, nbytes, nwire
+
+
+def segment_verdict(buf: RecordBuffer, p: int, tlen: int) -> bool | None:
+    """The TCP checksum of the IPv4 packet of the Ethernet frame at ``buf[p:]`` (as the loop
+    above verifies it): True when it verifies, else ``offload_verdict``'s (None: the sum
+    checksum offload leaves)."""
+    seglen = tlen - 20
+    if IN_PLACE_SUM:
+        rest = 6 + seglen
+        if ones_sum_at(buf, p + 26, 8 + seglen, (rest & 0xFFFF) + (rest >> 16)) == 0xFFFF:
+            return True
+    else:
+        x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
+        if seglen & 1:
+            x <<= 8
+        if not (mod_ffff(x) + 6 + seglen) % 0xFFFF:
+            return True
+    return offload_verdict((buf[p + 50] << 8) | buf[p + 51],
+                           int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
 
 
 def shard_of(src: bytes, sport: int, dst: bytes, dport: int, count: int) -> int:
@@ -339,8 +435,12 @@ def decode_record(buf: RecordBuffer, layout: RecordLayout, off: int, ts: float
     """The TCP segment of the record at ``off`` decoded again (``RecordRefs.segment``);
     None when the source has let the buffer go or it is not one."""
     try:
-        incl = layout.header.unpack_from(buf, off)[2]
-        frame = buf[off + 16:off + 16 + incl]
+        if layout.ifid < 0:
+            incl = layout.header.unpack_from(buf, off)[2]
+            frame = buf[off + 16:off + 16 + incl]
+        else:                           # an Enhanced Packet Block
+            incl = layout.header.unpack_from(buf, off)[5]
+            frame = buf[off + 28:off + 28 + incl]
     except (ValueError, struct.error):  # the source has let the buffer go
         return None
     out = _SCRATCH_DECODER.decode(layout.linktype, frame, ts)

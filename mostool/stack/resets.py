@@ -26,7 +26,7 @@ mOS takes every RST):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mostool.events.types import TcpState
 from mostool.stack.tcp import RST_BAD, RST_IN_WINDOW, RST_REPLY, proves_alive
@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["reject_by_ts_echo", "refuse", "refuse_fin", "hold", "after_reset", "sender",
            "COUNTERS"]
 
-FIN, RST, ACK = 0x01, 0x04, 0x10
+FIN: Final = 0x01
+RST: Final = 0x04
+ACK: Final = 0x10
 # the engine's counters this module keeps
 COUNTERS = ("bad_fin", "bad_rst", "rst_in_window", "rst_reply", "rst_ignored", "ts_echo_rejected",
             "data_after_rst")

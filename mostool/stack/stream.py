@@ -37,17 +37,18 @@ import hashlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 __all__ = ["HalfStream", "NEW", "REXMIT", "CONFLICT", "LATE", "M32"]
 
-M32 = 0xFFFFFFFF
-_SMALL = 512     # segments shorter than this are coalesced in the buffer ...
-_TAIL = 4096     # ... into a tail chunk of up to this many bytes (and 1/8 of the buffer)
-NEW = 1          # in-order data grew
-REXMIT = 2       # the segment overlapped bytes already received
-CONFLICT = 4     # ... and some overlapping bytes differed
-LATE = 8         # bytes arrived inside a hole that had already been skipped
+# (Final: compiled with mypyc, any other module global is a dictionary lookup at every use)
+M32: Final = 0xFFFFFFFF
+_SMALL: Final = 512     # segments shorter than this are coalesced in the buffer ...
+_TAIL: Final = 4096     # ... into a tail chunk of up to this many bytes (and 1/8 of the buffer)
+NEW: Final = 1          # in-order data grew
+REXMIT: Final = 2       # the segment overlapped bytes already received
+CONFLICT: Final = 4     # ... and some overlapping bytes differed
+LATE: Final = 8         # bytes arrived inside a hole that had already been skipped
 
 _T = TypeVar("_T")
 Pairs = list[tuple[int, int]] | tuple[tuple[int, int], ...]

@@ -26,7 +26,7 @@ path is for segments that change no state) and emits the events; these functions
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mostool.events.types import TcpState
 from mostool.stack.connection import pair_add, pair_set
@@ -41,9 +41,10 @@ __all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_in
            "sender_step", "receiver_inputs", "receiver_step", "syn_bookkeeping", "settle_isn",
            "fin_acceptable", "rst_acceptable", "rst_verdict", "RST_OK", "RST_BAD",
            "RST_IN_WINDOW", "RST_REPLY", "ts_echo_rejected", "proves_alive", "same_connection",
-           "SYN_IN_FLOW", "opening"]
+           "SYN_IN_FLOW", "opening", "pure_ack_step"]
 
-S = TcpState
+# (Final: compiled with mypyc, any other module global is a dictionary lookup at every use)
+S: Final = TcpState
 
 
 class TcpInput(IntEnum):
@@ -60,12 +61,12 @@ class TcpInput(IntEnum):
     RCV_RST = 10
 
 
-I = TcpInput
+I: Final = TcpInput
 
-_OPEN = (S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT,
+_OPEN: Final = (S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT,
          S.CLOSING, S.LAST_ACK, S.TIME_WAIT, S.LISTEN)
 
-TRANSITIONS: dict[tuple[TcpState, TcpInput], TcpState] = {
+TRANSITIONS: Final[dict[tuple[TcpState, TcpInput], TcpState]] = {
     # what the endpoint sends
     (S.CLOSED, I.SND_SYN): S.SYN_SENT,
     (S.LISTEN, I.SND_SYN): S.SYN_SENT,
@@ -98,7 +99,7 @@ for _state in _OPEN:
     TRANSITIONS[(_state, I.RCV_RST)] = S.CLOSED
 
 # A flow is over when both stacks are in one of these.
-TERMINAL = frozenset({S.CLOSED, S.TIME_WAIT})
+TERMINAL: Final = frozenset({S.CLOSED, S.TIME_WAIT})
 
 
 def step(state: TcpState, event: TcpInput) -> TcpState:
@@ -106,20 +107,34 @@ def step(state: TcpState, event: TcpInput) -> TcpState:
     return TRANSITIONS.get((state, event), state)
 
 
-SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
+SYN: Final = 0x02
+ACK: Final = 0x10
+FIN: Final = 0x01
+RST: Final = 0x04
 # Enum members as module globals for the per-packet general path: a global load instead of a
 # class-attribute lookup through the enum metaclass. The same objects.
-_SYN_SENT = S.SYN_SENT
-_SYN_STATES = (S.SYN_RCVD, S.SYN_SENT)
-_SND_ACK, _SND_FIN, _SND_RST = I.SND_ACK, I.SND_FIN, I.SND_RST
-_SND_SYN, _SND_SYNACK = I.SND_SYN, I.SND_SYNACK
+_SYN_SENT: Final = S.SYN_SENT
+_SYN_RCVD: Final = S.SYN_RCVD
+_LISTEN: Final = S.LISTEN
+_ESTABLISHED: Final = S.ESTABLISHED
+_SND_ACK: Final = I.SND_ACK
+_SND_FIN: Final = I.SND_FIN
+_SND_RST: Final = I.SND_RST
+_SND_SYN: Final = I.SND_SYN
+_SND_SYNACK: Final = I.SND_SYNACK
+_RCV_ACK_SYN: Final = I.RCV_ACK_SYN
+_RCV_ACK_FIN: Final = I.RCV_ACK_FIN
 # what receiver_inputs returns, prebuilt (constant tuples, joined: no list per packet)
-_IN_RST, _IN_SYN, _IN_SYNACK = (I.RCV_RST,), (I.RCV_SYN,), (I.RCV_SYNACK,)
-_IN_ACK_SYN, _IN_ACK_FIN, _IN_FIN = (I.RCV_ACK_SYN,), (I.RCV_ACK_FIN,), (I.RCV_FIN,)
-_NO_CHANGE: list[tuple[TcpState, TcpState]] = []      # never appended to
+_IN_RST: Final = (I.RCV_RST,)
+_IN_SYN: Final = (I.RCV_SYN,)
+_IN_SYNACK: Final = (I.RCV_SYNACK,)
+_IN_ACK_SYN: Final = (I.RCV_ACK_SYN,)
+_IN_ACK_FIN: Final = (I.RCV_ACK_FIN,)
+_IN_FIN: Final = (I.RCV_FIN,)
+_NO_CHANGE: Final[list[tuple[TcpState, TcpState]]] = []      # never appended to
 
 # same_connection's verdict for a SYN that retries on a live flow (counted by the engine)
-SYN_IN_FLOW = "syn_in_flow"
+SYN_IN_FLOW: Final = "syn_in_flow"
 
 
 def sender_input(flags: int) -> TcpInput:
@@ -166,7 +181,7 @@ def receiver_inputs(conn: Connection, seg: TcpSegment, rcv: int,
     inputs: tuple[TcpInput, ...] = ()
     if flags & ACK:
         my_isn = conn.isn[rcv]
-        if state in _SYN_STATES and (
+        if (state is _SYN_RCVD or state is _SYN_SENT) and (
                 my_isn is None or ((seg.ack - my_isn - 1) & M32) < 0x80000000):
             inputs = _IN_ACK_SYN
             if conn.alt_isn:
@@ -193,6 +208,47 @@ def receiver_step(conn: Connection, seg: TcpSegment, rcv: int, old: TcpState
             changes.append((new, nxt_state))
             new = nxt_state
     return new, changes
+
+
+def pure_ack_step(conn: Connection, snd: int, ack: int) -> TcpState | None:
+    """A pure ACK (ACK set, none of SYN/FIN/RST, no payload) that side ``snd`` sent: the
+    receiver's state after it when all the general path would do is that (and the Zeek history,
+    the counters): the handshake's third ACK and the ACK of a FIN. None when it may do more:
+    an endpoint in SYN_SENT (a missed SYN/ACK, a timestamp echo to check), several ISNs to
+    settle, an ACK that may give up holes, events waiting in the outboxes, or a flow the ACK
+    would end. Read-only; the caller checks the rest (records.py's in-place readers: a tracked
+    flow, not stopped, no provisional RST, no handle wanting HK_SND or HK_RCV events)."""
+    rcv = 1 - snd
+    state = conn.state
+    old_snd = state[snd]
+    old_rcv = state[rcv]
+    if old_snd is _SYN_SENT or old_rcv is _SYN_SENT or conn.alt_isn:
+        return None
+    mine = conn.streams[snd]            # what snd receives: ack_gives_up_holes' quick no
+    if mine.gap_runs:
+        return None
+    base = mine.base
+    if base is not None:
+        if mine.ooo_starts:
+            return None
+        nxt = mine.nxt
+        fin_off = mine.fin_off
+        if 0 < (ack - base - nxt) & M32 < 0x80000000 and (fin_off is None or fin_off > nxt):
+            return None
+    theirs = conn.streams[rcv]
+    if theirs.new_runs or theirs.gap_runs or theirs.conflict_runs or theirs.filled_runs:
+        return None
+    new: TcpState = old_rcv             # receiver_step, for an ACK without data
+    if old_rcv is _SYN_RCVD:
+        my_isn = conn.isn[rcv]
+        if my_isn is None or ((ack - my_isn - 1) & M32) < 0x80000000:
+            new = TRANSITIONS.get((new, _RCV_ACK_SYN), new)
+    fin = conn.fin_seq[rcv]
+    if fin is not None and ((ack - fin - 1) & M32) < 0x80000000:
+        new = TRANSITIONS.get((new, _RCV_ACK_FIN), new)
+    if new in TERMINAL and old_snd in TERMINAL:
+        return None                     # the flow ends (or lingers): the general path
+    return new
 
 
 def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
@@ -254,10 +310,10 @@ def fin_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
 
 
 # rst_verdict's answers
-RST_OK = 0          # the receiver would reset (provisionally: see proves_alive)
-RST_BAD = 1         # out of the window, or not acknowledging our SYN: ignored ("bad_rst")
-RST_IN_WINDOW = 2   # RFC 5961 3.2: in the window but not at RCV.NXT: a challenge ACK, no reset
-RST_REPLY = 3       # a SYN_SENT endpoint answering a segment it rejected: not an abort
+RST_OK: Final = 0           # the receiver would reset (provisionally: see proves_alive)
+RST_BAD: Final = 1          # out of the window, or not acknowledging our SYN: ignored ("bad_rst")
+RST_IN_WINDOW: Final = 2    # RFC 5961 3.2: in the window, not at RCV.NXT: a challenge ACK, no reset
+RST_REPLY: Final = 3        # a SYN_SENT endpoint answering a segment it rejected: not an abort
 
 
 def rst_verdict(conn: Connection, seg: TcpSegment, rcv: int) -> int:
@@ -376,6 +432,6 @@ def opening(seg: TcpSegment) -> tuple[bool, list[TcpState] | None]:
     if flags & SYN and not flags & (ACK | RST):
         return True, None
     if flags & SYN:
-        return False, [S.SYN_SENT, S.LISTEN]
+        return False, [_SYN_SENT, _LISTEN]
     client_is_sender = seg.dport < seg.sport or (seg.dport == seg.sport and seg.src > seg.dst)
-    return client_is_sender, [S.ESTABLISHED, S.ESTABLISHED]
+    return client_is_sender, [_ESTABLISHED, _ESTABLISHED]
