@@ -429,6 +429,17 @@ class UserEvent:
         return self.base.details()
 
 
+def renew_new_data(value: ConnNewData, offset: int, length: int) -> None:
+    """Give ``value`` new fields: only for a value nobody but the engine holds any more (the
+    Emitter's spare: stack/emit.py), which nobody can then tell from a new one."""
+    if _NATIVE:
+        value.offset = offset  # type: ignore[misc]
+        value.length = length  # type: ignore[misc]
+    else:
+        _set_new_data[0](value, offset)
+        _set_new_data[1](value, length)
+
+
 def _setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
     """The slot descriptors' ``__set__`` of ``names`` (they bypass a frozen class's guard)."""
     return tuple(cls.__dict__[name].__set__ for name in names)

@@ -18,6 +18,13 @@ compose the events of one step of the pipeline from what the state machine and t
 left behind (the HalfStream outbox: ``new_runs``, ``gap_runs``, ``conflict_runs``, which they
 drain), reading the subscription masks at each step, as callbacks may change them.
 
+Spare values. An event is a new value per raise, but the two a fast-path packet raises
+(ON_PKT_IN at HK_RCV, ON_CONN_NEW_DATA) are handed out again, renewed, while nobody else holds
+the last one: its reference count is what it was when it was made (``sys.getrefcount``, at the
+same place in the code); a callback, a filter, an error report or a traceback that kept it makes
+the next raise a new value. Nobody can tell the spare from a new value (events have no weak
+references), and a packet saves an allocation and a free.
+
 Compiled with mypyc, this is per-packet code when callbacks are registered: masks and streams
 are indexed with literal 0/1/2 (a tuple attribute indexed by a variable or an enum is boxed
 first), sides are picked with ``is``, and the module's constants are ``Final``.
@@ -25,6 +32,7 @@ first), sides are picked with ``is``, and the module's constants are ``Final``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -49,6 +57,7 @@ from mostool.events.types import (
     Side,
     TcpState,
     TcpStateChange,
+    renew_new_data,
 )
 from mostool.stack.connection import pair_set
 from mostool.stack.decode import TcpSegment
@@ -82,6 +91,7 @@ _STATE_CHANGE: Final = 7
 _NEW_DATA_SLOT: Final = 0 * _W + _NEW_DATA      # at NULL
 _ERROR_SLOT: Final = 0 * _W + _ERROR
 _PKT_IN_RCV_SLOT: Final = 1 * _W + _PKT_IN      # at HK_RCV
+_refs: Final = sys.getrefcount                  # (spare values: the module docstring)
 
 
 class Emitter:
@@ -91,6 +101,12 @@ class Emitter:
         self.dispatcher = dispatcher
         self.counts = [0] * _N_BUILTIN       # raised built-in events, by event id
         self._mos_compat = mos_compat
+        # the spare values (module docstring) and their reference counts when made (-1: make
+        # one at the first raise, where it is measured)
+        self._pkt_in = PktIn(_HK_RCV)
+        self._pkt_in_refs = -1
+        self._new_data = ConnNewData(_HK_NULL, 0, 0)
+        self._new_data_refs = -1
 
     @property
     def event_counts(self) -> dict[str, int]:
@@ -185,8 +201,12 @@ class Emitter:
         general path's tail: ON_PKT_IN at HK_RCV, then (ON_ERROR on a buffer overflow and)
         ON_CONN_NEW_DATA; the masks are read at each step, as callbacks may change them."""
         if conn.masks[1] & PKT_IN_BIT:
-            self.deliver(conn, _PKT_IN_RCV_SLOT, _SVR if snd == 0 else _CLI, PktIn(_HK_RCV),
-                         snd)
+            value = self._pkt_in
+            if _refs(value) != self._pkt_in_refs:
+                value = PktIn(_HK_RCV)      # someone holds the spare: a new value
+                self._pkt_in = value
+                self._pkt_in_refs = _refs(value)
+            self.deliver(conn, _PKT_IN_RCV_SLOT, _SVR if snd == 0 else _CLI, value, snd)
         if n and conn.masks[0] & (NEW_DATA_BIT | ERROR_BIT) and not conn.ended:
             self.new_run(conn, 1 - snd, snd, off, n)
 
@@ -200,7 +220,18 @@ class Emitter:
             return                  # mOS signals new data only while the receiver is ESTABLISHED
         if conn.masks[0] & NEW_DATA_BIT:
             self.deliver(conn, _NEW_DATA_SLOT, _CLI if side == 0 else _SVR,
-                         ConnNewData(_HK_NULL, off, n), snd)
+                         self._conn_new_data(off, n), snd)
+
+    def _conn_new_data(self, off: int, n: int) -> ConnNewData:
+        """ConnNewData(NULL, off, n): the spare renewed, unless someone holds it."""
+        value = self._new_data
+        if _refs(value) != self._new_data_refs:
+            value = ConnNewData(_HK_NULL, off, n)
+            self._new_data = value
+            self._new_data_refs = _refs(value)
+        else:
+            renew_new_data(value, off, n)
+        return value
 
     def new_data(self, conn: Connection, side: int, snd: int) -> None:
         """Drains ``new_runs``: ON_ERROR for handles whose unread bytes were overwritten, then
@@ -215,7 +246,7 @@ class Emitter:
         if conn.masks[0] & NEW_DATA_BIT:
             s = _CLI if side == 0 else _SVR
             for off, n in runs:
-                self.deliver(conn, _NEW_DATA_SLOT, s, ConnNewData(_HK_NULL, off, n), snd)
+                self.deliver(conn, _NEW_DATA_SLOT, s, self._conn_new_data(off, n), snd)
 
     def overflow(self, conn: Connection, side: int) -> None:
         """ON_ERROR "buffer_overflow" to each handle whose unread bytes the buffer overwrote
