@@ -107,11 +107,18 @@ class Emitter:
         self._pkt_in_refs = -1
         self._new_data = ConnNewData(_HK_NULL, 0, 0)
         self._new_data_refs = -1
+        # what fast_events raises, counted apart (compiled, native ints: ``counts`` holds
+        # Python ints, a new one per increment); event_counts adds them in
+        self._fast_pkt_in = 0
+        self._fast_new_data = 0
 
     @property
     def event_counts(self) -> dict[str, int]:
         """How many times each built-in event was raised (those raised at all; a fresh dict)."""
-        return {_EVENT_NAMES[i]: n for i, n in enumerate(self.counts) if n}
+        counts = list(self.counts)
+        counts[_PKT_IN] += self._fast_pkt_in
+        counts[_NEW_DATA] += self._fast_new_data
+        return {_EVENT_NAMES[i]: n for i, n in enumerate(counts) if n}
 
     # -- the two doors ------------------------------------------------------------------------
 
@@ -125,6 +132,10 @@ class Emitter:
         """``emit`` with the plan slot of ``value`` (its hook and event id) known: what the
         per-packet steps call."""
         self.counts[slot & (_W - 1)] += 1
+        self._reach(conn, slot, side, value, snd)
+
+    def _reach(self, conn: Connection, slot: int, side: Side, value: Event, snd: int) -> None:
+        """``deliver`` without counting (the caller counts)."""
         sidebit = 1 if side is _CLI else 2 if side is _SVR else 3
         for h in conn.handles if snd == 0 else conn.handles_rev:
             if h.mon & sidebit and not h.closed:
@@ -185,7 +196,8 @@ class Emitter:
         base = _W if rcv else 2 * _W
         s = _CLI if side == 0 else _SVR
         if m & PKT_IN_BIT:
-            self.deliver(conn, base + _PKT_IN, s, PktIn(hook), snd)
+            self.deliver(conn, base + _PKT_IN, s, self._pkt_in_rcv() if rcv else PktIn(hook),
+                         snd)
         new = changes[-1][1] if changes else old
         if m & CONN_START_BIT and (fresh or old == _LISTEN and new != _LISTEN
                                    and isinstance(conn.last_seg, TcpSegment)
@@ -201,12 +213,9 @@ class Emitter:
         general path's tail: ON_PKT_IN at HK_RCV, then (ON_ERROR on a buffer overflow and)
         ON_CONN_NEW_DATA; the masks are read at each step, as callbacks may change them."""
         if conn.masks[1] & PKT_IN_BIT:
-            value = self._pkt_in
-            if _refs(value) != self._pkt_in_refs:
-                value = PktIn(_HK_RCV)      # someone holds the spare: a new value
-                self._pkt_in = value
-                self._pkt_in_refs = _refs(value)
-            self.deliver(conn, _PKT_IN_RCV_SLOT, _SVR if snd == 0 else _CLI, value, snd)
+            self._fast_pkt_in += 1
+            self._reach(conn, _PKT_IN_RCV_SLOT, _SVR if snd == 0 else _CLI, self._pkt_in_rcv(),
+                        snd)
         if n and conn.masks[0] & (NEW_DATA_BIT | ERROR_BIT) and not conn.ended:
             self.new_run(conn, 1 - snd, snd, off, n)
 
@@ -219,8 +228,18 @@ class Emitter:
         if self._mos_compat and conn.state[side] is not _ESTABLISHED:
             return                  # mOS signals new data only while the receiver is ESTABLISHED
         if conn.masks[0] & NEW_DATA_BIT:
-            self.deliver(conn, _NEW_DATA_SLOT, _CLI if side == 0 else _SVR,
-                         self._conn_new_data(off, n), snd)
+            self._fast_new_data += 1
+            self._reach(conn, _NEW_DATA_SLOT, _CLI if side == 0 else _SVR,
+                        self._conn_new_data(off, n), snd)
+
+    def _pkt_in_rcv(self) -> PktIn:
+        """PktIn(HK_RCV): the spare, unless someone holds it."""
+        value = self._pkt_in
+        if _refs(value) != self._pkt_in_refs:
+            value = PktIn(_HK_RCV)
+            self._pkt_in = value
+            self._pkt_in_refs = _refs(value)
+        return value
 
     def _conn_new_data(self, off: int, n: int) -> ConnNewData:
         """ConnNewData(NULL, off, n): the spare renewed, unless someone holds it."""
