@@ -20,10 +20,11 @@ drain), reading the subscription masks at each step, as callbacks may change the
 
 Spare values. An event is a new value per raise, but the two a fast-path packet raises
 (ON_PKT_IN at HK_RCV, ON_CONN_NEW_DATA) are handed out again, renewed, while nobody else holds
-the last one: its reference count is what it was when it was made (``sys.getrefcount``, at the
-same place in the code); a callback, a filter, an error report or a traceback that kept it makes
-the next raise a new value. Nobody can tell the spare from a new value (events have no weak
-references), and a packet saves an allocation and a free.
+the last one: its reference count is what it was when it was made (``_csum.refcount``, which is
+``sys.getrefcount``; at the same place in the code); a callback, a filter, an error report or a
+traceback that kept it makes the next raise a new value. Nobody can tell the spare from a new
+value (events have no weak references), and a packet saves an allocation and a free. Without
+the C helper (the interpreted engine) every raise is a new value.
 
 Compiled with mypyc, this is per-packet code when callbacks are registered: masks and streams
 are indexed with literal 0/1/2 (a tuple attribute indexed by a variable or an enum is boxed
@@ -32,8 +33,8 @@ first), sides are picked with ``is``, and the module's constants are ``Final``.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Sequence
+import importlib
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from mostool.events.dispatch import PLAN_WIDTH, plan_slot
@@ -91,7 +92,25 @@ _STATE_CHANGE: Final = 7
 _NEW_DATA_SLOT: Final = 0 * _W + _NEW_DATA      # at NULL
 _ERROR_SLOT: Final = 0 * _W + _ERROR
 _PKT_IN_RCV_SLOT: Final = 1 * _W + _PKT_IN      # at HK_RCV
-_refs: Final = sys.getrefcount                  # (spare values: the module docstring)
+
+
+def _refcount_function() -> Callable[[object], int] | None:
+    """The C helper's reference count (spare values: the module docstring), if it is there."""
+    try:
+        c_module = importlib.import_module("mostool.stack._csum")
+    except ImportError:
+        return None
+    found: Callable[[object], int] | None = getattr(c_module, "refcount", None)
+    return found
+
+
+def _no_refcount(value: object) -> int:
+    return -1
+
+
+_REFCOUNT: Final = _refcount_function()
+_SPARES: Final = _REFCOUNT is not None          # else every raise makes a new value
+_refs: Final = _REFCOUNT or _no_refcount
 
 
 class Emitter:
@@ -235,7 +254,7 @@ class Emitter:
     def _pkt_in_rcv(self) -> PktIn:
         """PktIn(HK_RCV): the spare, unless someone holds it."""
         value = self._pkt_in
-        if _refs(value) != self._pkt_in_refs:
+        if not _SPARES or _refs(value) != self._pkt_in_refs:
             value = PktIn(_HK_RCV)
             self._pkt_in = value
             self._pkt_in_refs = _refs(value)
@@ -244,7 +263,7 @@ class Emitter:
     def _conn_new_data(self, off: int, n: int) -> ConnNewData:
         """ConnNewData(NULL, off, n): the spare renewed, unless someone holds it."""
         value = self._new_data
-        if _refs(value) != self._new_data_refs:
+        if not _SPARES or _refs(value) != self._new_data_refs:
             value = ConnNewData(_HK_NULL, off, n)
             self._new_data = value
             self._new_data_refs = _refs(value)
