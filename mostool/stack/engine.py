@@ -426,7 +426,7 @@ class Engine:
         new_data_snd = ack_gives_up_holes(conn, seg, snd, self.counts) if flags & ACK else False
         if masks[_HK_SND]:
             self.emitter.stack(conn, _HK_SND, snd, old_snd,
-                             [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
+                               [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
 
         # 5. the receiver's half-stream, then its stack
         st = conn.streams[rcv]
@@ -451,7 +451,7 @@ class Engine:
                     st.rexmit_off, st.rexmit_len = st.fin_off or st.nxt, 0
         if sflags & REXMIT and masks[_HK_RCV] & REXMIT_BIT:
             self.emitter.emit(conn, _HK_RCV, SIDES[rcv],
-                       Rexmit(_HK_RCV, st.rexmit_off, st.rexmit_len), snd)
+                              Rexmit(_HK_RCV, st.rexmit_off, st.rexmit_len), snd)
         old_rcv = state[rcv]
         if rst_ok:
             state[rcv], changes = receiver_step(conn, seg, rcv, old_rcv)
@@ -494,7 +494,7 @@ class Engine:
         self.counts["timeouts"] += 1
         if conn.masks[Hook.NULL] & TIMEOUT_BIT and not self._mos_compat:   # mOS never raises it
             self.emitter.emit(conn, Hook.NULL, Side.BOTH,
-                       Timeout(Hook.NULL, self.now - conn.last_ts), 0)
+                              Timeout(Hook.NULL, self.now - conn.last_ts), 0)
         self._end(conn, "timeout", None)
 
     def _end(self, conn: Connection, reason: str, snd: int | None) -> None:
