@@ -472,6 +472,40 @@ def test_one_raise_is_one_event_object_for_every_listener() -> None:
     assert mon.engine.event_counts == {"ON_PKT_IN": 3}
 
 
+def test_events_kept_by_a_callback_stay_as_they_were_raised() -> None:
+    # the engine hands out a spare ON_PKT_IN / ON_CONN_NEW_DATA value again only while nobody
+    # holds the last one (stack/emit.py): what a callback keeps is never reused or renewed
+    sc = Scenario()
+    sc.handshake()
+    for i in range(8):
+        sc.send(CLI if i % 3 else SVR, bytes([65 + i]) * (10 + i))
+    mon = mos.Monitor()
+    kept: list[tuple[mos.Event, tuple[Any, ...]]] = []
+    raised: list[tuple[Any, ...]] = []
+
+    def keep_some(flow: Any, side: Any, event: Any) -> None:
+        fields = (type(event).__name__, event.hook, *event.details().values())
+        raised.append(fields)
+        if len(raised) % 2:
+            kept.append((event, fields))
+
+    sock = mon.socket()
+    sock.on(mos.ON_PKT_IN, mos.HK_RCV, keep_some)
+    sock.on(mos.ON_CONN_NEW_DATA, callback=keep_some)
+    mon.run(sc.frames)
+    assert len(raised) == 3 + 8 + 8
+    sent = [0, 0]                           # per sender: the stream offset reached
+    expected = []
+    for i in range(8):
+        who = CLI if i % 3 else SVR
+        expected.append(("ConnNewData", mos.Hook.NULL, sent[who], 10 + i))
+        sent[who] += 10 + i
+    assert [e for e in raised if e[0] == "ConnNewData"] == expected
+    assert len({id(e) for e, _ in kept}) == len(kept)
+    for event, fields in kept:
+        assert (type(event).__name__, event.hook, *event.details().values()) == fields
+
+
 def test_raw_listener_with_a_raw_filter() -> None:
     frames, _ = _mixed_frames()
     mon = mos.Monitor()

@@ -12,7 +12,9 @@ them (so an event nobody wants costs one ``&``) and a tree per (hook, built-in):
 own callbacks and the UDE children that lead to callbacks. Dispatch walks that tree depth-first:
 a UDE filter that returns false prunes its subtree; floating events raised with ``raise_event``
 inside a filter run right after that filter returns. A built-in with no UDE child below it is
-compiled further into a plain tuple of callbacks (``plan``), which the engine calls inline.
+compiled further into a plain tuple of callbacks. ``plan`` holds, per (hook, built-in), that
+tuple or the tree node, flat: slot ``hook * PLAN_WIDTH + event id`` (``plan_slot``), one list
+index for the engine's funnel (stack/emit.py), which calls a plain tuple inline.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import errno
 import itertools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from mostool.errors import CallbackError, MosError
 from mostool.events.types import Callback, Event, EventType, Hook, Side, UserEvent
@@ -28,10 +30,19 @@ from mostool.events.types import Callback, Event, EventType, Hook, Side, UserEve
 if TYPE_CHECKING:
     from mostool.stack.flow import Flow
 
-__all__ = ["Registration", "SubscriptionSet", "SubscriptionRegistry", "Dispatcher"]
+__all__ = ["Registration", "SubscriptionSet", "SubscriptionRegistry", "Dispatcher",
+           "PLAN_WIDTH", "plan_slot"]
 
 Registration = tuple[EventType, Hook, Callback]
 ErrorSink = Callable[[str, "Flow | None", "Event | UserEvent", BaseException], None]
+
+# plan slots per hook: the built-in event ids (mOS's bit numbers) are below 12
+PLAN_WIDTH: Final = 16
+
+
+def plan_slot(hook: int, event_id: int) -> int:
+    """Where ``SubscriptionSet.plan`` holds what a built-in at a hook runs."""
+    return hook * PLAN_WIDTH + event_id
 
 
 class _Node:
@@ -71,12 +82,14 @@ class SubscriptionSet:
                 assert etype.base is not None
                 self._node(nodes, hook, etype.base)
                 self.masks[hook] |= etype.bit
-        # per hook, built-in id -> its callbacks (a tuple) when no UDE hangs below it, else
-        # its tree node: the common case then costs no walk and no call layer per callback
-        self.plan: list[dict[int, tuple[Callback, ...] | _Node]] = [
-            {tid: node if node.children else tuple(node.callbacks)
-             for tid, node in self.trees[hook].items()}
-            for hook in Hook]
+        # per (hook, built-in), its callbacks (a tuple) when no UDE hangs below it, else its
+        # tree node, else None: the common case then costs no walk and no call layer per
+        # callback
+        self.plan: list[tuple[Callback, ...] | _Node | None] = [None] * (3 * PLAN_WIDTH)
+        for hook in Hook:
+            for tid, node in self.trees[hook].items():
+                self.plan[plan_slot(hook, tid)] = (node if node.children
+                                                   else tuple(node.callbacks))
 
     def matching(self, event: EventType, hook: Hook, callback: Callback | None
                  ) -> list[Registration]:
@@ -155,7 +168,7 @@ class Dispatcher:
         """Run what ``subs`` registered for ``value`` at ``hook`` (Engine._emit inlines the
         plain-callbacks case of this). ``flow`` is a Flow, the engine's handle on an orphan
         frame, or None (typed Any: compiled with mypyc, a union is checked at run time)."""
-        entry = subs.plan[hook].get(value.TYPE.id)
+        entry = subs.plan[plan_slot(hook, value.TYPE.id)]
         if entry is None:
             return
         if isinstance(entry, tuple):
@@ -167,7 +180,7 @@ class Dispatcher:
         else:
             self.walk(subs, hook, entry, flow, side, value)
 
-    def walk(self, subs: SubscriptionSet, hook: Hook, node: _Node, flow: Any,
+    def walk(self, subs: SubscriptionSet, hook: int, node: _Node, flow: Any,
              side: Side, value: Event) -> None:
         """A built-in's tree with UDEs below: its own callbacks, then each UDE subtree."""
         for callback in node.callbacks:
@@ -178,7 +191,7 @@ class Dispatcher:
         for child in node.children:
             self._visit(subs, hook, child, flow, side, value)
 
-    def _visit(self, subs: SubscriptionSet, hook: Hook, node: _Node, flow: Any,
+    def _visit(self, subs: SubscriptionSet, hook: int, node: _Node, flow: Any,
                side: Side, base: Event) -> None:
         etype = node.type
         event = UserEvent(etype, base)

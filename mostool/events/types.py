@@ -57,11 +57,12 @@ ON_CONN_END (10)         once per flow per subscription, with ``reason``: "fin" 
 
 from __future__ import annotations
 
+import importlib.machinery
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 __all__ = [
     "Hook", "Side", "TcpState", "EventType", "Filter", "Callback",
@@ -188,15 +189,17 @@ BUILTIN_EVENTS: tuple[EventType, ...] = (
     ON_ORPHAN, ON_REXMIT, ON_CONN_END,
 )
 
-PKT_IN_BIT = 1 << 0
-CONN_START_BIT = 1 << 2
-NEW_DATA_BIT = 1 << 4
-ERROR_BIT = 1 << 5
-TIMEOUT_BIT = 1 << 6
-STATE_CHANGE_BIT = 1 << 7
-ORPHAN_BIT = 1 << 8
-REXMIT_BIT = 1 << 9
-CONN_END_BIT = 1 << 10
+# Final: compiled with mypyc, a Final int is a constant in every module that imports it (any
+# other module global is a dictionary lookup at each use)
+PKT_IN_BIT: Final = 1 << 0
+CONN_START_BIT: Final = 1 << 2
+NEW_DATA_BIT: Final = 1 << 4
+ERROR_BIT: Final = 1 << 5
+TIMEOUT_BIT: Final = 1 << 6
+STATE_CHANGE_BIT: Final = 1 << 7
+ORPHAN_BIT: Final = 1 << 8
+REXMIT_BIT: Final = 1 << 9
+CONN_END_BIT: Final = 1 << 10
 
 
 def next_ude_id() -> int:
@@ -210,6 +213,15 @@ def next_ude_id() -> int:
 # the same source compiles with mypyc, which cannot call a base's custom __init__ with a
 # subclass's arguments nor build dataclass __init__s around ClassVars. Subclasses set TYPE
 # without an annotation: compiled, an annotated one would become a field (and show in repr).
+#
+# Each __init__ sets its fields one of two ways. Compiled with mypyc (``_NATIVE``), a plain
+# assignment is a store into the native object (mypyc does not go through the frozen
+# ``__setattr__``, which still guards the fields from everyone else); interpreted, that
+# assignment would raise, and the slot descriptor's own setter does it without the frozen
+# guard. One object per raise either way, so the cost matters: ON_PKT_IN is one per packet.
+
+# whether this module runs compiled (as records.COMPILED)
+_NATIVE: Final = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
 @dataclass(frozen=True, slots=True, init=False, repr=False)
@@ -221,9 +233,11 @@ class Event:
 
     def __init__(self, hook: Hook) -> None:
         # One per raised event (a new object per raise: sinks tell one raise seen through
-        # several listeners by identity). The slot's own setter costs less than the generated
-        # frozen __init__ (object.__setattr__ per field); same class, fields, eq, hash, repr.
-        _set_hook(self, hook)
+        # several listeners by identity). See above for the two ways of setting a field.
+        if _NATIVE:
+            self.hook = hook  # type: ignore[misc]
+        else:
+            _set_hook(self, hook)
 
     @property
     def type(self) -> EventType:
@@ -261,9 +275,14 @@ class ConnNewData(Event):
     length: int
 
     def __init__(self, hook: Hook, offset: int, length: int) -> None:
-        _set_hook(self, hook)               # as Event.__init__
-        _set_new_data[0](self, offset)
-        _set_new_data[1](self, length)
+        if _NATIVE:                         # as Event.__init__
+            self.hook = hook  # type: ignore[misc]
+            self.offset = offset  # type: ignore[misc]
+            self.length = length  # type: ignore[misc]
+        else:
+            _set_hook(self, hook)
+            _set_new_data[0](self, offset)
+            _set_new_data[1](self, length)
 
     def details(self) -> dict[str, Any]:
         return {"offset": self.offset, "length": self.length}
@@ -277,10 +296,16 @@ class ErrorEvent(Event):
     length: int = 0
 
     def __init__(self, hook: Hook, kind: str, offset: int = 0, length: int = 0) -> None:
-        _set_hook(self, hook)               # as Event.__init__
-        _set_error[0](self, kind)
-        _set_error[1](self, offset)
-        _set_error[2](self, length)
+        if _NATIVE:                         # as Event.__init__
+            self.hook = hook  # type: ignore[misc]
+            self.kind = kind  # type: ignore[misc]
+            self.offset = offset  # type: ignore[misc]
+            self.length = length  # type: ignore[misc]
+        else:
+            _set_hook(self, hook)
+            _set_error[0](self, kind)
+            _set_error[1](self, offset)
+            _set_error[2](self, length)
 
     def details(self) -> dict[str, Any]:
         return {"kind": self.kind, "offset": self.offset, "length": self.length}
@@ -292,8 +317,12 @@ class Timeout(Event):
     idle: float
 
     def __init__(self, hook: Hook, idle: float) -> None:
-        _set_hook(self, hook)               # as Event.__init__
-        _set_timeout[0](self, idle)
+        if _NATIVE:                         # as Event.__init__
+            self.hook = hook  # type: ignore[misc]
+            self.idle = idle  # type: ignore[misc]
+        else:
+            _set_hook(self, hook)
+            _set_timeout[0](self, idle)
 
     def details(self) -> dict[str, Any]:
         return {"idle": round(self.idle, 6)}
@@ -306,9 +335,14 @@ class TcpStateChange(Event):
     new: TcpState
 
     def __init__(self, hook: Hook, old: TcpState, new: TcpState) -> None:
-        _set_hook(self, hook)               # as Event.__init__
-        _set_state_change[0](self, old)
-        _set_state_change[1](self, new)
+        if _NATIVE:                         # as Event.__init__
+            self.hook = hook  # type: ignore[misc]
+            self.old = old  # type: ignore[misc]
+            self.new = new  # type: ignore[misc]
+        else:
+            _set_hook(self, hook)
+            _set_state_change[0](self, old)
+            _set_state_change[1](self, new)
 
     def details(self) -> dict[str, Any]:
         return {"old": self.old.name, "new": self.new.name}
@@ -320,8 +354,12 @@ class Orphan(Event):
     reason: str
 
     def __init__(self, hook: Hook, reason: str) -> None:
-        _set_hook(self, hook)               # as Event.__init__
-        _set_orphan[0](self, reason)
+        if _NATIVE:                         # as Event.__init__
+            self.hook = hook  # type: ignore[misc]
+            self.reason = reason  # type: ignore[misc]
+        else:
+            _set_hook(self, hook)
+            _set_orphan[0](self, reason)
 
     def details(self) -> dict[str, Any]:
         return {"reason": self.reason}
@@ -334,9 +372,14 @@ class Rexmit(Event):
     length: int
 
     def __init__(self, hook: Hook, offset: int, length: int) -> None:
-        _set_hook(self, hook)               # as Event.__init__
-        _set_rexmit[0](self, offset)
-        _set_rexmit[1](self, length)
+        if _NATIVE:                         # as Event.__init__
+            self.hook = hook  # type: ignore[misc]
+            self.offset = offset  # type: ignore[misc]
+            self.length = length  # type: ignore[misc]
+        else:
+            _set_hook(self, hook)
+            _set_rexmit[0](self, offset)
+            _set_rexmit[1](self, length)
 
     def details(self) -> dict[str, Any]:
         return {"offset": self.offset, "length": self.length}
@@ -348,8 +391,12 @@ class ConnEnd(Event):
     reason: str
 
     def __init__(self, hook: Hook, reason: str) -> None:
-        _set_hook(self, hook)               # as Event.__init__
-        _set_conn_end[0](self, reason)
+        if _NATIVE:                         # as Event.__init__
+            self.hook = hook  # type: ignore[misc]
+            self.reason = reason  # type: ignore[misc]
+        else:
+            _set_hook(self, hook)
+            _set_conn_end[0](self, reason)
 
     def details(self) -> dict[str, Any]:
         return {"reason": self.reason}
@@ -363,8 +410,12 @@ class UserEvent:
     base: Event
 
     def __init__(self, type: EventType, base: Event) -> None:
-        _set_user_event[0](self, type)      # one per filter call: as Event.__init__
-        _set_user_event[1](self, base)
+        if _NATIVE:                         # one per filter call: as Event.__init__
+            self.type = type  # type: ignore[misc]
+            self.base = base  # type: ignore[misc]
+        else:
+            _set_user_event[0](self, type)
+            _set_user_event[1](self, base)
 
     @property
     def hook(self) -> Hook:
@@ -376,6 +427,17 @@ class UserEvent:
 
     def details(self) -> dict[str, Any]:
         return self.base.details()
+
+
+def renew_new_data(value: ConnNewData, offset: int, length: int) -> None:
+    """Give ``value`` new fields: only for a value nobody but the engine holds any more (the
+    Emitter's spare: stack/emit.py), which nobody can then tell from a new one."""
+    if _NATIVE:
+        value.offset = offset  # type: ignore[misc]
+        value.length = length  # type: ignore[misc]
+    else:
+        _set_new_data[0](value, offset)
+        _set_new_data[1](value, length)
 
 
 def _setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:

@@ -1,7 +1,10 @@
 /* mostool.stack._csum: the RFC 1071 ones'-complement sum in C (the pure fallback and the
  * contract are in csum.py). Sums 32-bit native-order words into a 64-bit accumulator and folds:
  * 2**32 == 1 (mod 0xFFFF), and a sum taken in the wrong byte order is the byte-swapped sum
- * (RFC 1071 section 2(B)), so one swap at the end gives the big-endian result. */
+ * (RFC 1071 section 2(B)), so one swap at the end gives the big-endian result.
+ * Also refcount(obj): the engine's C helper for stack/emit.py's spare event values, which may
+ * be handed out again only while nobody else holds them (sys.getrefcount, without the engine
+ * importing sys). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -141,6 +144,12 @@ ones_sum_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return sum_range(args[0], start, length, initial);
 }
 
+static PyObject *
+refcount(PyObject *self, PyObject *obj)
+{
+    return PyLong_FromSsize_t(Py_REFCNT(obj));
+}
+
 static PyMethodDef methods[] = {
     {"ones_sum", (PyCFunction)(void (*)(void))ones_sum, METH_FASTCALL,
      "ones_sum(data, initial=0) -> int: RFC 1071 ones'-complement sum of data (big-endian "
@@ -149,6 +158,8 @@ static PyMethodDef methods[] = {
     {"ones_sum_at", (PyCFunction)(void (*)(void))ones_sum_at, METH_FASTCALL,
      "ones_sum_at(data, start, length, initial) -> int: ones_sum(data[start:start + length], "
      "initial) without the slice; IndexError when the range is outside data."},
+    {"refcount", (PyCFunction)refcount, METH_O,
+     "refcount(obj) -> int: the reference count of obj (as sys.getrefcount)."},
     {NULL, NULL, 0, NULL},
 };
 

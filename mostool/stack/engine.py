@@ -133,15 +133,10 @@ class Engine:
         self.verify_checksums = cfg.checksums != "skip"   # verified and counted, or "skip"
         self._mos_compat = cfg.mos_compat
         self._rst_grace = 0.0 if cfg.mos_compat else cfg.rst_grace   # mOS ends at the RST
-        # the one funnel events leave by (mostool/stack/emit.py); its steps as attributes, as
-        # cheap to call from the per-packet code as methods
+        # the one funnel events leave by (mostool/stack/emit.py), called as self.emitter.x(...)
+        # (compiled, a native call; a bound method kept as an attribute is a Python call)
         self.emitter = emitter = Emitter(self.dispatcher, mos_compat=cfg.mos_compat)
-        self._emit = emitter.emit
-        self._emit_stack = emitter.stack
-        self._emit_end = emitter.end
-        self.fast_events = emitter.fast_events
-        self._new_data = emitter.new_data
-        self._errors = emitter.errors
+        self.fast_events = emitter.fast_events     # for records.process_records
         # bytes held by every flow's buffers and runs, under max_buffered_bytes
         self.budget = MemoryBudget(cfg.max_buffered_bytes, emitter, self.counts)
         # the buffer process_records reads, whose record offsets Connection.last_seg may hold
@@ -395,7 +390,7 @@ class Engine:
                         if conn.zeek.pending or not seg.window:    # zeek: fast path
                             conn.zeek.fast(snd, 0, seg.window)
                         if conn.fast_raise:
-                            self.fast_events(conn, snd, 0, 0)
+                            self.emitter.fast_events(conn, snd, 0, 0)
                         return
                     st = conn.streams[1 - snd]
                     base = st.base
@@ -406,7 +401,7 @@ class Engine:
                             conn.zeek.fast(snd, wire, seg.window)
                         st.take(seg.buf, seg.payload_off, wire)
                         if conn.fast_raise:
-                            self.fast_events(conn, snd, off, wire)
+                            self.emitter.fast_events(conn, snd, off, wire)
                         if st.keep_bytes:
                             self.budget.account(conn)
                         return
@@ -434,8 +429,8 @@ class Engine:
             state[snd] = new_snd
         new_data_snd = ack_gives_up_holes(conn, seg, snd, self.counts) if flags & ACK else False
         if masks[_HK_SND]:
-            self._emit_stack(conn, _HK_SND, snd, old_snd,
-                             [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
+            self.emitter.stack(conn, _HK_SND, snd, old_snd,
+                               [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
 
         # 5. the receiver's half-stream, then its stack
         st = conn.streams[rcv]
@@ -459,8 +454,8 @@ class Engine:
                     sflags |= REXMIT
                     st.rexmit_off, st.rexmit_len = st.fin_off or st.nxt, 0
         if sflags & REXMIT and masks[_HK_RCV] & REXMIT_BIT:
-            self._emit(conn, _HK_RCV, SIDES[rcv],
-                       Rexmit(_HK_RCV, st.rexmit_off, st.rexmit_len), snd)
+            self.emitter.emit(conn, _HK_RCV, SIDES[rcv],
+                              Rexmit(_HK_RCV, st.rexmit_off, st.rexmit_len), snd)
         old_rcv = state[rcv]
         if rst_ok:
             state[rcv], changes = receiver_step(conn, seg, rcv, old_rcv)
@@ -469,19 +464,19 @@ class Engine:
         if flags & RST and rst_ok:
             conn.rst_seen = True
         if masks[_HK_RCV]:
-            self._emit_stack(conn, _HK_RCV, rcv, old_rcv, changes, fresh, snd)
+            self.emitter.stack(conn, _HK_RCV, rcv, old_rcv, changes, fresh, snd)
         if not rst_ok:
             resets.refuse(self, conn, seg, snd, verdict)
 
         # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
         if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs or st.filled_runs:
-            self._errors(conn, rcv, snd, sflags)
+            self.emitter.errors(conn, rcv, snd, sflags)
         if st.new_runs:
-            self._new_data(conn, rcv, snd)
+            self.emitter.new_data(conn, rcv, snd)
         if conn.streams[snd].gap_runs:                # holes its ACK gave up
-            self._errors(conn, snd, snd, 0)
+            self.emitter.errors(conn, snd, snd, 0)
         if new_data_snd:
-            self._new_data(conn, snd, snd)
+            self.emitter.new_data(conn, snd, snd)
 
         self.budget.account(conn)
 
@@ -502,8 +497,8 @@ class Engine:
     def _timeout(self, conn: Connection) -> None:
         self.counts["timeouts"] += 1
         if conn.masks[Hook.NULL] & TIMEOUT_BIT and not self._mos_compat:   # mOS never raises it
-            self._emit(conn, Hook.NULL, Side.BOTH,
-                       Timeout(Hook.NULL, self.now - conn.last_ts), 0)
+            self.emitter.emit(conn, Hook.NULL, Side.BOTH,
+                              Timeout(Hook.NULL, self.now - conn.last_ts), 0)
         self._end(conn, "timeout", None)
 
     def _end(self, conn: Connection, reason: str, snd: int | None) -> None:
@@ -520,13 +515,13 @@ class Engine:
                 if st.ooo_starts:
                     st.finish()
                 if st.gap_runs or st.conflict_runs:
-                    self._errors(conn, side, snd if snd is not None else 0, 0)
+                    self.emitter.errors(conn, side, snd if snd is not None else 0, 0)
                 if st.new_runs:
-                    self._new_data(conn, side, snd if snd is not None else 0)
+                    self.emitter.new_data(conn, side, snd if snd is not None else 0)
             for h in conn.handles:
                 masks = h.subs.masks
                 if (masks[1] | masks[2]) & CONN_END_BIT:    # (HK_RCV, HK_SND)
-                    self._emit_end(conn, reason, snd)
+                    self.emitter.end(conn, reason, snd)
                     break
         for h in conn.handles:
             h.closed = True
@@ -548,7 +543,7 @@ class Engine:
                 st = conn.streams[side]
                 st.finish()
                 st.discard_outbox()
-            self._emit_end(conn, "stopped", None)
+            self.emitter.end(conn, "stopped", None)
             conn.stopped = True             # stays in the table (cheap to skip) until it closes
 
     def _track_stopped(self, conn: Connection, seg: TcpSegment) -> None:

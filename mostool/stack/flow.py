@@ -8,7 +8,7 @@ subscription set and monitored sides. Two listeners on one flow share the bytes,
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from mostool.errors import BytesLost, MosError
 from mostool.events.dispatch import SubscriptionSet
@@ -37,7 +37,8 @@ SOCKOPT_OVERLAP_SVR = "overlap_svr"
 SOCKOPT_STOP_MON = "stop_monitoring"
 
 _TCP_FLAG_NAMES = "FSRPAUEC"
-_CLI, _SVR = Side.CLI, Side.SVR
+_CLI: Final = Side.CLI
+_SVR: Final = Side.SVR
 _ZERO2 = (0, 0)
 _FALSE2 = (False, False)
 
@@ -304,7 +305,10 @@ class Flow:
         conn = self.conn if not self.closed else self._conn_for_read()
         if offset < 0 or n < 0:
             raise MosError(errno.EINVAL, "offset and length must be >= 0")
-        return conn.streams[self._side(side)].read(offset, n)
+        # (the sides the engine passes pick a stream without boxing the pair, compiled)
+        st = (conn.streams[0] if side is _CLI else conn.streams[1] if side is _SVR
+              else conn.streams[self._side(side)])
+        return st.read(offset, n)
 
     def buf_info(self, side: Side) -> BufInfo:
         conn = self._conn_for_read()

@@ -324,7 +324,11 @@ class HalfStream:
         at ``nxt``, into the hash and the buffer, without recording a NEW_DATA run. ``buf`` is
         a records.RecordBuffer (bytes or the capture's mmap)."""
         if self.keep_bytes:
-            data: bytes = buf[start:start + n]
+            data: bytes
+            if isinstance(buf, bytes):  # noqa: SIM108 - compiled: a native slice, no slice object
+                data = buf[start:start + n]
+            else:
+                data = buf[start:start + n]
             if self.hasher is not None:
                 self.hasher.update(data)
             if self.bufsize:
@@ -344,14 +348,14 @@ class HalfStream:
             last = chunks[-1]
             if (len(last) + n <= min(_TAIL, self.bufsize >> 3)
                     and offs[-1] + len(last) == off):
-                if last.__class__ is not bytearray:
+                if type(last) is not bytearray:
                     last = chunks[-1] = bytearray(last)
                 last += data
                 self.buffered += n
                 if self.buffered - len(chunks[self.chunk_head]) >= self.bufsize:
                     self._trim()            # (only then can the head move)
                 return
-        chunks.append(data if data.__class__ is bytes else bytes(data))
+        chunks.append(data if type(data) is bytes else bytes(data))
         offs.append(off)
         self.buffered += n
         if self.buffered - len(chunks[self.chunk_head]) >= self.bufsize:
@@ -518,13 +522,17 @@ class HalfStream:
         offs = self.chunk_offs
         head = self.chunk_head
         last = len(offs) - 1
-        if last >= head and off >= offs[last]:
-            # in the newest chunk (a filter peeking at new data): no bisect, no join
-            chunk = self.chunks[last]
-            pos = off - offs[last]
-            if pos < len(chunk):
-                piece = chunk[pos:pos + n]
-                return piece if isinstance(piece, bytes) else bytes(piece)
+        chunks = self.chunks
+        if last >= head and isinstance(offs, list) and isinstance(chunks, list):
+            # (the lists narrowed: compiled, indexed natively)
+            newest = offs[last]
+            if off >= newest:
+                # in the newest chunk (a filter peeking at new data): no bisect, no join
+                chunk = chunks[last]
+                pos = off - newest
+                if pos < len(chunk):
+                    piece = chunk[pos:pos + n]
+                    return piece if type(piece) is bytes else bytes(piece)
         if head < len(offs) and off >= offs[head] and off < self.nxt:
             i = bisect_right(offs, off, head) - 1
             parts: list[bytes | bytearray] = []
