@@ -55,7 +55,7 @@ class Connection:
     """Engine state of one TCP flow."""
 
     __slots__ = (
-        "id", "key_c2s", "key_s2c", "client_addr", "server_addr", "client_port", "server_port",
+        "id", "key_c2s", "key_s2c", "client_port", "server_port", "last_linktype",
         "ip_version", "state", "isn", "fin_seq", "wscale", "window", "streams", "packets",
         "payload_bytes", "bad_checksums", "valid_checksum", "dropped", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
@@ -72,14 +72,13 @@ class Connection:
         # a tunnelled flow's key ends with its tunnel's key, the same both ways
         reverse = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2] + k[2 * n + 4:]
         self.tunnel = seg.tunnel          # the hops its first packet came through, or None
+        # (the addresses are read from key_c2s when asked: client_addr, server_addr)
         if client_is_sender:
             self.key_c2s, self.key_s2c = k, reverse
-            self.client_addr, self.client_port = seg.src, seg.sport
-            self.server_addr, self.server_port = seg.dst, seg.dport
+            self.client_port, self.server_port = seg.sport, seg.dport
         else:
             self.key_c2s, self.key_s2c = reverse, k
-            self.client_addr, self.client_port = seg.dst, seg.dport
-            self.server_addr, self.server_port = seg.src, seg.sport
+            self.client_port, self.server_port = seg.dport, seg.sport
         self.ip_version = seg.ip_version
         self.state = [_LISTEN, _LISTEN]       # indexed by Side
         # the tuples below are replaced, not changed: see pair_set
@@ -114,8 +113,11 @@ class Connection:
         self.ended = False
         self.stopped = False
         # the packet being (or last) processed; an int is its record offset in the buffer
-        # Engine.process_records read it from (decoded on demand: RecordRefs.segment)
-        self.last_seg: TcpSegment | int | None = None
+        # Engine.process_records read it from, bytes its frame (of link type last_linktype)
+        # once it has been processed (Engine.route): both decoded on demand
+        # (RecordRefs.segment), so that an idle flow does not keep a decoded segment
+        self.last_seg: TcpSegment | int | bytes | None = None
+        self.last_linktype = 0
         self.last_number = 0
         self.fast = True                  # the fast path may take its packets (refresh_masks)
         self.fast_raise = False           # ... and has events to raise for them
@@ -133,6 +135,16 @@ class Connection:
         # (side, ack) of the last segment a SYN_SENT side rejected: its RST reply has seq = ack
         self.rejected_ack: tuple[int, int] | None = None
         self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
+
+    @property
+    def client_addr(self) -> bytes:
+        """The client's address (4 or 16 bytes), the start of ``key_c2s``."""
+        return self.key_c2s[:4 if self.ip_version == 4 else 16]
+
+    @property
+    def server_addr(self) -> bytes:
+        n = 4 if self.ip_version == 4 else 16
+        return self.key_c2s[n:2 * n]
 
     @property
     def client(self) -> str:

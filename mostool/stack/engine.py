@@ -279,6 +279,13 @@ class Engine:
         if conn.rst_pending is not None and resets.after_reset(self, conn, seg):
             return conn                     # a provisional RST (stack/resets.py)
         self._packet(conn, seg, fresh)
+        if conn.last_seg is seg and seg.buf is frame:
+            # processed: the flow keeps its frame, not the decoded segment (~470 bytes), for
+            # last_packet() to decode again (RecordRefs.segment). Not a segment whose bytes
+            # are not the frame's (a reassembled datagram, a PPPoE-bounded copy): the frame
+            # alone would not give it back.
+            conn.last_seg = frame
+            conn.last_linktype = linktype
         return conn
 
     def process_records(self, buf: RecordBuffer, off: int, stop: int, end: int,
@@ -332,7 +339,7 @@ class Engine:
             conn.midstream = True
             conn.state = states
         handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
-        conn.handles_rev = handles[::-1]
+        conn.handles_rev = handles[::-1] if len(handles) > 1 else handles
         conn.refresh_masks()
         self.flows.add(conn)
         deadline = self.timers.watch_idle(now, conn)

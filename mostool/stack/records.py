@@ -304,10 +304,14 @@ class RecordRefs:
         self._layout = layout
 
     def segment(self, conn: Connection) -> TcpSegment | None:
-        """``conn.last_seg`` decoded, when process_records left it as a record offset."""
+        """``conn.last_seg`` decoded, when process_records left it as a record offset or
+        Engine.route as its frame."""
         seg = conn.last_seg
-        if not isinstance(seg, int):
+        if seg is None or isinstance(seg, TcpSegment):
             return seg
+        if not isinstance(seg, int):        # the frame
+            out = _SCRATCH_DECODER.decode(conn.last_linktype, seg, conn.last_ts)
+            return None if isinstance(out, int) else out
         buf, layout = self._buf, self._layout
         if buf is None or layout is None:
             return None

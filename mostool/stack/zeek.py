@@ -35,6 +35,7 @@ off``) also adds its other letters, where Zeek drops it.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sized
 from typing import Any, Final, Protocol
 
@@ -101,12 +102,13 @@ class ZeekRecorder:
         self.pending = True
         self._once = 0               # letters written once: bits, side 1 shifted by 8
         # the last sequence number of S/H, F and R, per side (Zeek's hist_last_*)
-        self._syn0: int | None = None
-        self._syn1: int | None = None
-        self._fin0: int | None = None
-        self._fin1: int | None = None
-        self._rst0: int | None = None
-        self._rst1: int | None = None
+        # (-1: none yet; an int, not None, so that a compiled recorder holds it unboxed)
+        self._syn0 = -1
+        self._syn1 = -1
+        self._fin0 = -1
+        self._fin1 = -1
+        self._rst0 = -1
+        self._rst1 = -1
         self._scaled: dict[tuple[str, int], list[int]] | None = None   # [count, threshold]
         self._end0: int | None = None    # highest stream offset sent + 1, per side
         self._end1: int | None = None
@@ -124,7 +126,8 @@ class ZeekRecorder:
     # -- letters ------------------------------------------------------------------------------
 
     def _add(self, side: int, code: str) -> None:
-        self.history += code if side == 0 else code.lower()
+        # interned: flows share their history string ("ShAD..." repeats across most flows)
+        self.history = sys.intern(self.history + (code if side == 0 else code.lower()))
 
     def _once_letter(self, side: int, code: str) -> bool:
         """Zeek's CheckHistory: write ``code`` the first time; True if it was seen before."""
