@@ -37,6 +37,9 @@ UNCHECKED: Final = (-1, -1)
 _FALSE2: Final = (False, False)
 _NO_MASKS: Final = (0, 0, 0)
 _LISTEN: Final = TcpState.LISTEN
+_LISTEN2: Final = (_LISTEN, _LISTEN)
+_WINDOW2: Final = (65535, 65535)
+_NO_TS2: Final = (-1, -1)
 _STATE_NAMES: Final = {s: s.name for s in TcpState}     # without the enum's per-access name lookup
 _INF: Final = float("inf")
 
@@ -61,7 +64,8 @@ class Connection:
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "fast", "fast_raise", "control_rexmit", "alt_isn", "keepalives",
         "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
-        "bad_fin", "handles_rev", "zeek", "tunnel", "syn_ts", "rst_pending", "rejected_ack",
+        "bad_fin", "handles_rev", "zeek", "tunnel", "syn_ts_first", "syn_ts_latest", "rst_pending",
+        "rejected_ack",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -80,17 +84,17 @@ class Connection:
             self.key_c2s, self.key_s2c = reverse, k
             self.client_port, self.server_port = seg.dport, seg.sport
         self.ip_version = seg.ip_version
-        self.state = [_LISTEN, _LISTEN]       # indexed by Side
+        self.state: tuple[TcpState, TcpState] = _LISTEN2     # indexed by Side
         # the tuples below are replaced, not changed: see pair_set
         self.isn: tuple[int | None, int | None] = _NONE2     # each side's ISN (as sender)
         self.fin_seq: tuple[int | None, int | None] = _NONE2  # seq of each side's FIN
         self.wscale: tuple[int, int] = _ZERO2
-        self.window = [65535, 65535]
+        self.window: tuple[int, int] = _WINDOW2
         self.streams = streams            # streams[side] = bytes that side's stack received
-        self.packets = [0, 0]             # indexed by the sender's side
-        self.payload_bytes = [0, 0]
+        self.packets: tuple[int, int] = _ZERO2          # indexed by the sender's side
+        self.payload_bytes: tuple[int, int] = _ZERO2
         self.bad_checksums: tuple[int, int] = _ZERO2
-        self.valid_checksum = [False, False]
+        self.valid_checksum: tuple[bool, bool] = _FALSE2
         self.dropped: tuple[int, int] = _ZERO2
         self.control_rexmit: tuple[int, int] = _ZERO2  # SYN/FIN rexmits, by receiving side
         self.keepalives: tuple[int, int] = _ZERO2
@@ -126,8 +130,10 @@ class Connection:
         self.set_aside: tuple[list[tuple[int, bytes | None, int]],
                               list[tuple[int, bytes | None, int]]] | None = None
         self.tw_deadline: float | None = None
-        # each side's SYN timestamps (first TSval, latest TSval), for tcp.ts_echo_rejected
-        self.syn_ts: tuple[tuple[int, int] | None, tuple[int, int] | None] = _NONE2
+        # each side's SYN timestamps (first TSval, latest TSval; -1: its SYNs carried none),
+        # for tcp.ts_echo_rejected: ints, not tuples, so that a compiled flow holds them in place
+        self.syn_ts_first: tuple[int, int] = _NO_TS2
+        self.syn_ts_latest: tuple[int, int] = _NO_TS2
         # an accepted RST not yet confirmed: (its packet number, its sender, the two states
         # before it, its offset in its receiver's stream); the flow lingers for a grace
         # period (stack/resets.py)
@@ -153,6 +159,24 @@ class Connection:
     @property
     def server(self) -> str:
         return format_addr(self.server_addr, self.server_port)
+
+    def count(self, snd: int, wire: int, window: int) -> None:
+        """A packet ``snd`` sent with ``wire`` payload bytes and this window field: counted."""
+        # pairs written per packet: a compiled flow holds them unboxed, in place (no list)
+        p, b = self.packets, self.payload_bytes
+        if snd:
+            self.packets = (p[0], p[1] + 1)
+            self.payload_bytes = (b[0], b[1] + wire)
+            self.window = (self.window[0], window)
+        else:
+            self.packets = (p[0] + 1, p[1])
+            self.payload_bytes = (b[0] + wire, b[1])
+            self.window = (window, self.window[1])
+
+    def checksum_valid(self, snd: int) -> None:
+        """A packet ``snd`` sent had a valid checksum."""
+        if not self.valid_checksum[snd]:
+            self.valid_checksum = pair_set(self.valid_checksum, snd, True)
 
     def refresh_masks(self) -> None:
         m0 = m1 = m2 = 0

@@ -188,16 +188,14 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                     cut += 1
                                 win = _u16(blk, p + 48)
                                 conn.last_ts = now
-                                conn.packets[snd] += 1
-                                conn.payload_bytes[snd] += wire
-                                conn.window[snd] = win
+                                conn.count(snd, wire, win)
                                 zeek = conn.zeek
                                 if zeek.pending or not win:    # zeek: fast path
                                     zeek.fast(snd, wire, win)
                                 conn.last_seg = pos
                                 conn.last_number = number
                                 if ok:
-                                    conn.valid_checksum[snd] = True
+                                    conn.checksum_valid(snd)
                                 start = 0
                                 taken = 0
                                 if take is not None:

@@ -217,15 +217,13 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             if orig > incl:
                                 cut += 1
                             conn.last_ts = now
-                            conn.packets[snd] += 1
-                            conn.payload_bytes[snd] += wire
-                            conn.window[snd] = win
+                            conn.count(snd, wire, win)
                             if conn.zeek.pending or not win:    # zeek: fast path
                                 conn.zeek.fast(snd, wire, win)
                             conn.last_seg = off
                             conn.last_number = number
                             if ok:
-                                conn.valid_checksum[snd] = True
+                                conn.checksum_valid(snd)
                             start = size = 0
                             if take is not None:
                                 start, size = take.nxt, wire
