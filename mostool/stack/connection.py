@@ -94,7 +94,6 @@ class Connection:
         self.packets: tuple[int, int] = _ZERO2          # indexed by the sender's side
         self.payload_bytes: tuple[int, int] = _ZERO2
         self.bad_checksums: tuple[int, int] = _ZERO2
-        self.valid_checksum: tuple[bool, bool] = _FALSE2
         self.dropped: tuple[int, int] = _ZERO2
         self.control_rexmit: tuple[int, int] = _ZERO2  # SYN/FIN rexmits, by receiving side
         self.keepalives: tuple[int, int] = _ZERO2
@@ -108,14 +107,10 @@ class Connection:
         self.last_ts = ts
         self.end_ts = ts
         self.end_reason = ""
-        self.rst_seen = False
-        self.midstream = False
         self.handles: list[Flow] = []
         # handles in reverse, for server-sent packets
         self.handles_rev: list[Flow] = self.handles
         self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
-        self.ended = False
-        self.stopped = False
         # the packet being (or last) processed; an int is its record offset in the buffer
         # Engine.process_records read it from, bytes its frame (of link type last_linktype)
         # once it has been processed (Engine.route): both decoded on demand
@@ -123,8 +118,6 @@ class Connection:
         self.last_seg: TcpSegment | int | bytes | None = None
         self.last_linktype = 0
         self.last_number = 0
-        self.fast = True                  # the fast path may take its packets (refresh_masks)
-        self.fast_raise = False           # ... and has events to raise for them
         self.held = 0                     # bytes its buffers and out-of-order runs hold
         # bad-checksum segments dropped, per receiving side: (seq, bytes or None, length)
         self.set_aside: tuple[list[tuple[int, bytes | None, int]],
@@ -141,6 +134,14 @@ class Connection:
         # (side, ack) of the last segment a SYN_SENT side rejected: its RST reply has seq = ack
         self.rejected_ack: tuple[int, int] | None = None
         self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
+        # the flags together: a compiled Connection packs them in one word
+        self.rst_seen = False
+        self.midstream = False
+        self.ended = False
+        self.stopped = False
+        self.fast = True                  # the fast path may take its packets (refresh_masks)
+        self.fast_raise = False           # ... and has events to raise for them
+        self.valid_checksum: tuple[bool, bool] = _FALSE2
 
     @property
     def client_addr(self) -> bytes:
