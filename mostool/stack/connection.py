@@ -15,6 +15,7 @@ from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from mostool.events.types import ERROR_BIT, NEW_DATA_BIT, PKT_IN_BIT, TcpState
+from mostool.stack.connection_extra import ConnRare
 from mostool.stack.decode import TcpSegment, format_addr
 from mostool.stack.stream import HalfStream
 from mostool.stack.tunnels import describe
@@ -54,22 +55,27 @@ def pair_add(pair: tuple[int, int], side: int, n: int = 1) -> tuple[int, int]:
     return (pair[0] + n, pair[1]) if side == 0 else (pair[0], pair[1] + n)
 
 
-class Connection:
-    """Engine state of one TCP flow."""
+class Connection(ConnRare):
+    """Engine state of one TCP flow. What few flows need is ConnRare's (connection_extra.py):
+    ``fin_seq`` (seq of each side's FIN), ``bad_checksums`` (per sender; UNCHECKED when
+    checksums are not verified), ``dropped`` (bad-checksum segments dropped, per sender),
+    ``control_rexmit`` (SYN/FIN retransmissions, by receiving side), ``keepalives``, ``late``,
+    ``rst_payload``, ``bad_rst``, ``bad_fin``, ``alt_isn``, ``set_aside`` (bad-checksum segments
+    dropped, per receiving side: (seq, bytes or None, length)) and ``rejected_ack`` ((side, ack)
+    of the last segment a SYN_SENT side rejected: its RST reply has seq = ack)."""
 
     __slots__ = (
         "id", "key_c2s", "key_s2c", "client_port", "server_port", "last_linktype",
-        "ip_version", "state", "isn", "fin_seq", "wscale", "window", "streams", "packets",
-        "payload_bytes", "bad_checksums", "valid_checksum", "dropped", "first_packet", "start",
+        "ip_version", "state", "isn", "wscale", "window", "streams", "packets",
+        "payload_bytes", "valid_checksum", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
-        "last_seg", "last_number", "fast", "fast_raise", "control_rexmit", "alt_isn", "keepalives",
-        "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
-        "bad_fin", "handles_rev", "zeek", "tunnel", "syn_ts_first", "syn_ts_latest", "rst_pending",
-        "rejected_ack",
+        "last_seg", "last_number", "fast", "fast_raise", "tw_deadline", "stopped", "held",
+        "handles_rev", "zeek", "tunnel", "syn_ts_first", "syn_ts_latest", "rst_pending",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
                  ts: float, streams: tuple[HalfStream, HalfStream]) -> None:
+        super().__init__()
         self.id = conn_id
         k = seg.key
         n = len(seg.src)
@@ -87,21 +93,11 @@ class Connection:
         self.state: tuple[TcpState, TcpState] = _LISTEN2     # indexed by Side
         # the tuples below are replaced, not changed: see pair_set
         self.isn: tuple[int | None, int | None] = _NONE2     # each side's ISN (as sender)
-        self.fin_seq: tuple[int | None, int | None] = _NONE2  # seq of each side's FIN
         self.wscale: tuple[int, int] = _ZERO2
         self.window: tuple[int, int] = _WINDOW2
         self.streams = streams            # streams[side] = bytes that side's stack received
         self.packets: tuple[int, int] = _ZERO2          # indexed by the sender's side
         self.payload_bytes: tuple[int, int] = _ZERO2
-        self.bad_checksums: tuple[int, int] = _ZERO2
-        self.dropped: tuple[int, int] = _ZERO2
-        self.control_rexmit: tuple[int, int] = _ZERO2  # SYN/FIN rexmits, by receiving side
-        self.keepalives: tuple[int, int] = _ZERO2
-        self.bad_rst = 0
-        self.bad_fin = 0
-        self.late: tuple[int, int] = _ZERO2
-        self.rst_payload: tuple[int, int] = _ZERO2
-        self.alt_isn: tuple[int, ...] = ()
         self.first_packet = number
         self.start = ts
         self.last_ts = ts
@@ -119,9 +115,6 @@ class Connection:
         self.last_linktype = 0
         self.last_number = 0
         self.held = 0                     # bytes its buffers and out-of-order runs hold
-        # bad-checksum segments dropped, per receiving side: (seq, bytes or None, length)
-        self.set_aside: tuple[list[tuple[int, bytes | None, int]],
-                              list[tuple[int, bytes | None, int]]] | None = None
         self.tw_deadline: float | None = None
         # each side's SYN timestamps (first TSval, latest TSval; -1: its SYNs carried none),
         # for tcp.ts_echo_rejected: ints, not tuples, so that a compiled flow holds them in place
@@ -131,8 +124,6 @@ class Connection:
         # before it, its offset in its receiver's stream); the flow lingers for a grace
         # period (stack/resets.py)
         self.rst_pending: tuple[int, int, TcpState, TcpState, int] | None = None
-        # (side, ack) of the last segment a SYN_SENT side rejected: its RST reply has seq = ack
-        self.rejected_ack: tuple[int, int] | None = None
         self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
         # the flags together: a compiled Connection packs them in one word
         self.rst_seen = False
