@@ -71,6 +71,7 @@ class Connection(ConnRare):
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "fast", "fast_raise", "tw_deadline", "stopped", "held",
         "handles_rev", "zeek", "tunnel", "syn_ts_first", "syn_ts_latest", "rst_pending",
+        "idle_since",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -102,6 +103,7 @@ class Connection(ConnRare):
         self.start = ts
         self.last_ts = ts
         self.end_ts = ts
+        self.idle_since = ts              # last_ts when put on the idle heap (stack/timers.py)
         self.end_reason = ""
         self.handles: list[Flow] = []
         # handles in reverse, for server-sent packets
@@ -133,6 +135,15 @@ class Connection(ConnRare):
         self.fast = True                  # the fast path may take its packets (refresh_masks)
         self.fast_raise = False           # ... and has events to raise for them
         self.valid_checksum: tuple[bool, bool] = _FALSE2
+
+    def __lt__(self, other: Connection) -> bool:
+        """Order on the idle heap (stack/timers.py): by ``idle_since``, then by id."""
+        a, b = self.idle_since, other.idle_since
+        return a < b or (a == b and self.id < other.id)
+
+    def __hash__(self) -> int:
+        # by identity, as before __lt__ (a compiled class with a comparison loses its hash)
+        return object.__hash__(self)
 
     @property
     def client_addr(self) -> bytes:
