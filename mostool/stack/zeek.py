@@ -35,7 +35,6 @@ off``) also adds its other letters, where Zeek drops it.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sized
 from typing import Any, Final, Protocol
 
@@ -65,6 +64,10 @@ _BOTH_AD: Final = (1 | 2) | (1 | 2) << 8       # A and D from both sides
 _CONTROL: Final = _SYN | _FIN | _RST
 _SCALED: Final = "CGTW"
 _RSTOS0: Final = re.compile(r"\^?S[^HAFGIQ]*R.*")
+# One string per history seen ("ShADadFf" repeats across most flows), so that flows share it:
+# bounded, for a capture whose histories are all different
+_HISTORIES: Final[dict[str, str]] = {}
+_MAX_HISTORIES: Final = 4096
 
 
 class Stream(Protocol):
@@ -126,8 +129,11 @@ class ZeekRecorder:
     # -- letters ------------------------------------------------------------------------------
 
     def _add(self, side: int, code: str) -> None:
-        # interned: flows share their history string ("ShAD..." repeats across most flows)
-        self.history = sys.intern(self.history + (code if side == 0 else code.lower()))
+        history = self.history + (code if side == 0 else code.lower())
+        shared = _HISTORIES.get(history)
+        if shared is None and len(_HISTORIES) < _MAX_HISTORIES:
+            shared = _HISTORIES[history] = history
+        self.history = history if shared is None else shared
 
     def _once_letter(self, side: int, code: str) -> bool:
         """Zeek's CheckHistory: write ``code`` the first time; True if it was seen before."""
