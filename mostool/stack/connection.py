@@ -15,6 +15,7 @@ from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from mostool.events.types import ERROR_BIT, NEW_DATA_BIT, PKT_IN_BIT, TcpState
+from mostool.stack.connection_extra import ConnRare
 from mostool.stack.decode import TcpSegment, format_addr
 from mostool.stack.stream import HalfStream
 from mostool.stack.tunnels import describe
@@ -37,6 +38,9 @@ UNCHECKED: Final = (-1, -1)
 _FALSE2: Final = (False, False)
 _NO_MASKS: Final = (0, 0, 0)
 _LISTEN: Final = TcpState.LISTEN
+_LISTEN2: Final = (_LISTEN, _LISTEN)
+_WINDOW2: Final = (65535, 65535)
+_NO_TS2: Final = (-1, -1)
 _STATE_NAMES: Final = {s: s.name for s in TcpState}     # without the enum's per-access name lookup
 _INF: Final = float("inf")
 
@@ -51,88 +55,105 @@ def pair_add(pair: tuple[int, int], side: int, n: int = 1) -> tuple[int, int]:
     return (pair[0] + n, pair[1]) if side == 0 else (pair[0], pair[1] + n)
 
 
-class Connection:
-    """Engine state of one TCP flow."""
+class Connection(ConnRare):
+    """Engine state of one TCP flow. What few flows need is ConnRare's (connection_extra.py):
+    ``fin_seq`` (seq of each side's FIN), ``bad_checksums`` (per sender; UNCHECKED when
+    checksums are not verified), ``dropped`` (bad-checksum segments dropped, per sender),
+    ``control_rexmit`` (SYN/FIN retransmissions, by receiving side), ``keepalives``, ``late``,
+    ``rst_payload``, ``bad_rst``, ``bad_fin``, ``alt_isn``, ``set_aside`` (bad-checksum segments
+    dropped, per receiving side: (seq, bytes or None, length)) and ``rejected_ack`` ((side, ack)
+    of the last segment a SYN_SENT side rejected: its RST reply has seq = ack)."""
 
     __slots__ = (
-        "id", "key_c2s", "key_s2c", "client_addr", "server_addr", "client_port", "server_port",
-        "ip_version", "state", "isn", "fin_seq", "wscale", "window", "streams", "packets",
-        "payload_bytes", "bad_checksums", "valid_checksum", "dropped", "first_packet", "start",
+        "id", "key_c2s", "key_s2c", "client_port", "server_port", "last_linktype",
+        "ip_version", "state", "isn", "wscale", "window", "streams", "packets",
+        "payload_bytes", "valid_checksum", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
-        "last_seg", "last_number", "fast", "fast_raise", "control_rexmit", "alt_isn", "keepalives",
-        "tw_deadline", "stopped", "bad_rst", "late", "rst_payload", "set_aside", "held",
-        "bad_fin", "handles_rev", "zeek", "tunnel", "syn_ts", "rst_pending", "rejected_ack",
+        "last_seg", "last_number", "fast", "fast_raise", "tw_deadline", "stopped", "held",
+        "handles_rev", "zeek", "tunnel", "syn_ts_first", "syn_ts_latest", "rst_pending",
+        "idle_since",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
                  ts: float, streams: tuple[HalfStream, HalfStream]) -> None:
+        super().__init__()
         self.id = conn_id
         k = seg.key
         n = len(seg.src)
         # a tunnelled flow's key ends with its tunnel's key, the same both ways
         reverse = k[n:2 * n] + k[:n] + k[2 * n + 2:2 * n + 4] + k[2 * n:2 * n + 2] + k[2 * n + 4:]
         self.tunnel = seg.tunnel          # the hops its first packet came through, or None
+        # (the addresses are read from key_c2s when asked: client_addr, server_addr)
         if client_is_sender:
             self.key_c2s, self.key_s2c = k, reverse
-            self.client_addr, self.client_port = seg.src, seg.sport
-            self.server_addr, self.server_port = seg.dst, seg.dport
+            self.client_port, self.server_port = seg.sport, seg.dport
         else:
             self.key_c2s, self.key_s2c = reverse, k
-            self.client_addr, self.client_port = seg.dst, seg.dport
-            self.server_addr, self.server_port = seg.src, seg.sport
+            self.client_port, self.server_port = seg.dport, seg.sport
         self.ip_version = seg.ip_version
-        self.state = [_LISTEN, _LISTEN]       # indexed by Side
+        self.state: tuple[TcpState, TcpState] = _LISTEN2     # indexed by Side
         # the tuples below are replaced, not changed: see pair_set
         self.isn: tuple[int | None, int | None] = _NONE2     # each side's ISN (as sender)
-        self.fin_seq: tuple[int | None, int | None] = _NONE2  # seq of each side's FIN
         self.wscale: tuple[int, int] = _ZERO2
-        self.window = [65535, 65535]
+        self.window: tuple[int, int] = _WINDOW2
         self.streams = streams            # streams[side] = bytes that side's stack received
-        self.packets = [0, 0]             # indexed by the sender's side
-        self.payload_bytes = [0, 0]
-        self.bad_checksums: tuple[int, int] = _ZERO2
-        self.valid_checksum = [False, False]
-        self.dropped: tuple[int, int] = _ZERO2
-        self.control_rexmit: tuple[int, int] = _ZERO2  # SYN/FIN rexmits, by receiving side
-        self.keepalives: tuple[int, int] = _ZERO2
-        self.bad_rst = 0
-        self.bad_fin = 0
-        self.late: tuple[int, int] = _ZERO2
-        self.rst_payload: tuple[int, int] = _ZERO2
-        self.alt_isn: tuple[int, ...] = ()
+        self.packets: tuple[int, int] = _ZERO2          # indexed by the sender's side
+        self.payload_bytes: tuple[int, int] = _ZERO2
         self.first_packet = number
         self.start = ts
         self.last_ts = ts
         self.end_ts = ts
+        self.idle_since = ts              # last_ts when put on the idle heap (stack/timers.py)
         self.end_reason = ""
-        self.rst_seen = False
-        self.midstream = False
         self.handles: list[Flow] = []
         # handles in reverse, for server-sent packets
         self.handles_rev: list[Flow] = self.handles
         self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
-        self.ended = False
-        self.stopped = False
         # the packet being (or last) processed; an int is its record offset in the buffer
-        # Engine.process_records read it from (decoded on demand: RecordRefs.segment)
-        self.last_seg: TcpSegment | int | None = None
+        # Engine.process_records read it from, bytes its frame (of link type last_linktype)
+        # once it has been processed (Engine.route): both decoded on demand
+        # (RecordRefs.segment), so that an idle flow does not keep a decoded segment
+        self.last_seg: TcpSegment | int | bytes | None = None
+        self.last_linktype = 0
         self.last_number = 0
-        self.fast = True                  # the fast path may take its packets (refresh_masks)
-        self.fast_raise = False           # ... and has events to raise for them
         self.held = 0                     # bytes its buffers and out-of-order runs hold
-        # bad-checksum segments dropped, per receiving side: (seq, bytes or None, length)
-        self.set_aside: tuple[list[tuple[int, bytes | None, int]],
-                              list[tuple[int, bytes | None, int]]] | None = None
         self.tw_deadline: float | None = None
-        # each side's SYN timestamps (first TSval, latest TSval), for tcp.ts_echo_rejected
-        self.syn_ts: tuple[tuple[int, int] | None, tuple[int, int] | None] = _NONE2
+        # each side's SYN timestamps (first TSval, latest TSval; -1: its SYNs carried none),
+        # for tcp.ts_echo_rejected: ints, not tuples, so that a compiled flow holds them in place
+        self.syn_ts_first: tuple[int, int] = _NO_TS2
+        self.syn_ts_latest: tuple[int, int] = _NO_TS2
         # an accepted RST not yet confirmed: (its packet number, its sender, the two states
         # before it, its offset in its receiver's stream); the flow lingers for a grace
         # period (stack/resets.py)
         self.rst_pending: tuple[int, int, TcpState, TcpState, int] | None = None
-        # (side, ack) of the last segment a SYN_SENT side rejected: its RST reply has seq = ack
-        self.rejected_ack: tuple[int, int] | None = None
         self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
+        # the flags together: a compiled Connection packs them in one word
+        self.rst_seen = False
+        self.midstream = False
+        self.ended = False
+        self.stopped = False
+        self.fast = True                  # the fast path may take its packets (refresh_masks)
+        self.fast_raise = False           # ... and has events to raise for them
+        self.valid_checksum: tuple[bool, bool] = _FALSE2
+
+    def __lt__(self, other: Connection) -> bool:
+        """Order on the idle heap (stack/timers.py): by ``idle_since``, then by id."""
+        a, b = self.idle_since, other.idle_since
+        return a < b or (a == b and self.id < other.id)
+
+    def __hash__(self) -> int:
+        # by identity, as before __lt__ (a compiled class with a comparison loses its hash)
+        return object.__hash__(self)
+
+    @property
+    def client_addr(self) -> bytes:
+        """The client's address (4 or 16 bytes), the start of ``key_c2s``."""
+        return self.key_c2s[:4 if self.ip_version == 4 else 16]
+
+    @property
+    def server_addr(self) -> bytes:
+        n = 4 if self.ip_version == 4 else 16
+        return self.key_c2s[n:2 * n]
 
     @property
     def client(self) -> str:
@@ -141,6 +162,24 @@ class Connection:
     @property
     def server(self) -> str:
         return format_addr(self.server_addr, self.server_port)
+
+    def count(self, snd: int, wire: int, window: int) -> None:
+        """A packet ``snd`` sent with ``wire`` payload bytes and this window field: counted."""
+        # pairs written per packet: a compiled flow holds them unboxed, in place (no list)
+        p, b = self.packets, self.payload_bytes
+        if snd:
+            self.packets = (p[0], p[1] + 1)
+            self.payload_bytes = (b[0], b[1] + wire)
+            self.window = (self.window[0], window)
+        else:
+            self.packets = (p[0] + 1, p[1])
+            self.payload_bytes = (b[0] + wire, b[1])
+            self.window = (window, self.window[1])
+
+    def checksum_valid(self, snd: int) -> None:
+        """A packet ``snd`` sent had a valid checksum."""
+        if not self.valid_checksum[snd]:
+            self.valid_checksum = pair_set(self.valid_checksum, snd, True)
 
     def refresh_masks(self) -> None:
         m0 = m1 = m2 = 0

@@ -277,6 +277,13 @@ class Engine:
         if conn.rst_pending is not None and resets.after_reset(self, conn, seg):
             return conn                     # a provisional RST (stack/resets.py)
         self._packet(conn, seg, fresh)
+        if conn.last_seg is seg and seg.buf is frame:
+            # processed: the flow keeps its frame, not the decoded segment (~470 bytes), for
+            # last_packet() to decode again (RecordRefs.segment). Not a segment whose bytes
+            # are not the frame's (a reassembled datagram, a PPPoE-bounded copy): the frame
+            # alone would not give it back.
+            conn.last_seg = frame
+            conn.last_linktype = linktype
         return conn
 
     def process_records(self, buf: RecordBuffer, off: int, stop: int, end: int,
@@ -329,9 +336,9 @@ class Engine:
             conn.bad_checksums = UNCHECKED
         if states is not None:
             conn.midstream = True
-            conn.state = states
+            conn.state = (states[0], states[1])
         handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
-        conn.handles_rev = handles[::-1]
+        conn.handles_rev = handles[::-1] if len(handles) > 1 else handles
         conn.refresh_masks()
         self.flows.add(conn)
         deadline = self.timers.watch_idle(now, conn)
@@ -352,15 +359,13 @@ class Engine:
         flags = seg.flags
         wire = seg.wire_len
         conn.last_ts = self.now
-        conn.packets[snd] += 1
-        conn.payload_bytes[snd] += wire
-        conn.window[snd] = seg.window
+        conn.count(snd, wire, seg.window)
         conn.last_seg = seg
         conn.last_number = self.packet_number
         # verified and counted in every mode but "skip"
         ok = tcp_checksum_ok(seg) if self.verify_checksums else None
         if ok:
-            conn.valid_checksum[snd] = True
+            conn.checksum_valid(snd)
         elif ok is False:
             conn.zeek.bad_checksum(snd)                         # zeek: 'C'
             conn.bad_checksums = pair_add(conn.bad_checksums, snd)
@@ -406,7 +411,7 @@ class Engine:
                             self.budget.account(conn)
                         return
         rcv = 1 - snd
-        if (flags & ACK and conn.syn_ts[rcv] is not None and not self._mos_compat
+        if (flags & ACK and conn.syn_ts_first[rcv] >= 0 and not self._mos_compat
                 and ts_echo_rejected(conn, seg, rcv)):
             resets.reject_by_ts_echo(self, conn, seg, snd)     # Linux in SYN_SENT: dropped whole
             return
@@ -415,18 +420,17 @@ class Engine:
             seg = resets.refuse_fin(self, conn, seg, snd)      # taken as a plain segment
             flags = seg.flags
         masks = conn.masks
-        state = conn.state
         rst_ok = True
         if flags & RST and not self._mos_compat:
             verdict = rst_verdict(conn, seg, rcv)
             rst_ok = verdict == RST_OK
 
         # 4. the sender's stack
-        old_snd = state[snd]
+        old_snd = conn.state[snd]
         new_snd = old_snd
         if rst_ok:
             new_snd = sender_step(conn, seg, snd, old_snd)
-            state[snd] = new_snd
+            conn.state = pair_set(conn.state, snd, new_snd)
         new_data_snd = ack_gives_up_holes(conn, seg, snd, self.counts) if flags & ACK else False
         if masks[_HK_SND]:
             self.emitter.stack(conn, _HK_SND, snd, old_snd,
@@ -456,9 +460,10 @@ class Engine:
         if sflags & REXMIT and masks[_HK_RCV] & REXMIT_BIT:
             self.emitter.emit(conn, _HK_RCV, SIDES[rcv],
                               Rexmit(_HK_RCV, st.rexmit_off, st.rexmit_len), snd)
-        old_rcv = state[rcv]
+        old_rcv = conn.state[rcv]
         if rst_ok:
-            state[rcv], changes = receiver_step(conn, seg, rcv, old_rcv)
+            new_rcv, changes = receiver_step(conn, seg, rcv, old_rcv)
+            conn.state = pair_set(conn.state, rcv, new_rcv)
         else:
             changes = []
         if flags & RST and rst_ok:
@@ -481,6 +486,7 @@ class Engine:
         self.budget.account(conn)
 
         # 6. the end
+        state = conn.state
         if state[0] in TERMINAL and state[1] in TERMINAL and not conn.ended:
             if flags & RST and rst_ok and self._rst_grace:
                 resets.hold(self, conn, seg, snd, (old_snd, old_rcv) if snd == 0 else

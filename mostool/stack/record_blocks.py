@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 from mypy_extensions import i64
 
 from mostool.events.types import TcpState
+from mostool.stack.connection import pair_set
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.stream import M32
 from mostool.stack.tcp import pure_ack_step
@@ -245,15 +246,14 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                             cut += 1
                                         win = _u16(blk, p + 48)
                                         conn.last_ts = now
-                                        conn.packets[snd] += 1
-                                        conn.window[snd] = win
+                                        conn.count(snd, 0, win)
                                         conn.last_seg = pos
                                         conn.last_number = number
                                         if verdict:
-                                            conn.valid_checksum[snd] = True
+                                            conn.checksum_valid(snd)
                                         conn.zeek.packet(snd, blk[p + 47], _u32(blk, p + 38), 0,
                                                          win, conn.streams)
-                                        state[1 - snd] = after
+                                        conn.state = pair_set(conn.state, 1 - snd, after)
                                         budget.account(conn)
                                         pos = nxt
                                         continue
@@ -297,16 +297,14 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                     cut += 1
                                 win = _u16(blk, p + 48)
                                 conn.last_ts = now
-                                conn.packets[snd] += 1
-                                conn.payload_bytes[snd] += wire
-                                conn.window[snd] = win
+                                conn.count(snd, wire, win)
                                 zeek = conn.zeek
                                 if zeek.pending or not win:    # zeek: fast path
                                     zeek.fast(snd, wire, win)
                                 conn.last_seg = pos
                                 conn.last_number = number
                                 if ok:
-                                    conn.valid_checksum[snd] = True
+                                    conn.checksum_valid(snd)
                                 start = 0
                                 taken = 0
                                 if take is not None:

@@ -71,6 +71,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
+from mostool.stack.connection import pair_set
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.record_blocks import process_record_blocks
@@ -241,14 +242,13 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                     if orig > incl:
                                         cut += 1
                                     conn.last_ts = now
-                                    conn.packets[snd] += 1
-                                    conn.window[snd] = win
+                                    conn.count(snd, 0, win)
                                     conn.last_seg = off
                                     conn.last_number = number
                                     if verdict:
-                                        conn.valid_checksum[snd] = True
+                                        conn.checksum_valid(snd)
                                     conn.zeek.packet(snd, flags, seq, 0, win, conn.streams)
-                                    state[1 - snd] = after
+                                    conn.state = pair_set(conn.state, 1 - snd, after)
                                     account(conn)
                                     off = nxt
                                     continue
@@ -301,15 +301,13 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             if orig > incl:
                                 cut += 1
                             conn.last_ts = now
-                            conn.packets[snd] += 1
-                            conn.payload_bytes[snd] += wire
-                            conn.window[snd] = win
+                            conn.count(snd, wire, win)
                             if conn.zeek.pending or not win:    # zeek: fast path
                                 conn.zeek.fast(snd, wire, win)
                             conn.last_seg = off
                             conn.last_number = number
                             if ok:
-                                conn.valid_checksum[snd] = True
+                                conn.checksum_valid(snd)
                             start = size = 0
                             if take is not None:
                                 start, size = take.nxt, wire
@@ -407,10 +405,14 @@ class RecordRefs:
         self._layout = layout
 
     def segment(self, conn: Connection) -> TcpSegment | None:
-        """``conn.last_seg`` decoded, when process_records left it as a record offset."""
+        """``conn.last_seg`` decoded, when process_records left it as a record offset or
+        Engine.route as its frame."""
         seg = conn.last_seg
-        if not isinstance(seg, int):
+        if seg is None or isinstance(seg, TcpSegment):
             return seg
+        if not isinstance(seg, int):        # the frame
+            out = _SCRATCH_DECODER.decode(conn.last_linktype, seg, conn.last_ts)
+            return None if isinstance(out, int) else out
         buf, layout = self._buf, self._layout
         if buf is None or layout is None:
             return None

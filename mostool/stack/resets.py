@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from mostool.events.types import TcpState
+from mostool.stack.connection import pair_add
 from mostool.stack.tcp import RST_BAD, RST_IN_WINDOW, RST_REPLY, proves_alive
 
 if TYPE_CHECKING:
@@ -108,15 +109,15 @@ def after_reset(engine: Engine, conn: Connection, seg: TcpSegment) -> bool:
     snd = 0 if seg.key == conn.key_c2s else 1
     if proves_alive(conn, seg, snd):
         _number, sender, s0, s1, off = pending
-        conn.state[0], conn.state[1] = s0, s1
+        conn.state = (s0, s1)
         conn.rst_pending = None
         conn.rst_seen = False
         conn.tw_deadline = None             # its timer is dropped when it falls due
         engine.counts["rst_ignored"] += 1
         engine.emitter.anomaly(conn, 1 - sender, "rst_ignored", off, 0, snd)
         return False
-    conn.packets[snd] += 1
-    conn.payload_bytes[snd] += seg.wire_len
+    conn.packets = pair_add(conn.packets, snd)
+    conn.payload_bytes = pair_add(conn.payload_bytes, snd, seg.wire_len)
     if seg.flags & RST:
         if snd == pending[1]:
             engine._end(conn, "rst", snd)    # its sender resets again: confirmed

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Final, TypeVar
+
+from mostool.stack.stream_extra import NO_OOO, NONE, Ints, Pairs, Rare
 
 __all__ = ["HalfStream", "NEW", "REXMIT", "CONFLICT", "LATE", "M32"]
 
@@ -51,16 +51,15 @@ CONFLICT: Final = 4     # ... and some overlapping bytes differed
 LATE: Final = 8         # bytes arrived inside a hole that had already been skipped
 
 _T = TypeVar("_T")
-Pairs = list[tuple[int, int]] | tuple[tuple[int, int], ...]
-Ints = list[int] | tuple[int, ...]
 Chunks = list[bytes | bytearray] | tuple[bytes | bytearray, ...]
 
 # Most flows never have a gap, an out-of-order run or a conflict, and many never buffer a byte:
 # a container a stream may never need starts as one of these shared empty stand-ins and becomes
 # its own list (dict) on first use, which saves ~1 KB and 16 GC-tracked objects per flow. Both
-# are empty and falsy, so readers need not care; writers check isinstance (or use _grow).
-_NONE: tuple[Any, ...] = ()
-_NO_OOO: Mapping[int, Any] = MappingProxyType({})
+# are empty and falsy, so readers need not care; writers check isinstance (or use _grow). The
+# values only such streams need live in a StreamExtra (stack/stream_extra.py, base class Rare).
+_NONE = NONE
+_NO_OOO = NO_OOO
 
 
 def _grow(seq: list[_T] | tuple[_T, ...], item: _T) -> list[_T]:
@@ -71,55 +70,40 @@ def _grow(seq: list[_T] | tuple[_T, ...], item: _T) -> list[_T]:
     return [*seq, item]
 
 
-class HalfStream:
+class HalfStream(Rare):
     """The bytes one emulated stack receives (sent by its peer)."""
 
     __slots__ = (
-        "base", "nxt", "delivered", "gaps", "gap_bytes", "bufsize", "keep_bytes", "overlap_last",
-        "chunks", "chunk_offs", "chunk_head", "buffered", "ooo_starts", "ooo", "ooo_bytes",
-        "max_ooo_segments", "max_ooo_bytes", "hasher", "rexmit", "rexmit_bytes", "conflicts",
-        "conflict_bytes", "late_bytes", "new_runs", "conflict_runs", "gap_runs", "rexmit_off",
-        "rexmit_len", "fin_off", "_gap_starts", "rexmit_needs_buffer", "late_runs", "fill_late",
-        "filled_runs",
+        "base", "nxt", "delivered", "bufsize", "chunks", "chunk_offs", "chunk_head", "buffered",
+        "ooo_starts", "max_ooo_segments", "max_ooo_bytes", "hasher", "new_runs", "fin_off",
+        "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late",
     )
 
     # (positional too: a class called with keywords costs ~0.3 us more, per flow and side)
     def __init__(self, bufsize: int, hashing: bool, overlap_last: bool,
                  max_ooo_segments: int, max_ooo_bytes: int) -> None:
+        # gaps, ooo (start -> bytearray run, or its end when no one needs bytes), the counters
+        # and the ON_ERROR outbox (conflict_runs, gap_runs, late_runs, filled_runs): Rare's
+        super().__init__()
         self.base: int | None = None        # sequence number of offset 0
         self.nxt = 0                        # in-order point (stream offset)
         self.delivered = 0                  # bytes of the reassembled stream, gaps skipped
-        self.gaps: Pairs = _NONE
-        self._gap_starts: Ints = _NONE
-        self.gap_bytes = 0
         self.bufsize = bufsize
-        self.keep_bytes = bufsize > 0 or hashing
-        self.overlap_last = overlap_last
         self.chunks: Chunks = _NONE         # buffered in-order bytes (see _buffer)
         self.chunk_offs: Ints = _NONE
         self.chunk_head = 0                 # chunks before this index have been dropped
         self.buffered = 0
         self.ooo_starts: Ints = _NONE
-        self.ooo: Mapping[int, Any] = _NO_OOO   # start -> bytearray run, or its end (no bytes)
-        self.ooo_bytes = 0
         self.max_ooo_segments = max_ooo_segments
         self.max_ooo_bytes = max_ooo_bytes
         self.hasher = hashlib.sha256() if hashing else None
-        self.rexmit = 0
-        self.rexmit_bytes = 0
-        self.conflicts = 0
-        self.conflict_bytes = 0
-        self.late_bytes = 0
         self.new_runs: Pairs = _NONE        # drained by the engine: NEW_DATA
-        self.conflict_runs: Pairs = _NONE   # drained by the engine: ON_ERROR
-        self.gap_runs: Pairs = _NONE        # drained by the engine: ON_ERROR "gap"
-        self.rexmit_off = 0
-        self.rexmit_len = 0
         self.fin_off: int | None = None
+        # (the flags together: a compiled stream packs them in one word)
+        self.keep_bytes = bufsize > 0 or hashing
+        self.overlap_last = overlap_last
         # mOS compatibility: a retransmission is seen only against bytes still buffered
         self.rexmit_needs_buffer = False
-        self.late_runs: Pairs = _NONE       # drained by the engine: ON_ERROR "late_data"
-        self.filled_runs: Pairs = _NONE     # drained by the engine: ON_ERROR "gap_filled"
         # late bytes may fill the newest gap (mOS drops them: False in mOS-compatible mode)
         self.fill_late = True
 

@@ -257,9 +257,9 @@ def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
     if options and not seg.flags & ACK:
         tsval = parse_tcp_options(options).ts_val
         if tsval is not None:           # what a SYN_SENT Linux accepts echoed (ts_echo_rejected)
-            had = conn.syn_ts[snd]
-            conn.syn_ts = pair_set(conn.syn_ts, snd, (tsval, tsval) if had is None
-                                   else (had[0], tsval))
+            if conn.syn_ts_first[snd] < 0:
+                conn.syn_ts_first = pair_set(conn.syn_ts_first, snd, tsval)
+            conn.syn_ts_latest = pair_set(conn.syn_ts_latest, snd, tsval)
     if options:
         wscale = tcp_wscale(options)
         if wscale is not None:
@@ -353,15 +353,14 @@ def ts_echo_rejected(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     """Linux in SYN_SENT (RFC 7323's PAWS in spirit, ``PAWSACTIVEREJECTED``): when its SYN
     carried a timestamp, an ACK whose timestamp echo is not one its SYNs sent is not
     acceptable: dropped (RST or not), answered with an RST whose seq is the segment's ack."""
-    syn_ts = conn.syn_ts[rcv]
-    if syn_ts is None or not seg.flags & ACK or conn.state[rcv] != _SYN_SENT \
+    first = conn.syn_ts_first[rcv]
+    if first < 0 or not seg.flags & ACK or conn.state[rcv] != _SYN_SENT \
             or not seg.options:
         return False
     ecr = parse_tcp_options(seg.options).ts_ecr
     if not ecr:
         return False
-    first, latest = syn_ts
-    return ((ecr - first) & M32) > ((latest - first) & M32)
+    return ((ecr - first) & M32) > ((conn.syn_ts_latest[rcv] - first) & M32)
 
 
 def proves_alive(conn: Connection, seg: TcpSegment, snd: int) -> bool:

@@ -2,10 +2,12 @@
 
 Theory of operation. Two heaps. ``user`` holds (when, seq, id, target): a user timer's callback
 (ids from 1) or a flow lingering in TIME_WAIT (id 0); ``seq`` keeps equal deadlines in the order
-they were set. ``idle`` holds (last_ts when pushed, id, flow), one entry per flow, with lazy
-deletion: a flow that saw packets since its entry was pushed is pushed again with its newer
-``last_ts`` when the entry reaches the top, an ended flow's entry is dropped there, and the heap
-is compacted when ended flows make up most of it. ``pop_due(ts)`` pops the next thing that falls
+they were set. ``idle`` holds the flows themselves, one entry per flow, ordered by
+(``idle_since``, id) (``Connection.__lt__``; ``idle_since`` is its ``last_ts`` when pushed, so a
+flow costs the heap one pointer, not a tuple and a float), with lazy deletion: a flow that saw
+packets since it was pushed is pushed again with its newer ``last_ts`` when it reaches the
+top, an ended flow is dropped there, and the heap is compacted when ended flows make up most
+of it. ``pop_due(ts)`` pops the next thing that falls
 due before ``ts`` (idle deadlines first on ties, as they were set earlier) and leaves in ``due``
 the deadline to wait for after it; the engine fires it (mostool/stack/engine.py ``_fire_due``).
 Nothing here reads a clock: every deadline comes from a packet's timestamp.
@@ -37,7 +39,7 @@ class Timers:
     def __init__(self, idle_timeout: float | None) -> None:
         self.idle_timeout = idle_timeout
         self.user: list[tuple[float, int, int, Any]] = []     # (when, seq, id, callback|conn)
-        self.idle: list[tuple[float, int, Connection]] = []   # (last_ts when pushed, id, conn)
+        self.idle: list[Connection] = []     # by (idle_since, id): see the module docstring
         self.due = math.inf                 # set by pop_due when nothing more is due
         self._seq = itertools.count()
         self._ids = itertools.count(1)
@@ -63,7 +65,8 @@ class Timers:
 
     def watch_idle(self, now: float, conn: Connection) -> float:
         """Start the idle clock of a new flow; returns its deadline (inf without a timeout)."""
-        heapq.heappush(self.idle, (now, conn.id, conn))
+        conn.idle_since = now
+        heapq.heappush(self.idle, conn)
         return math.inf if self.idle_timeout is None else now + self.idle_timeout
 
     def shift(self, by: float) -> None:
@@ -76,7 +79,7 @@ class Timers:
         """When the next timer falls due (for a live source's idle ticking)."""
         best: float | None = self.user[0][0] if self.user else None
         if self.idle and self.idle_timeout is not None:
-            d = self.idle[0][0] + self.idle_timeout
+            d = self.idle[0].idle_since + self.idle_timeout
             best = d if best is None or d < best else best
         return best
 
@@ -89,18 +92,19 @@ class Timers:
         timeout = self.idle_timeout
         while True:
             t_deadline = timers[0][0] if timers else None
-            i_deadline = idle[0][0] + timeout if idle and timeout is not None else None
+            i_deadline = idle[0].idle_since + timeout if idle and timeout is not None else None
             if (t_deadline is None or t_deadline >= ts) and (i_deadline is None
                                                             or i_deadline >= ts):
                 self.due = min(math.inf if t_deadline is None else t_deadline,
                                math.inf if i_deadline is None else i_deadline)
                 return None
             if i_deadline is not None and (t_deadline is None or i_deadline <= t_deadline):
-                pushed, _, conn = heapq.heappop(idle)
+                conn = heapq.heappop(idle)
                 if conn.ended:
                     continue
-                if conn.last_ts > pushed:
-                    heapq.heappush(idle, (conn.last_ts, conn.id, conn))
+                if conn.last_ts > conn.idle_since:
+                    conn.idle_since = conn.last_ts      # (off the heap: its order holds)
+                    heapq.heappush(idle, conn)
                     continue
                 return i_deadline, IDLE, conn
             when, _, timer_id, target = heapq.heappop(timers)
@@ -116,11 +120,12 @@ class Timers:
         """The open flow that has gone longest without a packet (to evict), off the heap."""
         idle = self.idle
         while idle:
-            pushed, _, conn = idle[0]
+            conn = idle[0]
             if conn.ended:
                 heapq.heappop(idle)
-            elif conn.last_ts > pushed:
-                heapq.heapreplace(idle, (conn.last_ts, conn.id, conn))
+            elif conn.last_ts > conn.idle_since:
+                conn.idle_since = conn.last_ts      # the top, replaced by itself: sifted down
+                heapq.heapreplace(idle, conn)
             else:
                 heapq.heappop(idle)
                 return conn
@@ -131,7 +136,7 @@ class Timers:
         self._idle_dead += 1
         idle = self.idle
         if self._idle_dead > 64 and 2 * self._idle_dead > len(idle):
-            idle[:] = [entry for entry in idle if not entry[2].ended]   # in place: loops hold it
+            idle[:] = [conn for conn in idle if not conn.ended]   # in place: loops hold it
             heapq.heapify(idle)
             self._idle_dead = 0
 

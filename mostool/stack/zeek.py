@@ -64,6 +64,10 @@ _BOTH_AD: Final = (1 | 2) | (1 | 2) << 8       # A and D from both sides
 _CONTROL: Final = _SYN | _FIN | _RST
 _SCALED: Final = "CGTW"
 _RSTOS0: Final = re.compile(r"\^?S[^HAFGIQ]*R.*")
+# One string per history seen ("ShADadFf" repeats across most flows), so that flows share it:
+# bounded, for a capture whose histories are all different
+_HISTORIES: Final[dict[str, str]] = {}
+_MAX_HISTORIES: Final = 4096
 
 
 class Stream(Protocol):
@@ -101,12 +105,13 @@ class ZeekRecorder:
         self.pending = True
         self._once = 0               # letters written once: bits, side 1 shifted by 8
         # the last sequence number of S/H, F and R, per side (Zeek's hist_last_*)
-        self._syn0: int | None = None
-        self._syn1: int | None = None
-        self._fin0: int | None = None
-        self._fin1: int | None = None
-        self._rst0: int | None = None
-        self._rst1: int | None = None
+        # (-1: none yet; an int, not None, so that a compiled recorder holds it unboxed)
+        self._syn0 = -1
+        self._syn1 = -1
+        self._fin0 = -1
+        self._fin1 = -1
+        self._rst0 = -1
+        self._rst1 = -1
         self._scaled: dict[tuple[str, int], list[int]] | None = None   # [count, threshold]
         self._end0: int | None = None    # highest stream offset sent + 1, per side
         self._end1: int | None = None
@@ -124,7 +129,11 @@ class ZeekRecorder:
     # -- letters ------------------------------------------------------------------------------
 
     def _add(self, side: int, code: str) -> None:
-        self.history += code if side == 0 else code.lower()
+        history = self.history + (code if side == 0 else code.lower())
+        shared = _HISTORIES.get(history)
+        if shared is None and len(_HISTORIES) < _MAX_HISTORIES:
+            shared = _HISTORIES[history] = history
+        self.history = history if shared is None else shared
 
     def _once_letter(self, side: int, code: str) -> bool:
         """Zeek's CheckHistory: write ``code`` the first time; True if it was seen before."""
