@@ -32,6 +32,8 @@ _T = TypeVar("_T")
 # pair_add): readers index them as before, and a flow holds no list of its own for each (a
 # tuple of ints also leaves the cyclic GC's tracking). No writer is on the engine's fast path.
 _NONE2: Final[tuple[None, None]] = (None, None)
+# ints, not optional ints: a compiled flow holds them unboxed, in place (-1: none)
+_NO_ISN2: Final = (-1, -1)
 _ZERO2: Final = (0, 0)
 # bad_checksums of a flow whose checksums are not verified (checksums="skip"): reported as null
 UNCHECKED: Final = (-1, -1)
@@ -93,7 +95,7 @@ class Connection(ConnRare):
         self.ip_version = seg.ip_version
         self.state: tuple[TcpState, TcpState] = _LISTEN2     # indexed by Side
         # the tuples below are replaced, not changed: see pair_set
-        self.isn: tuple[int | None, int | None] = _NONE2     # each side's ISN (as sender)
+        self.isn: tuple[int, int] = _NO_ISN2     # each side's ISN (as sender); -1: none yet
         self.wscale: tuple[int, int] = _ZERO2
         self.window: tuple[int, int] = _WINDOW2
         self.streams = streams            # streams[side] = bytes that side's stack received
@@ -105,9 +107,10 @@ class Connection(ConnRare):
         self.end_ts = ts
         self.idle_since = ts              # last_ts when put on the idle heap (stack/timers.py)
         self.end_reason = ""
-        self.handles: list[Flow] = []
+        # (a tuple: a single listener's one handle costs a third of a list's bytes)
+        self.handles: tuple[Flow, ...] = ()
         # handles in reverse, for server-sent packets
-        self.handles_rev: list[Flow] = self.handles
+        self.handles_rev: tuple[Flow, ...] = self.handles
         self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
         # the packet being (or last) processed; an int is its record offset in the buffer
         # Engine.process_records read it from, bytes its frame (of link type last_linktype)
@@ -180,6 +183,11 @@ class Connection(ConnRare):
         """A packet ``snd`` sent had a valid checksum."""
         if not self.valid_checksum[snd]:
             self.valid_checksum = pair_set(self.valid_checksum, snd, True)
+
+    def set_handles(self, handles: list[Flow]) -> None:
+        """The flow's handles, one per listener, in registration order."""
+        self.handles = (handles[0],) if len(handles) == 1 else tuple(handles)
+        self.handles_rev = self.handles[::-1] if len(handles) > 1 else self.handles
 
     def refresh_masks(self) -> None:
         m0 = m1 = m2 = 0

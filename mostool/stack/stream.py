@@ -85,7 +85,7 @@ class HalfStream(Rare):
         # gaps, ooo (start -> bytearray run, or its end when no one needs bytes), the counters
         # and the ON_ERROR outbox (conflict_runs, gap_runs, late_runs, filled_runs): Rare's
         super().__init__()
-        self.base: int | None = None        # sequence number of offset 0
+        self.base = -1                      # sequence number of offset 0 (-1: none yet)
         self.nxt = 0                        # in-order point (stream offset)
         self.delivered = 0                  # bytes of the reassembled stream, gaps skipped
         self.bufsize = bufsize
@@ -112,7 +112,7 @@ class HalfStream(Rare):
     def offset(self, seq: int) -> int:
         """The stream offset of ``seq``, unwrapped to the 2**31 window around ``nxt``."""
         base = self.base
-        if base is None:
+        if base < 0:
             return 0
         nxt = self.nxt
         d = (seq - base - nxt) & M32
@@ -121,7 +121,8 @@ class HalfStream(Rare):
         return nxt + d
 
     def seq_of(self, offset: int) -> int:
-        return ((self.base or 0) + offset) & M32
+        base = self.base
+        return ((base if base >= 0 else 0) + offset) & M32
 
     # -- receiving ----------------------------------------------------------------------------
 

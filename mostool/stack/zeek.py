@@ -78,12 +78,33 @@ class Stream(Protocol):
     nxt: int
 
     @property
-    def base(self) -> int | None: ...
+    def base(self) -> int: ...     # -1: none yet
 
     @property
     def gaps(self) -> Sized: ...
 
     def offset(self, seq: int) -> int: ...
+
+
+class ZeekRare:
+    """What a recorder needs only once a flow sends a FIN or an RST, or meets a scaled letter
+    (C, G, T, W): made on the first such write; until then every recorder shares one read-only
+    default (``_NO_RARE``), which keeps an idle flow's recorder small."""
+
+    __slots__ = ("fin0", "fin1", "rst0", "rst1", "scaled", "g0", "g1")
+
+    def __init__(self) -> None:
+        # the last sequence number of F and R, per side (Zeek's hist_last_*; -1: none yet)
+        self.fin0 = -1
+        self.fin1 = -1
+        self.rst0 = -1
+        self.rst1 = -1
+        self.scaled: dict[tuple[str, int], list[int]] | None = None   # [count, threshold]
+        self.g0 = 0                     # content gaps written, per sending side
+        self.g1 = 0
+
+
+_NO_RARE: Final = ZeekRare()        # shared by every recorder that has needed none: never written
 
 
 class ZeekRecorder:
@@ -93,8 +114,8 @@ class ZeekRecorder:
     endpoint states packed in one small int (3 bits each), per-side values in plain slots,
     the scaled letters' counters created on first use."""
 
-    __slots__ = ("history", "_s", "_p", "pending", "_once", "_syn0", "_syn1", "_fin0", "_fin1",
-                 "_rst0", "_rst1", "_scaled", "_end0", "_end1", "_g0", "_g1")
+    __slots__ = ("history", "_s", "_p", "pending", "_once", "_syn0", "_syn1", "_rare", "_end0",
+                 "_end1")
 
     def __init__(self) -> None:
         self.history = ""
@@ -104,19 +125,20 @@ class ZeekRecorder:
         # still add a letter or change a state
         self.pending = True
         self._once = 0               # letters written once: bits, side 1 shifted by 8
-        # the last sequence number of S/H, F and R, per side (Zeek's hist_last_*)
-        # (-1: none yet; an int, not None, so that a compiled recorder holds it unboxed)
+        # the last sequence number of S/H, per side (Zeek's hist_last_*; F's and R's are
+        # ZeekRare's) (-1: none yet; an int, not None, so that a compiled recorder holds it
+        # unboxed)
         self._syn0 = -1
         self._syn1 = -1
-        self._fin0 = -1
-        self._fin1 = -1
-        self._rst0 = -1
-        self._rst1 = -1
-        self._scaled: dict[tuple[str, int], list[int]] | None = None   # [count, threshold]
+        self._rare = _NO_RARE           # F and R sequence numbers, scaled letters, gaps written
         self._end0: int | None = None    # highest stream offset sent + 1, per side
         self._end1: int | None = None
-        self._g0 = 0                     # content gaps written, per sending side
-        self._g1 = 0
+
+    def _own_rare(self) -> ZeekRare:
+        rare = self._rare
+        if rare is _NO_RARE:
+            rare = self._rare = ZeekRare()
+        return rare
 
     @property
     def state(self) -> tuple[int, int]:
@@ -147,10 +169,11 @@ class ZeekRecorder:
     def _repeat(self, side: int, code: str, seq: int) -> None:
         """S, H, F, R: again when the sequence number differs from that letter's last one."""
         # the last one's slot, read and written by name (no getattr: slow on a native class)
+        rare = self._rare
         if code == "F":
-            last = self._fin1 if side else self._fin0
+            last = rare.fin1 if side else rare.fin0
         elif code == "R":
-            last = self._rst1 if side else self._rst0
+            last = rare.rst1 if side else rare.rst0
         else:                           # S and H share theirs
             last = self._syn1 if side else self._syn0
         if self._once_letter(side, code) and last != seq:
@@ -159,23 +182,24 @@ class ZeekRecorder:
             return
         if code == "F":
             if side:
-                self._fin1 = seq
+                self._own_rare().fin1 = seq
             else:
-                self._fin0 = seq
+                self._own_rare().fin0 = seq
         elif code == "R":
             if side:
-                self._rst1 = seq
+                self._own_rare().rst1 = seq
             else:
-                self._rst0 = seq
+                self._own_rare().rst0 = seq
         elif side:
             self._syn1 = seq
         else:
             self._syn0 = seq
 
     def _scaled_letter(self, side: int, code: str) -> None:
-        scaled = self._scaled
+        rare = self._own_rare()
+        scaled = rare.scaled
         if scaled is None:
-            scaled = self._scaled = {}
+            scaled = rare.scaled = {}
         entry = scaled.get((code, side))
         if entry is None:
             entry = scaled[(code, side)] = [0, 1]
@@ -201,11 +225,16 @@ class ZeekRecorder:
     def gaps(self, c2s_gaps: int, s2c_gaps: int) -> None:
         """Content gaps our reassembly gave up so far, per sending direction: a ``G`` for the
         sender of each new one (scaled)."""
-        for _ in range(c2s_gaps - self._g0):
+        rare = self._rare
+        g0, g1 = rare.g0, rare.g1
+        if c2s_gaps <= g0 and s2c_gaps <= g1:
+            return                      # (the commonest case: no write, no ZeekRare made)
+        for _ in range(c2s_gaps - g0):
             self._scaled_letter(0, "G")
-        for _ in range(s2c_gaps - self._g1):
+        for _ in range(s2c_gaps - g1):
             self._scaled_letter(1, "G")
-        self._g0, self._g1 = max(self._g0, c2s_gaps), max(self._g1, s2c_gaps)
+        rare = self._own_rare()
+        rare.g0, rare.g1 = max(g0, c2s_gaps), max(g1, s2c_gaps)
 
     def bad_checksum(self, side: int) -> None:
         self._scaled_letter(side, "C")
@@ -222,7 +251,8 @@ class ZeekRecorder:
             self._s = SYN_SENT
             return
         s2c, c2s = streams
-        if len(c2s.gaps) != self._g0 or len(s2c.gaps) != self._g1:
+        rare = self._rare
+        if len(c2s.gaps) != rare.g0 or len(s2c.gaps) != rare.g1:
             self.gaps(len(c2s.gaps), len(s2c.gaps))
         control = flags & _CONTROL
         if not (control or length or self.pending) and window:
@@ -236,7 +266,7 @@ class ZeekRecorder:
             self._once_letter(side, "A")
         if length and not flags & (_RST | _SYN):
             into = c2s if side == 0 else s2c
-            if into.base is not None:
+            if into.base >= 0:
                 self._sent(side, into.offset(seq) + length, into.nxt)
         if not window:
             self._window(side, flags)
