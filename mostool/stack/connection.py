@@ -63,17 +63,20 @@ class Connection(ConnRare):
     checksums are not verified), ``dropped`` (bad-checksum segments dropped, per sender),
     ``control_rexmit`` (SYN/FIN retransmissions, by receiving side), ``keepalives``, ``late``,
     ``rst_payload``, ``bad_rst``, ``bad_fin``, ``alt_isn``, ``set_aside`` (bad-checksum segments
-    dropped, per receiving side: (seq, bytes or None, length)) and ``rejected_ack`` ((side, ack)
-    of the last segment a SYN_SENT side rejected: its RST reply has seq = ack)."""
+    dropped, per receiving side: (seq, bytes or None, length)), ``rejected_ack`` ((side, ack)
+    of the last segment a SYN_SENT side rejected: its RST reply has seq = ack), ``tunnel`` (the
+    hops its first packet came through, or None), ``tw_deadline`` (when a flow in TIME_WAIT
+    ends) and ``rst_pending`` (an accepted RST not yet confirmed: its packet number, its
+    sender, the two states before it, its offset in its receiver's stream; the flow lingers
+    for a grace period, stack/resets.py)."""
 
     __slots__ = (
         "id", "key_c2s", "key_s2c", "client_port", "server_port", "last_linktype",
         "ip_version", "state", "isn", "wscale", "window", "streams", "packets",
         "payload_bytes", "valid_checksum", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
-        "last_seg", "last_number", "fast", "fast_raise", "tw_deadline", "stopped", "held",
-        "handles_rev", "zeek", "tunnel", "syn_ts_first", "syn_ts_latest", "rst_pending",
-        "idle_since",
+        "last_seg", "last_number", "fast", "fast_raise", "stopped", "held",
+        "handles_rev", "zeek", "syn_ts_first", "syn_ts_latest", "idle_since",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -120,15 +123,11 @@ class Connection(ConnRare):
         self.last_linktype = 0
         self.last_number = 0
         self.held = 0                     # bytes its buffers and out-of-order runs hold
-        self.tw_deadline: float | None = None
         # each side's SYN timestamps (first TSval, latest TSval; -1: its SYNs carried none),
         # for tcp.ts_echo_rejected: ints, not tuples, so that a compiled flow holds them in place
         self.syn_ts_first: tuple[int, int] = _NO_TS2
         self.syn_ts_latest: tuple[int, int] = _NO_TS2
-        # an accepted RST not yet confirmed: (its packet number, its sender, the two states
-        # before it, its offset in its receiver's stream); the flow lingers for a grace
-        # period (stack/resets.py)
-        self.rst_pending: tuple[int, int, TcpState, TcpState, int] | None = None
+        # (tunnel, tw_deadline and rst_pending are ConnRare's: None for most flows)
         self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
         # the flags together: a compiled Connection packs them in one word
         self.rst_seen = False
