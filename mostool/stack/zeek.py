@@ -114,13 +114,14 @@ class ZeekRecorder:
     endpoint states packed in one small int (3 bits each), per-side values in plain slots,
     the scaled letters' counters created on first use."""
 
-    __slots__ = ("history", "_s", "_p", "pending", "_once", "_syn0", "_syn1", "_rare", "_end0",
+    __slots__ = ("history", "_s", "pending", "_once", "_syn0", "_syn1", "_rare", "_end0",
                  "_end1")
 
     def __init__(self) -> None:
         self.history = ""
-        self._s = 0                  # the endpoints' states: side 0 in bits 0-2, side 1 in 3-5
-        self._p = 0                  # their previous states, likewise
+        # the endpoints' states: side 0 in bits 0-2, side 1 in 3-5; their previous states
+        # likewise in bits 6-8 and 9-11 (one int: a word less per flow)
+        self._s = 0
         # True while a fast-path packet (a pure ACK or in-order data, no SYN/FIN/RST) could
         # still add a letter or change a state
         self.pending = True
@@ -142,11 +143,11 @@ class ZeekRecorder:
 
     @property
     def state(self) -> tuple[int, int]:
-        return self._s & 7, self._s >> 3
+        return self._s & 7, (self._s >> 3) & 7
 
     @property
     def prev(self) -> tuple[int, int]:
-        return self._p & 7, self._p >> 3
+        return (self._s >> 6) & 7, (self._s >> 9) & 7
 
     # -- letters ------------------------------------------------------------------------------
 
@@ -243,7 +244,7 @@ class ZeekRecorder:
                streams: tuple[Stream, Stream]) -> None:
         """A packet ``side`` sent, before the engine processes it: ``seq``, ``length`` bytes of
         payload, the ``window`` field; ``streams[s]`` is what side ``s``'s stack receives."""
-        if not self._once and side == 0 and flags & 0x17 == _SYN and not self._s:
+        if not self._once and side == 0 and flags & 0x17 == _SYN and not self._s & 63:
             # the opening SYN (the commonest first packet; all of a SYN flood): as below
             self._once = _ONCE_BITS["S"]
             self.history = "S"
@@ -308,15 +309,17 @@ class ZeekRecorder:
 
     def _settle(self) -> None:
         s = self._s
-        self.pending = not (self._once & _BOTH_AD == _BOTH_AD and s & 7 and s >> 3)
+        self.pending = not (self._once & _BOTH_AD == _BOTH_AD and s & 7 and (s >> 3) & 7)
 
     # -- Zeek's endpoint state machine --------------------------------------------------------
 
     def _set(self, side: int, state: int) -> None:
         shift = 3 * side
         mask = 7 << shift
-        self._p = (self._p & ~mask) | (self._s & mask)
-        self._s = (self._s & ~mask) | (state << shift)
+        s = self._s
+        now = s & 63
+        prev = ((s >> 6) & ~mask) | (now & mask)
+        self._s = (now & ~mask) | (state << shift) | (prev << 6)
 
     def _update_state(self, side: int, flags: int, length: int) -> None:
         me, other = self.state if side == 0 else self.state[::-1]
@@ -359,7 +362,7 @@ class ZeekRecorder:
             self._set(side, RESET)
 
     def conn_state(self, orig_size: int, resp_size: int) -> str:
-        return conn_state(self._s & 7, self._s >> 3, orig_size, resp_size, self.history)
+        return conn_state(self._s & 7, (self._s >> 3) & 7, orig_size, resp_size, self.history)
 
     def fields(self, duration: float, c2s: Stream, s2c: Stream) -> dict[str, Any]:
         """The conn.log fields of the connection whose client->server and server->client
