@@ -32,6 +32,8 @@ _T = TypeVar("_T")
 # pair_add): readers index them as before, and a flow holds no list of its own for each (a
 # tuple of ints also leaves the cyclic GC's tracking). No writer is on the engine's fast path.
 _NONE2: Final[tuple[None, None]] = (None, None)
+# ints, not optional ints: a compiled flow holds them unboxed, in place (-1: none)
+_NO_ISN2: Final = (-1, -1)
 _ZERO2: Final = (0, 0)
 # bad_checksums of a flow whose checksums are not verified (checksums="skip"): reported as null
 UNCHECKED: Final = (-1, -1)
@@ -61,17 +63,20 @@ class Connection(ConnRare):
     checksums are not verified), ``dropped`` (bad-checksum segments dropped, per sender),
     ``control_rexmit`` (SYN/FIN retransmissions, by receiving side), ``keepalives``, ``late``,
     ``rst_payload``, ``bad_rst``, ``bad_fin``, ``alt_isn``, ``set_aside`` (bad-checksum segments
-    dropped, per receiving side: (seq, bytes or None, length)) and ``rejected_ack`` ((side, ack)
-    of the last segment a SYN_SENT side rejected: its RST reply has seq = ack)."""
+    dropped, per receiving side: (seq, bytes or None, length)), ``rejected_ack`` ((side, ack)
+    of the last segment a SYN_SENT side rejected: its RST reply has seq = ack), ``tunnel`` (the
+    hops its first packet came through, or None), ``tw_deadline`` (when a flow in TIME_WAIT
+    ends) and ``rst_pending`` (an accepted RST not yet confirmed: its packet number, its
+    sender, the two states before it, its offset in its receiver's stream; the flow lingers
+    for a grace period, stack/resets.py)."""
 
     __slots__ = (
         "id", "key_c2s", "key_s2c", "client_port", "server_port", "last_linktype",
         "ip_version", "state", "isn", "wscale", "window", "streams", "packets",
         "payload_bytes", "valid_checksum", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
-        "last_seg", "last_number", "fast", "fast_raise", "tw_deadline", "stopped", "held",
-        "handles_rev", "zeek", "tunnel", "syn_ts_first", "syn_ts_latest", "rst_pending",
-        "idle_since",
+        "last_seg", "last_number", "fast", "fast_raise", "stopped", "held",
+        "handles_rev", "zeek", "syn_ts_first", "syn_ts_latest", "idle_since",
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
@@ -93,7 +98,7 @@ class Connection(ConnRare):
         self.ip_version = seg.ip_version
         self.state: tuple[TcpState, TcpState] = _LISTEN2     # indexed by Side
         # the tuples below are replaced, not changed: see pair_set
-        self.isn: tuple[int | None, int | None] = _NONE2     # each side's ISN (as sender)
+        self.isn: tuple[int, int] = _NO_ISN2     # each side's ISN (as sender); -1: none yet
         self.wscale: tuple[int, int] = _ZERO2
         self.window: tuple[int, int] = _WINDOW2
         self.streams = streams            # streams[side] = bytes that side's stack received
@@ -105,9 +110,10 @@ class Connection(ConnRare):
         self.end_ts = ts
         self.idle_since = ts              # last_ts when put on the idle heap (stack/timers.py)
         self.end_reason = ""
-        self.handles: list[Flow] = []
+        # (a tuple: a single listener's one handle costs a third of a list's bytes)
+        self.handles: tuple[Flow, ...] = ()
         # handles in reverse, for server-sent packets
-        self.handles_rev: list[Flow] = self.handles
+        self.handles_rev: tuple[Flow, ...] = self.handles
         self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
         # the packet being (or last) processed; an int is its record offset in the buffer
         # Engine.process_records read it from, bytes its frame (of link type last_linktype)
@@ -117,15 +123,11 @@ class Connection(ConnRare):
         self.last_linktype = 0
         self.last_number = 0
         self.held = 0                     # bytes its buffers and out-of-order runs hold
-        self.tw_deadline: float | None = None
         # each side's SYN timestamps (first TSval, latest TSval; -1: its SYNs carried none),
         # for tcp.ts_echo_rejected: ints, not tuples, so that a compiled flow holds them in place
         self.syn_ts_first: tuple[int, int] = _NO_TS2
         self.syn_ts_latest: tuple[int, int] = _NO_TS2
-        # an accepted RST not yet confirmed: (its packet number, its sender, the two states
-        # before it, its offset in its receiver's stream); the flow lingers for a grace
-        # period (stack/resets.py)
-        self.rst_pending: tuple[int, int, TcpState, TcpState, int] | None = None
+        # (tunnel, tw_deadline and rst_pending are ConnRare's: None for most flows)
         self.zeek = ZeekRecorder()        # Zeek's history and endpoint states (stack/zeek.py)
         # the flags together: a compiled Connection packs them in one word
         self.rst_seen = False
@@ -180,6 +182,11 @@ class Connection(ConnRare):
         """A packet ``snd`` sent had a valid checksum."""
         if not self.valid_checksum[snd]:
             self.valid_checksum = pair_set(self.valid_checksum, snd, True)
+
+    def set_handles(self, handles: list[Flow]) -> None:
+        """The flow's handles, one per listener, in registration order."""
+        self.handles = (handles[0],) if len(handles) == 1 else tuple(handles)
+        self.handles_rev = self.handles[::-1] if len(handles) > 1 else self.handles
 
     def refresh_masks(self) -> None:
         m0 = m1 = m2 = 0

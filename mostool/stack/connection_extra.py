@@ -13,18 +13,24 @@ from __future__ import annotations
 
 from typing import Final
 
+from mostool.events.types import TcpState
+from mostool.stack.tunnels import TunnelHop
+
 __all__ = ["ConnRare", "ConnExtra"]
 
 _NONE2: Final[tuple[None, None]] = (None, None)
 _ZERO2: Final = (0, 0)
 _SetAside = tuple[list[tuple[int, bytes | None, int]], list[tuple[int, bytes | None, int]]] | None
+_RstPending = tuple[int, int, TcpState, TcpState, int] | None
+_Hops = tuple[TunnelHop, ...] | None
 
 
 class ConnExtra:
     """The values; see the module docstring."""
 
     __slots__ = ("fin_seq", "bad_checksums", "dropped", "control_rexmit", "keepalives", "late",
-                 "rst_payload", "bad_rst", "bad_fin", "alt_isn", "set_aside", "rejected_ack")
+                 "rst_payload", "bad_rst", "bad_fin", "alt_isn", "set_aside", "rejected_ack",
+                 "tunnel", "tw_deadline", "rst_pending")
 
     def __init__(self) -> None:
         self.fin_seq: tuple[int | None, int | None] = _NONE2  # seq of each side's FIN
@@ -39,6 +45,9 @@ class ConnExtra:
         self.alt_isn: tuple[int, ...] = ()  # ISNs a side gave up
         self.set_aside: _SetAside = None  # bad-checksum segments, per receiving side
         self.rejected_ack: tuple[int, int] | None = None  # see Connection
+        self.tunnel: _Hops = None  # the hops a tunnelled flow's first packet came through
+        self.tw_deadline: float | None = None  # when a flow in TIME_WAIT ends
+        self.rst_pending: _RstPending = None  # see Connection
 
 
 _DEFAULTS: Final = ConnExtra()      # shared by every connection that has needed none: never written
@@ -165,3 +174,30 @@ class ConnRare:
     def rejected_ack(self, value: tuple[int, int] | None) -> None:
         if value is not None or self._extra is not _DEFAULTS:
             self._own_extra().rejected_ack = value
+
+    @property
+    def tunnel(self) -> _Hops:
+        return self._extra.tunnel
+
+    @tunnel.setter
+    def tunnel(self, value: _Hops) -> None:
+        if value is not None or self._extra is not _DEFAULTS:
+            self._own_extra().tunnel = value
+
+    @property
+    def tw_deadline(self) -> float | None:
+        return self._extra.tw_deadline
+
+    @tw_deadline.setter
+    def tw_deadline(self, value: float | None) -> None:
+        if value is not None or self._extra is not _DEFAULTS:
+            self._own_extra().tw_deadline = value
+
+    @property
+    def rst_pending(self) -> _RstPending:
+        return self._extra.rst_pending
+
+    @rst_pending.setter
+    def rst_pending(self, value: _RstPending) -> None:
+        if value is not None or self._extra is not _DEFAULTS:
+            self._own_extra().rst_pending = value

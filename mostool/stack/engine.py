@@ -337,8 +337,7 @@ class Engine:
         if states is not None:
             conn.midstream = True
             conn.state = (states[0], states[1])
-        handles = conn.handles = [Flow(conn, lst, self) for lst in listeners]
-        conn.handles_rev = handles[::-1] if len(handles) > 1 else handles
+        conn.set_handles([Flow(conn, lst, self) for lst in listeners])
         conn.refresh_masks()
         self.flows.add(conn)
         deadline = self.timers.watch_idle(now, conn)
@@ -389,7 +388,7 @@ class Engine:
             if state[0] is _ESTABLISHED and state[1] is _ESTABLISHED:
                 st = conn.streams[snd]
                 base = st.base
-                if base is None or not (st.ooo_starts or
+                if base < 0 or not (st.ooo_starts or
                                         0 < (seg.ack - base - st.nxt) & M32 < 0x80000000):
                     if not wire:
                         if conn.zeek.pending or not seg.window:    # zeek: fast path
@@ -399,7 +398,7 @@ class Engine:
                         return
                     st = conn.streams[1 - snd]
                     base = st.base
-                    if (base is not None and not st.ooo_starts and seg.payload_len == wire
+                    if (base >= 0 and not st.ooo_starts and seg.payload_len == wire
                             and not (seg.seq - base - st.nxt) & M32):
                         off = st.nxt
                         if conn.zeek.pending or not seg.window:    # zeek: fast path
@@ -451,7 +450,7 @@ class Engine:
                 fin_seq = (seg.seq + seg.wire_len + (1 if flags & SYN else 0)) & M32
                 if conn.fin_seq[snd] is None:
                     conn.fin_seq = pair_set(conn.fin_seq, snd, fin_seq)
-                    if st.base is not None:
+                    if st.base >= 0:
                         st.fin_off = st.offset(fin_seq)
                 elif conn.fin_seq[snd] == fin_seq:
                     conn.control_rexmit = pair_add(conn.control_rexmit, rcv)
@@ -538,7 +537,7 @@ class Engine:
         # with its handles, so it is freed without waiting for the garbage collector.
         for st in conn.streams:
             st.release()
-        conn.handles = conn.handles_rev = []
+        conn.handles = conn.handles_rev = ()
         self.timers.flow_ended()
 
     def monitoring_changed(self, conn: Connection) -> None:

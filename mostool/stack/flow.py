@@ -315,7 +315,8 @@ class Flow:
         s = self._side(side)
         st = conn.streams[s]
         last = max([st.nxt] + [a + b for a, b in st.fragments()])
-        return BufInfo(conn.isn[1 - s], st.head, self.cursors[s], st.nxt, last)
+        isn = conn.isn[1 - s]
+        return BufInfo(isn if isn >= 0 else None, st.head, self.cursors[s], st.nxt, last)
 
     def frag_info(self, side: Side) -> list[tuple[int, int]]:
         """Received byte ranges still held: (offset, length) of the buffer and of each run

@@ -35,7 +35,7 @@ def receive_payload(conn: Connection, seg: TcpSegment, snd: int, st: HalfStream,
     seq = seg.seq
     if seg.flags & SYN:
         seq = (seq + 1) & M32
-    if st.base is None:
+    if st.base < 0:
         st.base = seq
     off = st.offset(seq)
     wire = seg.wire_len
@@ -61,7 +61,7 @@ def ack_gives_up_holes(conn: Connection, seg: TcpSegment, snd: int, counts: dict
     gaps now."""
     st = conn.streams[snd]
     base = st.base
-    if base is None:
+    if base < 0:
         return False
     if not st.ooo_starts and not (0 < (seg.ack - base - st.nxt) & M32 < 0x80000000
                                   and (st.fin_off is None or st.fin_off > st.nxt)):
@@ -71,7 +71,7 @@ def ack_gives_up_holes(conn: Connection, seg: TcpSegment, snd: int, counts: dict
     if not st.ooo_starts and st.nxt == st.offset(seg.ack):
         return False
     peer_isn = conn.isn[1 - snd]
-    if conn.state[snd] in _HANDSHAKE and peer_isn is not None and \
+    if conn.state[snd] in _HANDSHAKE and peer_isn >= 0 and \
             seg.ack != (peer_isn + 1) & M32:
         return False        # not acceptable during the handshake (RFC 793): a stray ACK
     target = st.offset(seg.ack)

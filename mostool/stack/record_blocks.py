@@ -264,12 +264,12 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                         st = conn.streams[snd]
                         sbase = st.base
                         take = None
-                        if sbase is None or not (st.ooo_starts or 0 < (
+                        if sbase < 0 or not (st.ooo_starts or 0 < (
                                 _u32(blk, p + 42) - sbase - st.nxt) & M32 < 0x80000000):
                             if wire:
                                 st = conn.streams[1 - snd]
                                 sbase = st.base
-                                if (sbase is not None and not st.ooo_starts
+                                if (sbase >= 0 and not st.ooo_starts
                                         and not (_u32(blk, p + 38) - sbase - st.nxt) & M32):
                                     take = st
                                 else:

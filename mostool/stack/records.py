@@ -259,12 +259,12 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                     st = conn.streams[snd]
                     base = st.base
                     take = None
-                    if base is None or not (st.ooo_starts or
+                    if base < 0 or not (st.ooo_starts or
                                             0 < (ack - base - st.nxt) & M32 < 0x80000000):
                         if wire:
                             st = conn.streams[1 - snd]
                             base = st.base
-                            if (base is not None and not st.ooo_starts
+                            if (base >= 0 and not st.ooo_starts
                                     and not (seq - base - st.nxt) & M32):
                                 take = st
                             else:

@@ -125,7 +125,7 @@ def after_reset(engine: Engine, conn: Connection, seg: TcpSegment) -> bool:
     if seg.wire_len:
         engine.counts["data_after_rst"] += 1
         st = conn.streams[1 - snd]
-        off = st.offset(seg.seq) if st.base is not None else 0
+        off = st.offset(seg.seq) if st.base >= 0 else 0
         # offsets are never negative: data from the SYN's own sequence number on starts at 0
         engine.emitter.anomaly(conn, 1 - snd, "data_after_rst", max(off, 0), seg.wire_len, snd)
     return True

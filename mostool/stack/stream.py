@@ -37,7 +37,7 @@ import hashlib
 from bisect import bisect_left, bisect_right
 from typing import Any, Final, TypeVar
 
-from mostool.stack.stream_extra import NO_OOO, NONE, Ints, Pairs, Rare
+from mostool.stack.stream_extra import NO_OOO, NONE, Ints, Pairs, Rare, ooo_limits
 
 __all__ = ["HalfStream", "NEW", "REXMIT", "CONFLICT", "LATE", "M32"]
 
@@ -75,7 +75,7 @@ class HalfStream(Rare):
 
     __slots__ = (
         "base", "nxt", "delivered", "bufsize", "chunks", "chunk_offs", "chunk_head", "buffered",
-        "ooo_starts", "max_ooo_segments", "max_ooo_bytes", "hasher", "new_runs", "fin_off",
+        "ooo_starts", "ooo_limits", "hasher", "new_runs", "fin_off",
         "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late",
     )
 
@@ -85,7 +85,7 @@ class HalfStream(Rare):
         # gaps, ooo (start -> bytearray run, or its end when no one needs bytes), the counters
         # and the ON_ERROR outbox (conflict_runs, gap_runs, late_runs, filled_runs): Rare's
         super().__init__()
-        self.base: int | None = None        # sequence number of offset 0
+        self.base = -1                      # sequence number of offset 0 (-1: none yet)
         self.nxt = 0                        # in-order point (stream offset)
         self.delivered = 0                  # bytes of the reassembled stream, gaps skipped
         self.bufsize = bufsize
@@ -94,8 +94,7 @@ class HalfStream(Rare):
         self.chunk_head = 0                 # chunks before this index have been dropped
         self.buffered = 0
         self.ooo_starts: Ints = _NONE
-        self.max_ooo_segments = max_ooo_segments
-        self.max_ooo_bytes = max_ooo_bytes
+        self.ooo_limits = ooo_limits(max_ooo_segments, max_ooo_bytes)   # shared
         self.hasher = hashlib.sha256() if hashing else None
         self.new_runs: Pairs = _NONE        # drained by the engine: NEW_DATA
         self.fin_off: int | None = None
@@ -112,7 +111,7 @@ class HalfStream(Rare):
     def offset(self, seq: int) -> int:
         """The stream offset of ``seq``, unwrapped to the 2**31 window around ``nxt``."""
         base = self.base
-        if base is None:
+        if base < 0:
             return 0
         nxt = self.nxt
         d = (seq - base - nxt) & M32
@@ -121,7 +120,8 @@ class HalfStream(Rare):
         return nxt + d
 
     def seq_of(self, offset: int) -> int:
-        return ((self.base or 0) + offset) & M32
+        base = self.base
+        return ((base if base >= 0 else 0) + offset) & M32
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -174,8 +174,9 @@ class HalfStream(Rare):
             flags |= NEW
         else:
             # over a limit: give up holes, oldest first, until the store is within both
-            while self.ooo_starts and (len(self.ooo_starts) > self.max_ooo_segments
-                                       or self.ooo_bytes > self.max_ooo_bytes):
+            limits = self.ooo_limits
+            while self.ooo_starts and (len(self.ooo_starts) > limits.segments
+                                       or self.ooo_bytes > limits.nbytes):
                 self.skip_to(self.ooo_starts[0])
                 flags |= NEW
         return flags

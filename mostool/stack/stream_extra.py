@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-__all__ = ["Rare", "StreamExtra", "Pairs", "Ints", "NONE", "NO_OOO"]
+__all__ = ["Rare", "StreamExtra", "Pairs", "Ints", "NONE", "NO_OOO", "OooLimits", "ooo_limits"]
 
 Pairs = list[tuple[int, int]] | tuple[tuple[int, int], ...]
 Ints = list[int] | tuple[int, ...]
@@ -27,6 +27,32 @@ NONE: Final[tuple[Any, ...]] = ()
 NO_OOO: Final[Mapping[int, Any]] = MappingProxyType({})
 _NONE: Final = NONE
 _NO_OOO: Final = NO_OOO
+
+
+class OooLimits:
+    """How much a stream's out-of-order store may hold before its oldest hole is given up
+    (MonitorConfig.max_ooo_segments, max_ooo_bytes): one object shared by the streams of the
+    same limits, rather than two words in every stream."""
+
+    __slots__ = ("segments", "nbytes")
+
+    def __init__(self, segments: int, nbytes: int) -> None:
+        self.segments = segments
+        self.nbytes = nbytes
+
+
+_LIMITS: Final[dict[tuple[int, int], OooLimits]] = {}
+
+
+def ooo_limits(segments: int, nbytes: int) -> OooLimits:
+    """The shared ``OooLimits`` of these values (a few configurations per process: bounded)."""
+    key = (segments, nbytes)
+    found = _LIMITS.get(key)
+    if found is None:
+        found = OooLimits(segments, nbytes)
+        if len(_LIMITS) < 64:
+            _LIMITS[key] = found
+    return found
 
 
 class StreamExtra:

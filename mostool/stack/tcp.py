@@ -160,10 +160,10 @@ def sender_step(conn: Connection, seg: TcpSegment, snd: int, old: TcpState) -> T
     if old == _SYN_SENT and flags & ACK:
         if inp is _SND_FIN:
             old = TRANSITIONS.get((old, _SND_ACK), old)
-        elif inp is _SND_ACK and conn.isn[1 - snd] is None and seg.ack:
+        elif inp is _SND_ACK and conn.isn[1 - snd] < 0 and seg.ack:
             # the SYN/ACK was not captured: its ISN is what this ACK acknowledges, minus 1
             peer_stream = conn.streams[snd]
-            if peer_stream.base is None:
+            if peer_stream.base < 0:
                 peer_stream.base = seg.ack
             conn.isn = pair_set(conn.isn, 1 - snd, (seg.ack - 1) & M32)
     return TRANSITIONS.get((old, inp), old)
@@ -182,7 +182,7 @@ def receiver_inputs(conn: Connection, seg: TcpSegment, rcv: int,
     if flags & ACK:
         my_isn = conn.isn[rcv]
         if (state is _SYN_RCVD or state is _SYN_SENT) and (
-                my_isn is None or ((seg.ack - my_isn - 1) & M32) < 0x80000000):
+                my_isn < 0 or ((seg.ack - my_isn - 1) & M32) < 0x80000000):
             inputs = _IN_ACK_SYN
             if conn.alt_isn:
                 settle_isn(conn, seg, rcv)
@@ -228,7 +228,7 @@ def pure_ack_step(conn: Connection, snd: int, ack: int) -> TcpState | None:
     if mine.gap_runs:
         return None
     base = mine.base
-    if base is not None:
+    if base >= 0:
         if mine.ooo_starts:
             return None
         nxt = mine.nxt
@@ -241,7 +241,7 @@ def pure_ack_step(conn: Connection, snd: int, ack: int) -> TcpState | None:
     new: TcpState = old_rcv             # receiver_step, for an ACK without data
     if old_rcv is _SYN_RCVD:
         my_isn = conn.isn[rcv]
-        if my_isn is None or ((ack - my_isn - 1) & M32) < 0x80000000:
+        if my_isn < 0 or ((ack - my_isn - 1) & M32) < 0x80000000:
             new = TRANSITIONS.get((new, _RCV_ACK_SYN), new)
     fin = conn.fin_seq[rcv]
     if fin is not None and ((ack - fin - 1) & M32) < 0x80000000:
@@ -266,9 +266,9 @@ def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
             conn.wscale = pair_set(conn.wscale, snd, wscale if wscale < 14 else 14)
     st = conn.streams[1 - snd]
     isn = conn.isn[snd]
-    if isn is None:
+    if isn < 0:
         conn.isn = pair_set(conn.isn, snd, seg.seq)
-        if st.base is None or (st.delivered == 0 and not st.ooo_starts):
+        if st.base < 0 or (st.delivered == 0 and not st.ooo_starts):
             st.base = (seg.seq + 1) & M32
     elif isn == seg.seq:
         conn.control_rexmit = pair_add(conn.control_rexmit, 1 - snd)
@@ -290,7 +290,8 @@ def settle_isn(conn: Connection, seg: TcpSegment, rcv: int) -> None:
     if wanted in conn.alt_isn and conn.isn[rcv] != wanted:
         st = conn.streams[1 - rcv]
         if st.delivered == 0 and not st.ooo_starts:
-            conn.alt_isn += (conn.isn[rcv] or 0,)
+            old_isn = conn.isn[rcv]
+            conn.alt_isn += (old_isn if old_isn >= 0 else 0,)
             conn.isn = pair_set(conn.isn, rcv, wanted)
             st.base = seg.ack
     conn.alt_isn = ()
@@ -300,7 +301,7 @@ def fin_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     """A FIN must land at or after the receiver's first byte and within its window of the
     in-order point (the caller skips the check in mOS-compatible mode, as mOS does)."""
     st = conn.streams[rcv]
-    if st.base is None:
+    if st.base < 0:
         return True
     off = st.offset((seg.seq + seg.wire_len + (1 if seg.flags & SYN else 0)) & M32)
     window = conn.window[rcv] << conn.wscale[rcv]
@@ -332,11 +333,11 @@ def rst_verdict(conn: Connection, seg: TcpSegment, rcv: int) -> int:
     state = conn.state[rcv]
     if state == _SYN_SENT:
         isn = conn.isn[rcv]
-        if isn is None or (seg.flags & ACK and seg.ack == (isn + 1) & M32):
+        if isn < 0 or (seg.flags & ACK and seg.ack == (isn + 1) & M32):
             return RST_OK
         return RST_BAD
     st = conn.streams[rcv]
-    if st.base is None:
+    if st.base < 0:
         return RST_OK
     off = st.offset(seg.seq)
     nxt = st.nxt
@@ -375,14 +376,14 @@ def proves_alive(conn: Connection, seg: TcpSegment, snd: int) -> bool:
         return False
     rcv = 1 - snd
     mine = conn.streams[snd]            # what snd received: its ack must lie in there
-    if conn.isn[rcv] is not None and mine.base is not None:
+    if conn.isn[rcv] >= 0 and mine.base >= 0:
         off = mine.offset(seg.ack)
         if not 0 <= off <= mine.nxt + 1:
             return False
     if flags & SYN:
         return True
     theirs = conn.streams[rcv]
-    if conn.isn[snd] is None or theirs.base is None:
+    if conn.isn[snd] < 0 or theirs.base < 0:
         return False                    # a sequence space nobody has seen start
     window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
     return -window <= theirs.offset(seg.seq) - theirs.nxt <= window
@@ -394,9 +395,9 @@ def rst_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     state = conn.state[rcv]
     if state == _SYN_SENT:
         isn = conn.isn[rcv]
-        return not seg.flags & ACK or isn is None or seg.ack == (isn + 1) & M32
+        return not seg.flags & ACK or isn < 0 or seg.ack == (isn + 1) & M32
     st = conn.streams[rcv]
-    if st.base is None:
+    if st.base < 0:
         return True
     d = st.offset(seg.seq) - st.nxt
     window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
@@ -409,7 +410,7 @@ def same_connection(conn: Connection, seg: TcpSegment, now: float) -> str | None
     (still the same flow, counted), else the reason the tracked flow ends ("rst", "fin",
     "stopped") because the SYN opens a new connection."""
     from_client = seg.key == conn.key_c2s
-    if from_client and (conn.isn[0] == seg.seq or conn.isn[0] is None):
+    if from_client and (conn.isn[0] == seg.seq or conn.isn[0] < 0):
         return None
     state = conn.state
     closing = (conn.fin_seq[0] is not None or conn.fin_seq[1] is not None

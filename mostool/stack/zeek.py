@@ -78,12 +78,33 @@ class Stream(Protocol):
     nxt: int
 
     @property
-    def base(self) -> int | None: ...
+    def base(self) -> int: ...     # -1: none yet
 
     @property
     def gaps(self) -> Sized: ...
 
     def offset(self, seq: int) -> int: ...
+
+
+class ZeekRare:
+    """What a recorder needs only once a flow sends a FIN or an RST, or meets a scaled letter
+    (C, G, T, W): made on the first such write; until then every recorder shares one read-only
+    default (``_NO_RARE``), which keeps an idle flow's recorder small."""
+
+    __slots__ = ("fin0", "fin1", "rst0", "rst1", "scaled", "g0", "g1")
+
+    def __init__(self) -> None:
+        # the last sequence number of F and R, per side (Zeek's hist_last_*; -1: none yet)
+        self.fin0 = -1
+        self.fin1 = -1
+        self.rst0 = -1
+        self.rst1 = -1
+        self.scaled: dict[tuple[str, int], list[int]] | None = None   # [count, threshold]
+        self.g0 = 0                     # content gaps written, per sending side
+        self.g1 = 0
+
+
+_NO_RARE: Final = ZeekRare()        # shared by every recorder that has needed none: never written
 
 
 class ZeekRecorder:
@@ -93,38 +114,40 @@ class ZeekRecorder:
     endpoint states packed in one small int (3 bits each), per-side values in plain slots,
     the scaled letters' counters created on first use."""
 
-    __slots__ = ("history", "_s", "_p", "pending", "_once", "_syn0", "_syn1", "_fin0", "_fin1",
-                 "_rst0", "_rst1", "_scaled", "_end0", "_end1", "_g0", "_g1")
+    __slots__ = ("history", "_s", "pending", "_once", "_syn0", "_syn1", "_rare", "_end0",
+                 "_end1")
 
     def __init__(self) -> None:
         self.history = ""
-        self._s = 0                  # the endpoints' states: side 0 in bits 0-2, side 1 in 3-5
-        self._p = 0                  # their previous states, likewise
+        # the endpoints' states: side 0 in bits 0-2, side 1 in 3-5; their previous states
+        # likewise in bits 6-8 and 9-11 (one int: a word less per flow)
+        self._s = 0
         # True while a fast-path packet (a pure ACK or in-order data, no SYN/FIN/RST) could
         # still add a letter or change a state
         self.pending = True
         self._once = 0               # letters written once: bits, side 1 shifted by 8
-        # the last sequence number of S/H, F and R, per side (Zeek's hist_last_*)
-        # (-1: none yet; an int, not None, so that a compiled recorder holds it unboxed)
+        # the last sequence number of S/H, per side (Zeek's hist_last_*; F's and R's are
+        # ZeekRare's) (-1: none yet; an int, not None, so that a compiled recorder holds it
+        # unboxed)
         self._syn0 = -1
         self._syn1 = -1
-        self._fin0 = -1
-        self._fin1 = -1
-        self._rst0 = -1
-        self._rst1 = -1
-        self._scaled: dict[tuple[str, int], list[int]] | None = None   # [count, threshold]
+        self._rare = _NO_RARE           # F and R sequence numbers, scaled letters, gaps written
         self._end0: int | None = None    # highest stream offset sent + 1, per side
         self._end1: int | None = None
-        self._g0 = 0                     # content gaps written, per sending side
-        self._g1 = 0
+
+    def _own_rare(self) -> ZeekRare:
+        rare = self._rare
+        if rare is _NO_RARE:
+            rare = self._rare = ZeekRare()
+        return rare
 
     @property
     def state(self) -> tuple[int, int]:
-        return self._s & 7, self._s >> 3
+        return self._s & 7, (self._s >> 3) & 7
 
     @property
     def prev(self) -> tuple[int, int]:
-        return self._p & 7, self._p >> 3
+        return (self._s >> 6) & 7, (self._s >> 9) & 7
 
     # -- letters ------------------------------------------------------------------------------
 
@@ -147,10 +170,11 @@ class ZeekRecorder:
     def _repeat(self, side: int, code: str, seq: int) -> None:
         """S, H, F, R: again when the sequence number differs from that letter's last one."""
         # the last one's slot, read and written by name (no getattr: slow on a native class)
+        rare = self._rare
         if code == "F":
-            last = self._fin1 if side else self._fin0
+            last = rare.fin1 if side else rare.fin0
         elif code == "R":
-            last = self._rst1 if side else self._rst0
+            last = rare.rst1 if side else rare.rst0
         else:                           # S and H share theirs
             last = self._syn1 if side else self._syn0
         if self._once_letter(side, code) and last != seq:
@@ -159,23 +183,24 @@ class ZeekRecorder:
             return
         if code == "F":
             if side:
-                self._fin1 = seq
+                self._own_rare().fin1 = seq
             else:
-                self._fin0 = seq
+                self._own_rare().fin0 = seq
         elif code == "R":
             if side:
-                self._rst1 = seq
+                self._own_rare().rst1 = seq
             else:
-                self._rst0 = seq
+                self._own_rare().rst0 = seq
         elif side:
             self._syn1 = seq
         else:
             self._syn0 = seq
 
     def _scaled_letter(self, side: int, code: str) -> None:
-        scaled = self._scaled
+        rare = self._own_rare()
+        scaled = rare.scaled
         if scaled is None:
-            scaled = self._scaled = {}
+            scaled = rare.scaled = {}
         entry = scaled.get((code, side))
         if entry is None:
             entry = scaled[(code, side)] = [0, 1]
@@ -201,11 +226,16 @@ class ZeekRecorder:
     def gaps(self, c2s_gaps: int, s2c_gaps: int) -> None:
         """Content gaps our reassembly gave up so far, per sending direction: a ``G`` for the
         sender of each new one (scaled)."""
-        for _ in range(c2s_gaps - self._g0):
+        rare = self._rare
+        g0, g1 = rare.g0, rare.g1
+        if c2s_gaps <= g0 and s2c_gaps <= g1:
+            return                      # (the commonest case: no write, no ZeekRare made)
+        for _ in range(c2s_gaps - g0):
             self._scaled_letter(0, "G")
-        for _ in range(s2c_gaps - self._g1):
+        for _ in range(s2c_gaps - g1):
             self._scaled_letter(1, "G")
-        self._g0, self._g1 = max(self._g0, c2s_gaps), max(self._g1, s2c_gaps)
+        rare = self._own_rare()
+        rare.g0, rare.g1 = max(g0, c2s_gaps), max(g1, s2c_gaps)
 
     def bad_checksum(self, side: int) -> None:
         self._scaled_letter(side, "C")
@@ -214,7 +244,7 @@ class ZeekRecorder:
                streams: tuple[Stream, Stream]) -> None:
         """A packet ``side`` sent, before the engine processes it: ``seq``, ``length`` bytes of
         payload, the ``window`` field; ``streams[s]`` is what side ``s``'s stack receives."""
-        if not self._once and side == 0 and flags & 0x17 == _SYN and not self._s:
+        if not self._once and side == 0 and flags & 0x17 == _SYN and not self._s & 63:
             # the opening SYN (the commonest first packet; all of a SYN flood): as below
             self._once = _ONCE_BITS["S"]
             self.history = "S"
@@ -222,7 +252,8 @@ class ZeekRecorder:
             self._s = SYN_SENT
             return
         s2c, c2s = streams
-        if len(c2s.gaps) != self._g0 or len(s2c.gaps) != self._g1:
+        rare = self._rare
+        if len(c2s.gaps) != rare.g0 or len(s2c.gaps) != rare.g1:
             self.gaps(len(c2s.gaps), len(s2c.gaps))
         control = flags & _CONTROL
         if not (control or length or self.pending) and window:
@@ -236,7 +267,7 @@ class ZeekRecorder:
             self._once_letter(side, "A")
         if length and not flags & (_RST | _SYN):
             into = c2s if side == 0 else s2c
-            if into.base is not None:
+            if into.base >= 0:
                 self._sent(side, into.offset(seq) + length, into.nxt)
         if not window:
             self._window(side, flags)
@@ -278,15 +309,17 @@ class ZeekRecorder:
 
     def _settle(self) -> None:
         s = self._s
-        self.pending = not (self._once & _BOTH_AD == _BOTH_AD and s & 7 and s >> 3)
+        self.pending = not (self._once & _BOTH_AD == _BOTH_AD and s & 7 and (s >> 3) & 7)
 
     # -- Zeek's endpoint state machine --------------------------------------------------------
 
     def _set(self, side: int, state: int) -> None:
         shift = 3 * side
         mask = 7 << shift
-        self._p = (self._p & ~mask) | (self._s & mask)
-        self._s = (self._s & ~mask) | (state << shift)
+        s = self._s
+        now = s & 63
+        prev = ((s >> 6) & ~mask) | (now & mask)
+        self._s = (now & ~mask) | (state << shift) | (prev << 6)
 
     def _update_state(self, side: int, flags: int, length: int) -> None:
         me, other = self.state if side == 0 else self.state[::-1]
@@ -329,7 +362,7 @@ class ZeekRecorder:
             self._set(side, RESET)
 
     def conn_state(self, orig_size: int, resp_size: int) -> str:
-        return conn_state(self._s & 7, self._s >> 3, orig_size, resp_size, self.history)
+        return conn_state(self._s & 7, (self._s >> 3) & 7, orig_size, resp_size, self.history)
 
     def fields(self, duration: float, c2s: Stream, s2c: Stream) -> dict[str, Any]:
         """The conn.log fields of the connection whose client->server and server->client
