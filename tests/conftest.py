@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,17 @@ def shared_pcaps() -> Path:
     if not SHARED_PCAPS.is_dir():
         pytest.skip(f"shared capture corpus not found at {SHARED_PCAPS}")
     return SHARED_PCAPS
+
+
+@pytest.fixture
+def frame_by_frame(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Calling it makes every ReplaySource hand out frames: the pipeline without the in-place
+    record loops (mostool/stack/records.py), to compare both ways."""
+    from mostool.replay import ReplaySource
+
+    def off() -> None:
+        monkeypatch.setattr(ReplaySource, "pcap_records", lambda self: None)
+    return off
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -42,14 +42,6 @@ def _corpus() -> list[Path]:
 CORPUS = _corpus()
 
 
-@pytest.fixture
-def frame_by_frame(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """Calling it makes every ReplaySource hand out frames (the pipeline before records.py)."""
-    def off() -> None:
-        monkeypatch.setattr(ReplaySource, "pcap_records", lambda self: None)
-    return off
-
-
 def flows(*argv: str) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(["flows", *argv], out=out, err=err)

@@ -5,16 +5,15 @@ last packets, timers, counters and damage warnings, whatever blocks come between
 from __future__ import annotations
 
 import csv
-import io
 import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_records import flows
 
 from mostool import Monitor, MonitorConfig
-from mostool.cli import main
 from mostool.events.types import ON_CONN_END, ON_CONN_START
 from mostool.replay import ReplaySource
 from mostool.stack.engine import Engine
@@ -108,21 +107,6 @@ def to_pcapng(classic: bytes, bo: str = "<", tsresol: int | None = None, tsoffse
 
 
 # --- running both ways ----------------------------------------------------------------------------
-
-@pytest.fixture
-def frame_by_frame(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    """Calling it makes every ReplaySource hand out frames (the pcapng frame reader)."""
-    def off() -> None:
-        monkeypatch.setattr(ReplaySource, "pcap_records", lambda self: None)
-    return off
-
-
-def flows(*argv: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["flows", *argv], out=out, err=err)
-    assert code == 0, err.getvalue()
-    return out.getvalue(), err.getvalue()
-
 
 def _trace(path: Path, config: MonitorConfig, stop_after: int | None = None,
            block_size: int | None = None) -> tuple[list[Any], dict[str, Any]]:
