@@ -133,3 +133,20 @@ def test_the_notebook_entry_on_local_processes() -> None:
     one = records, [json.loads(line) for line in trace.getvalue().splitlines()]
     got = run_partitions(files, config, _setup, 3, monitor_class=Monitor)
     assert got == one and len(one[1]) > 100
+
+
+def test_a_worker_that_dies_is_one_line(tmp_path: Path) -> None:
+    """A worker killed mid-run (here: its app exits the process at the first flow) is a clear
+    error, not a traceback."""
+    app = tmp_path / "exits.py"
+    app.write_text("import os\n"
+                   "from mostool import MONITOR_STREAM, ON_CONN_START\n"
+                   "def setup(mon):\n"
+                   "    mon.socket(MONITOR_STREAM).on(ON_CONN_START,\n"
+                   "                                  callback=lambda f, s, e: os._exit(3))\n")
+    pcap = ROOT / "sample_pcaps" / "http_small.pcap"
+    err = io.StringIO()
+    code = main(["run", "-r", str(pcap), "--app", str(app), "--workers", "2"],
+                out=io.StringIO(), err=err)
+    assert code == 2 and "worker process died" in err.getvalue()
+    assert err.getvalue().count("\n") == 1

@@ -54,11 +54,16 @@ class LocalBackend:
     def map(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], label: str,
             err: IO[str] | None) -> list[Any]:
         from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
         progress = _Progress(err, label, len(args))
         futures = {self._pool.submit(fn, *a): i for i, a in enumerate(args)}
         results: list[Any] = [None] * len(args)
         for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
+            try:
+                results[futures[fut]] = fut.result()
+            except BrokenProcessPool:
+                raise DistError(f"a worker process died during {label} (killed, or out of "
+                                "memory?); run again with fewer --workers") from None
             progress.step()
         progress.end()
         return results
