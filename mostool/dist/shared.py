@@ -78,6 +78,9 @@ def run_shared(paths: Sequence[str], job: Job, workers: int, *, bpf: str | None 
         backend.close()
         shutil.rmtree(scratch, ignore_errors=True)
     first = results[0]
+    counts = [int(res["packets"]) for res in results]
+    if err is not None:
+        err.write(f"mostool: {first['total']:,} packets; each worker's share: "
+                  + ", ".join(f"{c:,}" for c in counts) + "\n")
     return {"results": results, "packets": first["total"],
-            "warnings": list(first["stats"]["warnings"]),
-            "counts": [int(res["packets"]) for res in results], "scratch": None}
+            "warnings": list(first["stats"]["warnings"]), "counts": counts, "scratch": None}
