@@ -277,17 +277,8 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                         else:
                             conn = None
                         if conn is not None:
-                            ok: bool | None = None          # not verified ("skip")
-                            if verify:
-                                ok = True
-                                # addresses and segment: their 16-bit words sum the same as
-                                # the pseudo-header's addresses plus the segment
-                                rest = tlen - 14            # protocol 6 + segment length
-                                if ones_sum_at(blk, p + 26, tlen - 12,
-                                               (rest & 0xFFFF) + (rest >> 16)) != 0xFFFF:
-                                    ok = offload_verdict(
-                                        _u16(blk, p + 50),
-                                        int.from_bytes(blk[p + 26:p + 34], "big") + rest)
+                            # None: not verified ("skip")
+                            ok = _checksum_verdict(blk, p, tlen) if verify else None
                             if ok is not False:
                                 if ts > now:
                                     engine.now = now = ts

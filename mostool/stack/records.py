@@ -158,7 +158,6 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
     inline = linktype == ETHERNET and engine.inline_ok()
     shard_index, shards = engine.shard or (0, 0)
     verify = engine.verify_checksums
-    in_place_sum = IN_PLACE_SUM
     table_get = engine.table.get
     process = engine.process
     account = engine.budget.account
@@ -272,27 +271,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                     else:
                         conn = None
                     if conn is not None:
-                        ok: bool | None = None          # not verified ("skip")
-                        if verify:
-                            ok = True
-                            # addresses and segment in one integer: their 16-bit words sum the
-                            # same as the pseudo-header's addresses plus the segment
-                            seglen = tlen - 20
-                            if in_place_sum:
-                                rest = 6 + seglen
-                                if ones_sum_at(buf, p + 26, 8 + seglen,
-                                               (rest & 0xFFFF) + (rest >> 16)) != 0xFFFF:
-                                    ok = offload_verdict(
-                                        (buf[p + 50] << 8) | buf[p + 51],
-                                        int.from_bytes(buf[p + 26:p + 34], "big") + rest)
-                            else:
-                                x = int.from_bytes(buf[p + 26:p + 34 + seglen], "big")
-                                if seglen & 1:
-                                    x <<= 8
-                                if (mod_ffff(x) + 6 + seglen) % 0xFFFF:
-                                    ok = offload_verdict(
-                                        (buf[p + 50] << 8) | buf[p + 51],
-                                        int.from_bytes(buf[p + 26:p + 34], "big") + 6 + seglen)
+                        # None: not verified ("skip")
+                        ok = segment_verdict(buf, p, tlen) if verify else None
                         if ok is not False:
                             if ts > now:
                                 engine.now = now = ts
@@ -356,7 +336,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
 def segment_verdict(buf: RecordBuffer, p: int, tlen: int) -> bool | None:
     """The TCP checksum of the IPv4 packet of the Ethernet frame at ``buf[p:]`` (as the loop
     above verifies it): True when it verifies, else ``offload_verdict``'s (None: the sum
-    checksum offload leaves)."""
+    checksum offload leaves). The addresses and the segment are summed in one piece: their
+    16-bit words sum the same as the pseudo-header's addresses plus the segment."""
     seglen = tlen - 20
     if IN_PLACE_SUM:
         rest = 6 + seglen
