@@ -79,7 +79,8 @@ def test_corpus_flows_are_identical(frame_by_frame: Callable[[], None]) -> None:
         assert a == b, path
 
 
-def test_count_and_damage(tmp_path: Path, frame_by_frame: Callable[[], None]) -> None:
+def _cut_and_corrupt(tmp_path: Path) -> tuple[Path, Path]:
+    """http_small cut inside a record, and with an absurd captured length in the first."""
     src = (ROOT / "sample_pcaps" / "http_small.pcap").read_bytes()
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(src[: len(src) * 2 // 3])         # ends inside a record
@@ -87,6 +88,11 @@ def test_count_and_damage(tmp_path: Path, frame_by_frame: Callable[[], None]) ->
     corrupt[24 + 8:24 + 12] = (10**7).to_bytes(4, "little")  # first record: absurd caplen
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(bytes(corrupt))
+    return cut, bad
+
+
+def test_count_and_damage(tmp_path: Path, frame_by_frame: Callable[[], None]) -> None:
+    cut, bad = _cut_and_corrupt(tmp_path)
     cases = [("-r", str(cut)), ("-r", str(bad)), ("-r", str(cut), "-c", "37"),
              ("-r", str(ROOT / "sample_pcaps" / "http_small.pcap"), "-c", "200")]
     fast = [flows(*argv) for argv in cases]
@@ -184,13 +190,7 @@ def test_record_blocks_loop(pcap: Path, block_size: int,
 
 def test_record_blocks_cut_and_corrupt(tmp_path: Path,
                                        frame_by_frame: Callable[[], None]) -> None:
-    src = (ROOT / "sample_pcaps" / "http_small.pcap").read_bytes()
-    cut = tmp_path / "cut.pcap"
-    cut.write_bytes(src[: len(src) * 2 // 3])         # ends inside a record
-    corrupt = bytearray(src)
-    corrupt[24 + 8:24 + 12] = (10**7).to_bytes(4, "little")  # first record: absurd caplen
-    bad = tmp_path / "bad.pcap"
-    bad.write_bytes(bytes(corrupt))
+    cut, bad = _cut_and_corrupt(tmp_path)
     config = MonitorConfig(hash_streams=True)
     fast = [_flow_records(ReplaySource(path), config, block_size)
             for path in (cut, bad) for block_size in (64, 1000, 1 << 20)]
