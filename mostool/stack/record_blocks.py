@@ -260,14 +260,16 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                             conn = None
                     if conn is not None:
                         snd = 0 if key == conn.key_c2s else 1
-                        # conditions 5 and 6 (records' module docstring), read-only
-                        st = conn.streams[snd]
+                        # conditions 5 and 6 (records' module docstring), read-only; a pair
+                        # indexed by a constant (indexing by snd boxes the native tuple)
+                        streams = conn.streams
+                        st = streams[1] if snd else streams[0]
                         sbase = st.base
                         take = None
                         if sbase < 0 or not (st.ooo_starts or 0 < (
                                 _u32(blk, p + 42) - sbase - st.nxt) & M32 < 0x80000000):
                             if wire:
-                                st = conn.streams[1 - snd]
+                                st = streams[0] if snd else streams[1]
                                 sbase = st.base
                                 if (sbase >= 0 and not st.ooo_starts
                                         and not (_u32(blk, p + 38) - sbase - st.nxt) & M32):
@@ -295,7 +297,9 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                 conn.last_seg = pos
                                 conn.last_number = number
                                 if ok:
-                                    conn.checksum_valid(snd)
+                                    valid = conn.valid_checksum     # read unboxed, as above
+                                    if not (valid[1] if snd else valid[0]):
+                                        conn.checksum_valid(snd)
                                 start = 0
                                 taken = 0
                                 if take is not None:
