@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Final
 
 from mostool.events.types import TcpState
 from mostool.stack.connection import pair_add, pair_set
-from mostool.stack.decode import parse_tcp_options, tcp_wscale
+from mostool.stack.decode import tcp_wscale
 from mostool.stack.stream import M32
+from mostool.stack.tcpfields import tcp_timestamps
 
 if TYPE_CHECKING:
     from mostool.stack.connection import Connection
@@ -279,8 +280,9 @@ def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
     """ISN and option bookkeeping of a SYN or SYN/ACK; True for a retransmission."""
     options = seg.options
     if options and not seg.flags & ACK:
-        tsval = parse_tcp_options(options).ts_val
-        if tsval is not None:           # what a SYN_SENT Linux accepts echoed (ts_echo_rejected)
+        stamps = tcp_timestamps(options)
+        if stamps is not None:          # what a SYN_SENT Linux accepts echoed (ts_echo_rejected)
+            tsval = stamps[0]
             if conn.syn_ts_first[snd] < 0:
                 conn.syn_ts_first = pair_set(conn.syn_ts_first, snd, tsval)
             conn.syn_ts_latest = pair_set(conn.syn_ts_latest, snd, tsval)
@@ -382,7 +384,8 @@ def ts_echo_rejected(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     if first < 0 or not seg.flags & ACK or conn.state[rcv] != _SYN_SENT \
             or not seg.options:
         return False
-    ecr = parse_tcp_options(seg.options).ts_ecr
+    stamps = tcp_timestamps(seg.options)
+    ecr = 0 if stamps is None else stamps[1]
     if not ecr:
         return False
     return ((ecr - first) & M32) > ((conn.syn_ts_latest[rcv] - first) & M32)
