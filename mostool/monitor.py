@@ -504,20 +504,24 @@ class Monitor:
     # -- internals ----------------------------------------------------------------------------
 
     def _flow_ended(self, conn: Connection) -> None:
+        # (called once per flow: the hooks are called here, not through a helper per call)
         for conn_hook in self._connection_end_hooks:
-            self._call_end_hook(conn_hook, conn, conn)
+            try:
+                conn_hook(conn)
+            except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+                self._end_hook_failed(conn, exc)
         if self._flow_end_hooks:
             summary = FlowSummary(conn)             # one per flow, shared by the hooks
             for hook in self._flow_end_hooks:
-                self._call_end_hook(hook, summary, conn)
+                try:
+                    hook(summary)
+                except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
+                    self._end_hook_failed(conn, exc)
 
-    def _call_end_hook(self, hook: Callable[[Any], None], arg: Any, conn: Connection) -> None:
-        try:
-            hook(arg)
-        except Exception as exc:  # noqa: BLE001 - user code: count, report, go on
-            flow = conn.handles[0] if conn.handles else None
-            self.engine.dispatcher.report_failure("flow_end_hook", flow,
-                                                  ConnEnd(Hook.HK_RCV, conn.end_reason), exc)
+    def _end_hook_failed(self, conn: Connection, exc: Exception) -> None:
+        flow = conn.handles[0] if conn.handles else None
+        self.engine.dispatcher.report_failure("flow_end_hook", flow,
+                                              ConnEnd(Hook.HK_RCV, conn.end_reason), exc)
 
     def _failed(self, where: str, flow: Flow | None, event: Event | UserEvent,
                 exc: BaseException) -> None:

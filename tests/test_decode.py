@@ -42,6 +42,7 @@ from mostool.stack.decode import (
     tcp_checksum_ok,
     tcp_wscale,
 )
+from mostool.stack.tcpfields import tcp_timestamps
 from mostool.stack.tunnels import tunnel_key
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -1106,6 +1107,12 @@ _LINUX_SYN = bytes.fromhex("020405b4" "0402" "080a0000000100000000" "01" "030307
 def test_tcp_wscale_is_parse_tcp_options_wscale(raw: bytes) -> None:
     assert tcp_wscale(raw) == parse_tcp_options(raw).wscale
     assert tcp_wscale(_LINUX_SYN) == 7
+    parsed = parse_tcp_options(raw)
+    assert tcp_timestamps(raw) == (None if parsed.ts_val is None else
+                                   (parsed.ts_val, parsed.ts_ecr))
+    assert tcp_timestamps(_LINUX_SYN) == (1, 0)
+    assert tcp_timestamps(_LINUX_SYN[:8] + bytes(range(251, 255)) + bytes(range(1, 5))
+                          + _LINUX_SYN[16:]) == (0xFBFCFDFE, 0x01020304)
 
 
 @pytest.mark.parametrize("raw", [

@@ -60,7 +60,7 @@ def cmd_flows(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         return _flows_in_workers(args, config, log, zeek, rows, out, err)
     mon = Monitor(config)
     mon.socket(MONITOR_STREAM)
-    mon.on_flow_end(log.flow_ended)
+    log.watch(mon)
     run_with_outputs(mon, args, err)
     log.close()
     if zeek is not None:

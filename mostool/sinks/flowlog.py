@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mostool.summary import FlowSummary
+
+if TYPE_CHECKING:
+    from mostool.monitor import Monitor
+    from mostool.stack.connection import Connection
 
 __all__ = ["FlowLog", "CSV_COLUMNS", "flatten", "tunnel_kinds"]
 
@@ -64,9 +68,29 @@ class FlowLog:
         log._emit = out.write
         return log
 
+    def watch(self, mon: Monitor) -> None:
+        """Log every flow ``mon`` ends (``flow_ended`` as its ``on_flow_end`` hook). JSON lines
+        are formatted from the engine's record of the flow as it ends
+        (``Monitor.on_connection_end``): no FlowSummary and fewer calls per flow, the same
+        lines."""
+        if self._encode is _json_line:
+            mon.on_connection_end(self._connection_ended)
+        else:
+            mon.on_flow_end(self.flow_ended)
+
     def flow_ended(self, conn: FlowSummary) -> None:
         pending = self._pending
         pending[conn.id] = self._encode(conn)
+        while self._next in pending:
+            self._emit(pending.pop(self._next))
+            self._next += 1
+            self.count += 1
+
+    def _connection_ended(self, conn: Connection) -> None:
+        # flow_ended for jsonl with _json_line inlined: FlowSummary.record_json is the
+        # connection's record_json
+        pending = self._pending
+        pending[conn.id] = conn.record_json() + "\n"
         while self._next in pending:
             self._emit(pending.pop(self._next))
             self._next += 1

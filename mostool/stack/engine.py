@@ -67,6 +67,7 @@ from mostool.stack.tcp import (
     SYN_IN_FLOW,
     TERMINAL,
     fin_acceptable,
+    fin_sent,
     opening,
     receiver_step,
     rst_verdict,
@@ -278,17 +279,15 @@ class Engine:
             return conn                     # a provisional RST (stack/resets.py)
         self._packet(conn, seg, fresh)
         if conn.last_seg is seg and seg.buf is frame:
-            # processed: the flow keeps its frame, not the decoded segment (~470 bytes), for
-            # last_packet() to decode again (RecordRefs.segment). Not a segment whose bytes
-            # are not the frame's (a reassembled datagram, a PPPoE-bounded copy): the frame
-            # alone would not give it back.
+            # the flow keeps its frame, not the decoded segment (~470 bytes), for last_packet()
+            # to decode again (RecordRefs.segment); not when the segment's bytes are not the
+            # frame's (a reassembled datagram, a PPPoE-bounded copy)
             conn.last_seg = frame
             conn.last_linktype = linktype
         return conn
 
     def process_records(self, buf: RecordBuffer, off: int, stop: int, end: int,
-                        layout: RecordLayout, max_records: int = -1
-                        ) -> tuple[int, int, int, int]:
+                        layout: RecordLayout, max_records: int = -1) -> tuple[int, int, int, int]:
         """Handle the classic-pcap records of ``buf`` starting in ``[off, stop)``, as
         ``process`` would one by one (see mostool/stack/records.py). Returns (offset reached,
         records, captured bytes, wire bytes)."""
@@ -378,11 +377,10 @@ class Engine:
                 return
         # The fast path: an ACK with no SYN/FIN/RST on an established flow, acknowledging
         # nothing beyond the in-order point and carrying in-order bytes (if any), changes no
-        # state and can raise only ON_PKT_IN and ON_CONN_NEW_DATA (and ON_ERROR for a buffer
-        # overflow): when no handle wants ON_ERROR or ON_PKT_IN at HK_SND (``conn.fast``), only
-        # the in-order point and the bytes move, then _fast_events raises what the handles want.
-        # It gives exactly what the general path below gives for such a packet. Its conditions
-        # are listed once, in mostool/stack/records.py, whose in-place reader implements them too.
+        # state and raises only ON_PKT_IN, ON_CONN_NEW_DATA (and ON_ERROR for a buffer overflow):
+        # when no handle wants ON_ERROR or ON_PKT_IN at HK_SND (``conn.fast``), the in-order
+        # point and the bytes move, then _fast_events raises what the handles want: exactly what
+        # the general path gives. Its conditions are listed in mostool/stack/records.py.
         if flags & 0x17 == 0x10 and conn.fast and not fresh:
             state = conn.state
             if state[0] is _ESTABLISHED and state[1] is _ESTABLISHED:
@@ -449,9 +447,7 @@ class Engine:
             if flags & FIN:
                 fin_seq = (seg.seq + seg.wire_len + (1 if flags & SYN else 0)) & M32
                 if conn.fin_seq[snd] is None:
-                    conn.fin_seq = pair_set(conn.fin_seq, snd, fin_seq)
-                    if st.base >= 0:
-                        st.fin_off = st.offset(fin_seq)
+                    fin_sent(conn, snd, fin_seq)
                 elif conn.fin_seq[snd] == fin_seq:
                     conn.control_rexmit = pair_add(conn.control_rexmit, rcv)
                     sflags |= REXMIT
@@ -490,14 +486,20 @@ class Engine:
             if flags & RST and rst_ok and self._rst_grace:
                 resets.hold(self, conn, seg, snd, (old_snd, old_rcv) if snd == 0 else
                             (old_rcv, old_snd))    # provisional (stack/resets.py)
-            elif conn.rst_seen or self.config.time_wait == 0:
-                self._end(conn, "rst" if conn.rst_seen else "fin", snd)
-            elif conn.tw_deadline is None:
-                conn.tw_deadline = self.now + self.config.time_wait
-                self.next_due = min(self.next_due, conn.tw_deadline)
-                self.timers.add_time_wait(conn.tw_deadline, conn)
+            else:
+                self.closed(conn, snd)
 
     # -- ending flows -------------------------------------------------------------------------
+
+    def closed(self, conn: Connection, snd: int) -> None:
+        """Both stacks CLOSED/TIME_WAIT after ``snd``'s packet (no RST held): the flow ends, or
+        lingers ``time_wait`` seconds (also called by records.py's in-place readers)."""
+        if conn.rst_seen or self.config.time_wait == 0:
+            self._end(conn, "rst" if conn.rst_seen else "fin", snd)
+        elif conn.tw_deadline is None:
+            conn.tw_deadline = self.now + self.config.time_wait
+            self.next_due = min(self.next_due, conn.tw_deadline)
+            self.timers.add_time_wait(conn.tw_deadline, conn)
 
     def _timeout(self, conn: Connection) -> None:
         self.counts["timeouts"] += 1

@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING, Any, Final
 from mypy_extensions import i64
 
 from mostool.events.types import TcpState
-from mostool.stack.connection import pair_set
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.stream import M32
-from mostool.stack.tcp import pure_ack_step
+from mostool.stack.tcp import TERMINAL, fin_sent, quiet_step
 from mostool.stack.tcpfields import offload_verdict
 
 if TYPE_CHECKING:
@@ -222,19 +221,25 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                     pos = nxt
                     continue
                 key = blk[p + 26:p + 38]
-                # ACK without SYN/FIN/RST, all captured
-                if blk[p + 47] & 0x17 == 0x10 and 14 + tlen <= incl:
+                # ACK without SYN/RST (with FIN: condition 8 only), all captured
+                flags = blk[p + 47]
+                if flags & 0x16 == 0x10 and 14 + tlen <= incl:
                     conn = table.get(key)
                     if conn is not None:
                         state = conn.state
-                        if (not conn.fast or conn.stopped or state[0] is not _ESTABLISHED
+                        fin = flags & 0x01
+                        if (fin or not conn.fast or conn.stopped
+                                or state[0] is not _ESTABLISHED
                                 or state[1] is not _ESTABLISHED):
-                            # not the fast path: a pure ACK of the handshake or of a FIN?
+                            # not the fast path: a pure ACK or a FIN of the handshake or the
+                            # close?
                             masks = conn.masks
                             if (not wire and not conn.stopped and conn.rst_pending is None
                                     and not (masks[1] | masks[2])):   # (HK_RCV, HK_SND)
                                 snd = 0 if key == conn.key_c2s else 1
-                                after = pure_ack_step(conn, snd, _u32(blk, p + 42))
+                                seq = _u32(blk, p + 38)
+                                after = quiet_step(conn, snd, fin != 0, seq,
+                                                   _u32(blk, p + 42))
                                 if after is not None:
                                     verdict = _checksum_verdict(blk, p, tlen) if verify else None
                                     if verdict is not False:
@@ -251,23 +256,39 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                         conn.last_number = number
                                         if verdict:
                                             conn.checksum_valid(snd)
-                                        conn.zeek.packet(snd, blk[p + 47], _u32(blk, p + 38), 0,
-                                                         win, conn.streams)
-                                        conn.state = pair_set(conn.state, 1 - snd, after)
+                                        conn.zeek.packet(snd, flags, seq, 0, win, conn.streams)
+                                        if fin:
+                                            fin_sent(conn, snd, seq)
+                                        new_snd, new_rcv = after
+                                        conn.state = ((new_rcv, new_snd) if snd else
+                                                      (new_snd, new_rcv))
                                         budget.account(conn)
                                         pos = nxt
+                                        if new_snd in TERMINAL and new_rcv in TERMINAL:
+                                            # closed: the flow ends, or lingers
+                                            # (Engine.closed); hooks run, so read again
+                                            # what they may change
+                                            engine.packet_number = number
+                                            engine.closed(conn, snd)
+                                            now = engine.now
+                                            due = engine.next_due
+                                            inline = engine.inline_ok()
+                                            if engine.stop_requested:
+                                                break
                                         continue
                             conn = None
                     if conn is not None:
                         snd = 0 if key == conn.key_c2s else 1
-                        # conditions 5 and 6 (records' module docstring), read-only
-                        st = conn.streams[snd]
+                        # conditions 5 and 6 (records' module docstring), read-only; a pair
+                        # indexed by a constant (indexing by snd boxes the native tuple)
+                        streams = conn.streams
+                        st = streams[1] if snd else streams[0]
                         sbase = st.base
                         take = None
                         if sbase < 0 or not (st.ooo_starts or 0 < (
                                 _u32(blk, p + 42) - sbase - st.nxt) & M32 < 0x80000000):
                             if wire:
-                                st = conn.streams[1 - snd]
+                                st = streams[0] if snd else streams[1]
                                 sbase = st.base
                                 if (sbase >= 0 and not st.ooo_starts
                                         and not (_u32(blk, p + 38) - sbase - st.nxt) & M32):
@@ -295,7 +316,9 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                 conn.last_seg = pos
                                 conn.last_number = number
                                 if ok:
-                                    conn.checksum_valid(snd)
+                                    valid = conn.valid_checksum     # read unboxed, as above
+                                    if not (valid[1] if snd else valid[0]):
+                                        conn.checksum_valid(snd)
                                 start = 0
                                 taken = 0
                                 if take is not None:

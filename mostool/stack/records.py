@@ -34,13 +34,19 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
 7. the checksum verifies, or is the pseudo-header sum checksum offload leaves
    (``tcpfields.offload_verdict``), or checksums are skipped.
 
-8. A record of 1-3 that fails 4 only because of a stack's state or ``conn.fast`` is still
-   handled here when it is a pure ACK (no payload) of a flow not stopped, with no provisional
-   RST and no handle wanting events at HK_SND or HK_RCV, for which ``tcp.pure_ack_step`` finds
-   that the general path would change only the receiver's state (the handshake's third ACK,
-   the ACK of a FIN; not one that ends the flow), and 7 holds: its counters, the Zeek history
-   (``ZeekRecorder.packet``, as the general path calls it) and the receiver's state change in
-   place. ``Engine._packet`` has no such shortcut: its general path gives the same.
+8. A record of 1-2 with ACK set and neither SYN nor RST that fails 3 (a FIN) or 4 only
+   because of a stack's state or ``conn.fast`` is still handled here when it carries no
+   payload, its flow is not stopped, has no provisional RST and no handle wanting events at
+   HK_SND or HK_RCV, ``tcp.quiet_step`` finds that the general path would change only the
+   stacks' states (the handshake's third ACK, a side's first FIN at the receiver's in-order
+   point, the ACK of a FIN, the last ACK that closes the flow; not a packet of a flow both
+   sides had already closed), and 7 holds: its counters, the Zeek history
+   (``ZeekRecorder.packet``, as the general path calls it), the FIN's sequence number
+   (``tcp.fin_sent``) and the states change in place; when both stacks are then CLOSED or
+   TIME_WAIT, ``Engine.closed`` ends the flow (or lets it linger) as the general path's step
+   6 does, and the loop reads the clock, the deadline and ``inline_ok()`` again (the flow-end
+   hooks may set timers or stop). ``Engine._packet`` has no such shortcut: its general path
+   gives the same.
 
 A pcapng file is read the same way from its first packet block when that is an Enhanced Packet
 Block (``epb_layout``: that interface's byte order, resolution, offset and link type): block
@@ -71,12 +77,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 from mostool.events.types import TcpState
-from mostool.stack.connection import pair_set
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.record_blocks import process_record_blocks
 from mostool.stack.stream import M32
-from mostool.stack.tcp import pure_ack_step
+from mostool.stack.tcp import TERMINAL, fin_sent, quiet_step
 from mostool.stack.tcpfields import IN_PLACE_SUM, mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
@@ -218,19 +223,21 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                     off = nxt
                     continue
                 key = buf[p + 26:p + 38]
-            # ACK without SYN/FIN/RST, all captured
-            if key is not None and flags & 0x17 == 0x10 and 14 + tlen <= incl:
+            # ACK without SYN/RST (with FIN: 8. only), all captured
+            if key is not None and flags & 0x16 == 0x10 and 14 + tlen <= incl:
                 conn = table_get(key)
                 if conn is not None:
                     state = conn.state
-                    if (not conn.fast or conn.stopped
+                    fin = flags & 0x01
+                    if (fin or not conn.fast or conn.stopped
                             or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED):
-                        # not the fast path: a pure ACK of the handshake or of a FIN? (8.)
+                        # not the fast path: a pure ACK or a FIN of the handshake or the
+                        # close? (8.)
                         masks = conn.masks
                         if (not wire and not conn.stopped and conn.rst_pending is None
                                 and not (masks[1] | masks[2])):     # (HK_RCV, HK_SND)
                             snd = 0 if key == conn.key_c2s else 1
-                            after = pure_ack_step(conn, snd, ack)
+                            after = quiet_step(conn, snd, fin != 0, seq, ack)
                             if after is not None:
                                 verdict = segment_verdict(buf, p, tlen) if verify else None
                                 if verdict is not False:
@@ -247,9 +254,23 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                     if verdict:
                                         conn.checksum_valid(snd)
                                     conn.zeek.packet(snd, flags, seq, 0, win, conn.streams)
-                                    conn.state = pair_set(conn.state, 1 - snd, after)
+                                    if fin:
+                                        fin_sent(conn, snd, seq)
+                                    new_snd, new_rcv = after
+                                    conn.state = ((new_rcv, new_snd) if snd else
+                                                  (new_snd, new_rcv))
                                     account(conn)
                                     off = nxt
+                                    if new_snd in TERMINAL and new_rcv in TERMINAL:
+                                        # closed: the flow ends, or lingers (Engine.closed);
+                                        # hooks run, so read again what they may change
+                                        engine.packet_number = number
+                                        engine.closed(conn, snd)
+                                        now = engine.now
+                                        due = engine.next_due
+                                        inline = engine.inline_ok()
+                                        if engine.stop_requested:
+                                            break
                                     continue
                         conn = None
                 if conn is not None:

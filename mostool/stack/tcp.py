@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Final
 
 from mostool.events.types import TcpState
 from mostool.stack.connection import pair_add, pair_set
-from mostool.stack.decode import parse_tcp_options, tcp_wscale
+from mostool.stack.decode import tcp_wscale
 from mostool.stack.stream import M32
+from mostool.stack.tcpfields import tcp_timestamps
 
 if TYPE_CHECKING:
     from mostool.stack.connection import Connection
@@ -41,7 +42,7 @@ __all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_in
            "sender_step", "receiver_inputs", "receiver_step", "syn_bookkeeping", "settle_isn",
            "fin_acceptable", "rst_acceptable", "rst_verdict", "RST_OK", "RST_BAD",
            "RST_IN_WINDOW", "RST_REPLY", "ts_echo_rejected", "proves_alive", "same_connection",
-           "SYN_IN_FLOW", "opening", "pure_ack_step"]
+           "SYN_IN_FLOW", "opening", "quiet_step", "fin_sent"]
 
 # (Final: compiled with mypyc, any other module global is a dictionary lookup at every use)
 S: Final = TcpState
@@ -124,6 +125,7 @@ _SND_SYN: Final = I.SND_SYN
 _SND_SYNACK: Final = I.SND_SYNACK
 _RCV_ACK_SYN: Final = I.RCV_ACK_SYN
 _RCV_ACK_FIN: Final = I.RCV_ACK_FIN
+_RCV_FIN: Final = I.RCV_FIN
 # what receiver_inputs returns, prebuilt (constant tuples, joined: no list per packet)
 _IN_RST: Final = (I.RCV_RST,)
 _IN_SYN: Final = (I.RCV_SYN,)
@@ -210,22 +212,28 @@ def receiver_step(conn: Connection, seg: TcpSegment, rcv: int, old: TcpState
     return new, changes
 
 
-def pure_ack_step(conn: Connection, snd: int, ack: int) -> TcpState | None:
-    """A pure ACK (ACK set, none of SYN/FIN/RST, no payload) that side ``snd`` sent: the
-    receiver's state after it when all the general path would do is that (and the Zeek history,
-    the counters): the handshake's third ACK and the ACK of a FIN. None when it may do more:
+def quiet_step(conn: Connection, snd: int, fin: bool, seq: int, ack: int
+               ) -> tuple[TcpState, TcpState] | None:
+    """A segment side ``snd`` sent with ACK set, none of SYN/RST and no payload: a pure ACK, or
+    with ``fin`` a FIN. (sender's state, receiver's state) after it when all the general path
+    would do is that (and the Zeek history, the counters, and for a FIN ``fin_sent``): the
+    handshake's third ACK, a FIN at the receiver's in-order point, the ACK of a FIN, the last
+    ACK that closes the flow (both states then CLOSED or TIME_WAIT: the caller lets
+    ``Engine.closed`` end it, as step 6 of the general path does). None when it may do more:
     an endpoint in SYN_SENT (a missed SYN/ACK, a timestamp echo to check), several ISNs to
-    settle, an ACK that may give up holes, events waiting in the outboxes, or a flow the ACK
-    would end. Read-only; the caller checks the rest (records.py's in-place readers: a tracked
-    flow, not stopped, no provisional RST, no handle wanting HK_SND or HK_RCV events)."""
-    rcv = 1 - snd
-    state = conn.state
-    old_snd = state[snd]
-    old_rcv = state[rcv]
+    settle, an ACK that may give up holes, events waiting in the outboxes, a FIN sent before
+    or not at the in-order point, a flow both sides already closed (lingering in TIME_WAIT).
+    Read-only; the caller checks the rest (records.py's in-place readers: a tracked flow, not
+    stopped, no provisional RST, no handle wanting HK_SND or HK_RCV events)."""
+    state = conn.state                  # (pairs indexed by constants: native, no boxing)
+    old_snd, old_rcv = (state[1], state[0]) if snd else (state[0], state[1])
     if old_snd is _SYN_SENT or old_rcv is _SYN_SENT or conn.alt_isn:
         return None
-    mine = conn.streams[snd]            # what snd receives: ack_gives_up_holes' quick no
-    if mine.gap_runs:
+    if old_snd in TERMINAL and old_rcv in TERMINAL:
+        return None
+    streams = conn.streams
+    mine, theirs = (streams[1], streams[0]) if snd else (streams[0], streams[1])
+    if mine.gap_runs:                   # what snd receives: ack_gives_up_holes' quick no
         return None
     base = mine.base
     if base >= 0:
@@ -235,28 +243,46 @@ def pure_ack_step(conn: Connection, snd: int, ack: int) -> TcpState | None:
         fin_off = mine.fin_off
         if 0 < (ack - base - nxt) & M32 < 0x80000000 and (fin_off is None or fin_off > nxt):
             return None
-    theirs = conn.streams[rcv]
     if theirs.new_runs or theirs.gap_runs or theirs.conflict_runs or theirs.filled_runs:
         return None
-    new: TcpState = old_rcv             # receiver_step, for an ACK without data
+    fins = conn.fin_seq
+    new_snd: TcpState = old_snd
+    if fin:
+        # its first FIN, where the receiver's bytes end (so fin_acceptable holds)
+        their_base = theirs.base
+        if ((fins[1] if snd else fins[0]) is not None
+                or (their_base >= 0 and (seq - their_base - theirs.nxt) & M32)):
+            return None
+        new_snd = TRANSITIONS.get((old_snd, _SND_FIN), old_snd)
+    new: TcpState = old_rcv             # receiver_step, for a segment without data
     if old_rcv is _SYN_RCVD:
-        my_isn = conn.isn[rcv]
+        isns = conn.isn
+        my_isn = isns[0] if snd else isns[1]
         if my_isn < 0 or ((ack - my_isn - 1) & M32) < 0x80000000:
             new = TRANSITIONS.get((new, _RCV_ACK_SYN), new)
-    fin = conn.fin_seq[rcv]
-    if fin is not None and ((ack - fin - 1) & M32) < 0x80000000:
+    their_fin = fins[0] if snd else fins[1]
+    if their_fin is not None and ((ack - their_fin - 1) & M32) < 0x80000000:
         new = TRANSITIONS.get((new, _RCV_ACK_FIN), new)
-    if new in TERMINAL and old_snd in TERMINAL:
-        return None                     # the flow ends (or lingers): the general path
-    return new
+    if fin:
+        new = TRANSITIONS.get((new, _RCV_FIN), new)
+    return new_snd, new
+
+
+def fin_sent(conn: Connection, snd: int, fin_seq: int) -> None:
+    """Side ``snd``'s first FIN, at sequence number ``fin_seq``: where its byte stream ends."""
+    conn.fin_seq = pair_set(conn.fin_seq, snd, fin_seq)
+    st = conn.streams[1 - snd]
+    if st.base >= 0:
+        st.fin_off = st.offset(fin_seq)
 
 
 def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
     """ISN and option bookkeeping of a SYN or SYN/ACK; True for a retransmission."""
     options = seg.options
     if options and not seg.flags & ACK:
-        tsval = parse_tcp_options(options).ts_val
-        if tsval is not None:           # what a SYN_SENT Linux accepts echoed (ts_echo_rejected)
+        stamps = tcp_timestamps(options)
+        if stamps is not None:          # what a SYN_SENT Linux accepts echoed (ts_echo_rejected)
+            tsval = stamps[0]
             if conn.syn_ts_first[snd] < 0:
                 conn.syn_ts_first = pair_set(conn.syn_ts_first, snd, tsval)
             conn.syn_ts_latest = pair_set(conn.syn_ts_latest, snd, tsval)
@@ -358,7 +384,8 @@ def ts_echo_rejected(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     if first < 0 or not seg.flags & ACK or conn.state[rcv] != _SYN_SENT \
             or not seg.options:
         return False
-    ecr = parse_tcp_options(seg.options).ts_ecr
+    stamps = tcp_timestamps(seg.options)
+    ecr = 0 if stamps is None else stamps[1]
     if not ecr:
         return False
     return ((ecr - first) & M32) > ((conn.syn_ts_latest[rcv] - first) & M32)

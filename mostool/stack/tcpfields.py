@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mostool.stack.decode import TcpSegment
 
 __all__ = ["TcpOptions", "tcp_checksum_ok", "offload_verdict", "mod_ffff", "parse_tcp_options",
-           "tcp_wscale", "format_addr"]
+           "tcp_timestamps", "tcp_wscale", "format_addr"]
 
 _IPPROTO_TCP: Final = 6
 _U16: Final = struct.Struct("!H").unpack_from
@@ -158,9 +158,9 @@ def parse_tcp_options(options: bytes) -> TcpOptions:
     return TcpOptions(mss, wscale, sack_ok, blocks, ts_val, ts_ecr)
 
 
-_LINUX_SYN_HEAD = b"\x02\x04"          # MSS, then SACK-permitted and timestamps ...
-_LINUX_SYN_MID = b"\x04\x02\x08\x0a"
-_LINUX_SYN_TAIL = b"\x01\x03\x03"     # ... NOP, window scale
+_LINUX_SYN_HEAD: Final = b"\x02\x04"     # MSS, then SACK-permitted and timestamps ...
+_LINUX_SYN_MID: Final = b"\x04\x02\x08\x0a"
+_LINUX_SYN_TAIL: Final = b"\x01\x03\x03"     # ... NOP, window scale
 
 
 def tcp_wscale(options: bytes) -> int | None:
@@ -170,6 +170,20 @@ def tcp_wscale(options: bytes) -> int | None:
             and options[4:8] == _LINUX_SYN_MID and options[:2] == _LINUX_SYN_HEAD):
         return options[19]
     return parse_tcp_options(options).wscale
+
+
+def tcp_timestamps(options: bytes) -> tuple[int, int] | None:
+    """``(ts_val, ts_ecr)`` of ``parse_tcp_options(options)``, None without a timestamps option
+    (what a SYN's bookkeeping and its answer's echo check need): read at their fixed place in
+    Linux's SYN and SYN/ACK layout, else by the full walk."""
+    if (len(options) == 20 and options[16:19] == _LINUX_SYN_TAIL
+            and options[4:8] == _LINUX_SYN_MID and options[:2] == _LINUX_SYN_HEAD):
+        return ((options[8] << 24 | options[9] << 16 | options[10] << 8 | options[11]),
+                (options[12] << 24 | options[13] << 16 | options[14] << 8 | options[15]))
+    parsed = parse_tcp_options(options)
+    if parsed.ts_val is None or parsed.ts_ecr is None:
+        return None
+    return parsed.ts_val, parsed.ts_ecr
 
 
 # --------------------------------------------------------------------------- formatting
