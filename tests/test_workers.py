@@ -150,3 +150,17 @@ def test_a_worker_that_dies_is_one_line(tmp_path: Path) -> None:
                 out=io.StringIO(), err=err)
     assert code == 2 and "worker process died" in err.getvalue()
     assert err.getvalue().count("\n") == 1
+
+
+def test_an_error_in_a_worker_is_the_single_process_error(tmp_path: Path) -> None:
+    """A worker's exception travels back to the parent (pickled through its pipe) and is
+    reported as one process reports it."""
+    app = tmp_path / "raises.py"
+    app.write_text("def setup(mon):\n    raise RuntimeError('no setup today')\n")
+    pcap = str(ROOT / "sample_pcaps" / "http_small.pcap")
+    got = []
+    for extra in ([], ["--workers", "2"]):
+        err = io.StringIO()
+        code = main(["run", "-r", pcap, "--app", str(app), *extra], out=io.StringIO(), err=err)
+        got.append((code, err.getvalue()))
+    assert got[0] == got[1] and got[0][0] == 2 and "no setup today" in got[0][1]
