@@ -118,6 +118,8 @@ def _forked(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], label: str
     finally:
         gc.unfreeze()
     got: list[bytearray] = [bytearray() for _ in tasks]
+    # each result is unpickled as soon as its worker is done, while the others still run
+    sent: list[tuple[bool, Any] | None] = [None] * len(tasks)
     try:
         with selectors.DefaultSelector() as sel:
             for r in children:
@@ -125,28 +127,29 @@ def _forked(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], label: str
             open_ends = len(children)
             while open_ends:
                 for key, _mask in sel.select():
+                    k = children[key.fd][0]
                     data = os.read(key.fd, 1 << 20)
                     if data:
-                        got[children[key.fd][0]] += data
-                    else:
-                        sel.unregister(key.fd)
-                        open_ends -= 1
-                        progress.step()
+                        got[k] += data
+                        continue
+                    sel.unregister(key.fd)
+                    open_ends -= 1
+                    with contextlib.suppress(Exception):    # cut short: it died writing
+                        sent[k] = pickle.loads(got[k])
+                    got[k] = bytearray()
+                    progress.step()
     except BaseException:
         _end(children, kill=True)
         raise
     failed = _end(children, kill=False)
     results: list[Any] = []
-    for k, received in enumerate(got):
-        try:
-            ok, value = pickle.loads(received) if k not in failed else (False, None)
-        except Exception:               # cut short: the process died while writing
-            ok, value = False, None
-        if not ok:
-            if isinstance(value, BaseException):
-                raise value
+    for k, out in enumerate(sent):
+        if out is None or k in failed:
             raise DistError(f"a worker process died during {label} (killed, or out of "
                             "memory?); run again with fewer --workers")
+        ok, value = out
+        if not ok:
+            raise value
         results.append(value)
     progress.end()
     return results
