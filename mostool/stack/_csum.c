@@ -4,9 +4,7 @@
  * (RFC 1071 section 2(B)), so one swap at the end gives the big-endian result.
  * Also refcount(obj): the engine's C helper for stack/emit.py's spare event values, which may
  * be handed out again only while nobody else holds them (sys.getrefcount, without the engine
- * importing sys).
- * And share_block(...): a block of a capture's records as one worker of a --workers run reads
- * it (stack/shares.py has the contract and the pure fallback). */
+ * importing sys). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -146,113 +144,6 @@ ones_sum_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return sum_range(args[0], start, length, initial);
 }
 
-static uint32_t
-rd32(const unsigned char *p, int little)
-{
-    if (little)
-        return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16)
-               | ((uint32_t)p[3] << 24);
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8)
-           | (uint32_t)p[3];
-}
-
-/* share_block(buf, start, stop, little, max_caplen, index, count) -> bytes: buf[start:stop]
- * (classic pcap records from start), except that past the first KEPT bytes of the frame, a
- * plain IPv4/TCP record of another share is zeros (see stack/shares.py). */
-#define SHARE_KEPT 54
-/* the block is read ahead of the record walk: a header read from memory not yet cached costs
- * its whole latency (the walk cannot ask for the next header before it has this one), while
- * prefetched lines arrive in parallel */
-#define SHARE_AHEAD 4096
-static PyObject *
-share_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    Py_buffer view;
-    Py_ssize_t start, stop, r, copied, ahead;
-    long long max_caplen;
-    long index, count;
-    int little;
-    const unsigned char *src;
-    unsigned char *dst;
-    PyObject *out;
-
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "share_block(buf, start, stop, little, max_caplen, "
-                        "index, count) takes 7 arguments");
-        return NULL;
-    }
-    start = PyLong_AsSsize_t(args[1]);
-    if (start == -1 && PyErr_Occurred())
-        return NULL;
-    stop = PyLong_AsSsize_t(args[2]);
-    if (stop == -1 && PyErr_Occurred())
-        return NULL;
-    little = PyObject_IsTrue(args[3]);
-    if (little < 0)
-        return NULL;
-    max_caplen = PyLong_AsLongLong(args[4]);
-    if (max_caplen == -1 && PyErr_Occurred())
-        return NULL;
-    index = PyLong_AsLong(args[5]);
-    if (index == -1 && PyErr_Occurred())
-        return NULL;
-    count = PyLong_AsLong(args[6]);
-    if (count == -1 && PyErr_Occurred())
-        return NULL;
-    if (count < 1 || index < 0 || index >= count) {
-        PyErr_SetString(PyExc_ValueError, "share_block: want 0 <= index < count");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    if (start < 0 || stop < start || stop > view.len) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_IndexError, "share_block: range outside buf");
-        return NULL;
-    }
-    out = PyBytes_FromStringAndSize(NULL, stop - start);
-    if (out == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    src = (const unsigned char *)view.buf + start;
-    dst = (unsigned char *)PyBytes_AS_STRING(out);
-    stop -= start;
-    r = copied = 0;             /* src[copied:r] is still to copy */
-    ahead = 0;
-    while (r + 16 <= stop) {
-#if defined(__GNUC__) || defined(__clang__)
-        for (; ahead < r + SHARE_AHEAD && ahead < stop; ahead += 64)
-            __builtin_prefetch(src + ahead);
-#endif
-        uint32_t incl = rd32(src + r + 8, little);
-        Py_ssize_t nxt = r + 16 + (Py_ssize_t)incl;
-        const unsigned char *f = src + r + 16;
-        if ((long long)incl > max_caplen || nxt > stop)
-            break;              /* damage, or a record past the block: copied as it is */
-        if (incl >= SHARE_KEPT && f[12] == 0x08 && f[13] == 0 && f[14] == 0x45
-                && (f[20] & 0x3F) == 0 && f[21] == 0 && f[23] == 6) {
-            uint32_t tlen = ((uint32_t)f[16] << 8) | f[17];
-            uint32_t thl = (f[46] >> 2) & 0x3C;
-            if (thl >= 20 && tlen >= 20 + thl && 34 + thl <= incl) {
-                uint32_t addrs = rd32(f + 26, 0) ^ rd32(f + 30, 0);
-                uint32_t ports = (((uint32_t)f[34] << 8) | f[35]) ^ (((uint32_t)f[36] << 8) | f[37]);
-                uint32_t h = (uint32_t)(addrs * 0x9E3779B1u + ports) * 0x85EBCA6Bu;
-                if ((long)((h >> 15) % (uint32_t)count) != index) {
-                    Py_ssize_t cut = r + 16 + SHARE_KEPT;
-                    memcpy(dst + copied, src + copied, (size_t)(cut - copied));
-                    memset(dst + cut, 0, (size_t)(nxt - cut));
-                    copied = nxt;
-                }
-            }
-        }
-        r = nxt;
-    }
-    memcpy(dst + copied, src + copied, (size_t)(stop - copied));
-    PyBuffer_Release(&view);
-    return out;
-}
-
 static PyObject *
 refcount(PyObject *self, PyObject *obj)
 {
@@ -267,10 +158,6 @@ static PyMethodDef methods[] = {
     {"ones_sum_at", (PyCFunction)(void (*)(void))ones_sum_at, METH_FASTCALL,
      "ones_sum_at(data, start, length, initial) -> int: ones_sum(data[start:start + length], "
      "initial) without the slice; IndexError when the range is outside data."},
-    {"share_block", (PyCFunction)(void (*)(void))share_block, METH_FASTCALL,
-     "share_block(buf, start, stop, little, max_caplen, index, count) -> bytes: "
-     "buf[start:stop] with the payload of other shares' plain IPv4/TCP records zeroed "
-     "(mostool.stack.shares)."},
     {"refcount", (PyCFunction)refcount, METH_O,
      "refcount(obj) -> int: the reference count of obj (as sys.getrefcount)."},
     {NULL, NULL, 0, NULL},

@@ -31,7 +31,6 @@ from mypy_extensions import i64
 from mostool.events.types import TcpState
 from mostool.stack.connection import pair_set
 from mostool.stack.csum import ones_sum_at
-from mostool.stack.shares import share_block
 from mostool.stack.stream import M32
 from mostool.stack.tcp import pure_ack_step
 from mostool.stack.tcpfields import offload_verdict
@@ -91,14 +90,6 @@ def _shard_hash(addrs: i64, ports: i64) -> i64:
     return _mul32((_mul32(addrs, 0x9E3779B1) + ports) & 0xFFFFFFFF, 0x85EBCA6B) >> 15
 
 
-def _block(buf: Any, start: i64, stop: i64, sparse: bool, little: bool, max_caplen: i64,
-           index: i64, count: i64) -> bytes:
-    """``buf[start:stop]`` as a block; ``sparse``: as worker ``index`` of ``count`` needs it."""
-    if sparse:
-        return share_block(buf, start, stop, little, max_caplen, index, count)
-    return bytes(buf[start:stop])
-
-
 def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: int,
                           layout: RecordLayout, max_records: int, block_size: int
                           ) -> tuple[int, int, int, int]:
@@ -135,15 +126,10 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
     engine.records.attach(buf, layout)
     blk: bytes
     base: i64               # the file offset of blk[0]
-    # a worker's blocks leave other shares' payloads out (shares.py): the general path then
-    # reads its frame from buf
-    sparse = False
     if isinstance(buf, bytes):
         blk, base = buf, 0
     else:
         blk, base = b"", off
-        sparse = (shards > 0 and not ng and linktype == _ETHERNET
-                  and engine.records.share_blocks)
     blen: i64 = len(blk)
     size: i64 = max(block_size, 64)
     pos: i64 = off
@@ -153,8 +139,7 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
             break
         q: i64 = pos - base
         if q + least > blen:
-            blk = _block(buf, pos, min(end, pos + size), sparse, little, max_caplen,
-                         shard_index, shards)
+            blk = bytes(buf[pos:min(end, pos + size)])
             base, blen, q = pos, len(blk), 0
         sec: i64
         frac: i64
@@ -196,8 +181,7 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
             if incl > max_caplen or nxt > end:
                 break
         if q + (nxt - pos) > blen:
-            blk = _block(buf, pos, min(end, pos + max(size, nxt - pos)), sparse, little,
-                         max_caplen, shard_index, shards)
+            blk = bytes(buf[pos:min(end, pos + max(size, nxt - pos))])
             base, blen, q = pos, len(blk), 0
         if ng:
             if (_u32_le(blk, q + total - 4) if little else _u32_be(blk, q + total - 4)) != total:
@@ -341,8 +325,7 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                     budget.account(conn)
                                 continue
         engine.packet_number = number
-        engine.process(ts, linktype, bytes(buf[pos + hlen:pos + hlen + incl]) if sparse
-                       else blk[p:p + incl], orig)
+        engine.process(ts, linktype, blk[p:p + incl], orig)
         number = engine.packet_number
         if key is not None:
             # a plain frame: its flow remembers where it is rather than its decoded copy

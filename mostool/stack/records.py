@@ -379,8 +379,6 @@ class RecordRefs:
         # run the block loop interpreted too, with blocks smaller than a record
         self.in_blocks: bool = COMPILED
         self.block_size: int = BLOCK_SIZE
-        # a --workers worker's blocks leave other shares' payloads out (stack/shares.py)
-        self.share_blocks: bool = True
 
     def attach(self, buf: RecordBuffer, layout: RecordLayout) -> None:
         """process_records reads ``buf``: flows' ``last_seg`` may be record offsets into it."""
