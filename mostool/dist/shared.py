@@ -40,6 +40,7 @@ import pickle
 import selectors
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -102,6 +103,7 @@ def _forked(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], label: str
     task order. A task's exception is raised here; a process that dies is a ``DistError``."""
     progress = _Progress(err, label, len(tasks))
     children: dict[int, tuple[int, int]] = {}      # read end -> (task, pid)
+    _flush_std_streams()            # or what they hold would be written by every worker too
     gc.freeze()
     try:
         for k, task in enumerate(tasks):
@@ -173,7 +175,14 @@ def _child(fn: Callable[..., Any], task: tuple[Any, ...], w: int) -> NoReturn:
     except BaseException:                   # noqa: BLE001 - the parent reports the death
         code = 1
     finally:
+        _flush_std_streams()        # what the task printed (os._exit flushes nothing)
         os._exit(code)
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def _end(children: dict[int, tuple[int, int]], kill: bool) -> set[int]:
