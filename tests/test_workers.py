@@ -150,3 +150,43 @@ def test_a_worker_that_dies_is_one_line(tmp_path: Path) -> None:
                 out=io.StringIO(), err=err)
     assert code == 2 and "worker process died" in err.getvalue()
     assert err.getvalue().count("\n") == 1
+
+
+def test_an_error_in_a_worker_is_the_single_process_error(tmp_path: Path) -> None:
+    """A worker's exception travels back to the parent (pickled through its pipe) and is
+    reported as one process reports it."""
+    app = tmp_path / "raises.py"
+    app.write_text("def setup(mon):\n    raise RuntimeError('no setup today')\n")
+    pcap = str(ROOT / "sample_pcaps" / "http_small.pcap")
+    got = []
+    for extra in ([], ["--workers", "2"]):
+        err = io.StringIO()
+        code = main(["run", "-r", pcap, "--app", str(app), *extra], out=io.StringIO(), err=err)
+        got.append((code, err.getvalue()))
+    assert got[0] == got[1] and got[0][0] == 2 and "no setup today" in got[0][1]
+
+
+def test_what_workers_print_reaches_standard_output_once(tmp_path: Path) -> None:
+    """A worker's own prints (the notebook entry keeps no record of them) are flushed before
+    it exits, and what the parent had not yet flushed when forking is written once."""
+    import subprocess
+    import sys
+    app = tmp_path / "prints.py"
+    app.write_text("from mostool import MONITOR_STREAM, ON_CONN_START\n"
+                   "def setup(mon):\n"
+                   "    mon.socket(MONITOR_STREAM).on(ON_CONN_START,\n"
+                   "                                  callback=lambda f, s, e: print('a flow'))\n")
+    pcap = ROOT / "sample_pcaps" / "http_small.pcap"
+    script = ("import mostool\nfrom mostool.dist import run_partitions\n"
+              "print('before the workers')\n"
+              f"flows, _ = run_partitions([{str(pcap)!r}], None, {str(app)!r}, 2,\n"
+              "                          monitor_class=mostool.Monitor)\n"
+              "print('flows', len(flows))\n")
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe: buffered
+    text = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True, env=env).stdout
+    flows = int(text.splitlines()[-1].split()[1])
+    assert text.startswith("before the workers\n") and text.count("before the workers") == 1
+    # (two workers write to one pipe: their lines may interleave)
+    assert text.count("a flow") == flows > 0

@@ -106,12 +106,20 @@ def merge_flows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def merge_flow_lines(results: list[dict[str, Any]]) -> Iterator[str]:
     """For a ``Job(jsonl=True)``: every partition's flow lines in order of first packet, each
-    with the id a single run gives it (a flow's rank by first packet)."""
-    keyed = sorted((first, part, local, line) for part, res in enumerate(results)
-                   for first, local, line in res["flows"])
-    for gid, (_first, _part, _local, line) in enumerate(keyed, 1):
-        # a record's line opens with its id ('{"id": 7, "client": ...'): swap that number
-        yield f'{{"id": {gid}{line[line.index(","):]}\n'
+    with the id a single run gives it (a flow's rank by first packet). Each partition's
+    lines come ordered by first packet, then id (``analyse.pack_flow_lines``): a stable sort
+    on first packet, then partition, keeps that order."""
+    parts = len(results)
+    keys: list[int] = []
+    rests: list[str] = []
+    for part, res in enumerate(results):
+        firsts, text = res["flows"]
+        keys.extend([first * parts + part for first in firsts])
+        rests.extend(text.split("\n")[:-1])
+    for gid, i in enumerate(sorted(range(len(keys)), key=keys.__getitem__), 1):
+        # a record's line opens with its id ('{"id": 7, "client": ...'): that number is
+        # left out (rests[i] starts at the comma after it) and the single run's put in
+        yield f'{{"id": {gid}{rests[i]}\n'
 
 
 def merge_events(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ import heapq
 import mmap
 import os
 import pickle
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,8 @@ class Job:
     monitor: bytes | None = None    # "app": a pickled, set-up Monitor to start from
     outdir: str | None = None       # "streams": where every partition writes its stream files
     # "flows": each flow as (first packet, partition's id, its JSON line) rather than its
-    # record, for a JSON-lines output (merge_flow_lines): the workers format, not the parent
+    # record, for a JSON-lines output (merge_flow_lines): the workers format and order them
+    # (pack_flow_lines), not the parent
     jsonl: bool = False
 
 
@@ -234,7 +236,8 @@ def run_job(job: Job, partition: int, scratch: str,
         with contextlib.redirect_stdout(report):
             for app in apps:
                 app.report()
-    return {"partition": partition, "packets": own, "total": total, "flows": flows,
+    return {"partition": partition, "packets": own, "total": total,
+            "flows": pack_flow_lines(flows) if job.jsonl else flows,
             "events": events,
             "closing": closing,
             "lines": recorder.lines if recorder is not None else [],
@@ -244,11 +247,20 @@ def run_job(job: Job, partition: int, scratch: str,
             "callback_errors": mon.callback_errors}
 
 
+def pack_flow_lines(flows: list[tuple[int, int, str]]) -> tuple[array[int], str]:
+    """A partition's flow lines (first packet, partition's id, line), for ``merge_flow_lines``
+    to put together cheaply: ordered by first packet (then id), their first packets as an
+    array, and the lines, each without its opening id (from the comma after it, with its
+    newline: a JSON line holds no other), as one string."""
+    flows.sort(key=lambda f: (f[0], f[1]))
+    return (array("q", [first for first, _id, _line in flows]),
+            "".join([line[line.index(","):] + "\n" for _first, _id, line in flows]))
+
+
 def _run(mon: Any, partition: int, scratch: str, pieces: list[int],
          offsets: list[int] | None, total: int) -> int:
     """Feed the partition's records to ``mon``'s engine with the capture's ticks; returns how
     many records were its own. The caller closes ``mon`` (the end of the capture)."""
-    from array import array
     tick_no_a = _Array(os.path.join(scratch, "ticks.no"), "q")
     tick_ts_a = _Array(os.path.join(scratch, "ticks.ts"), "d")
     tick_no, tick_ts = tick_no_a.values, tick_ts_a.values
