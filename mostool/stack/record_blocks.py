@@ -252,7 +252,7 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                         if verdict:
                                             conn.checksum_valid(snd)
                                         conn.zeek.packet(snd, blk[p + 47], _u32(blk, p + 38), 0,
-                                                         win, conn.streams)
+                                                         win, conn)
                                         conn.state = pair_set(conn.state, 1 - snd, after)
                                         budget.account(conn)
                                         pos = nxt
@@ -261,17 +261,17 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                     if conn is not None:
                         snd = 0 if key == conn.key_c2s else 1
                         # conditions 5 and 6 (records' module docstring), read-only
-                        st = conn.streams[snd]
-                        sbase = st.base
+                        st = conn.stream(snd)
+                        sbase = conn.base_of(snd)
                         take = None
                         if sbase < 0 or not (st.ooo_starts or 0 < (
                                 _u32(blk, p + 42) - sbase - st.nxt) & M32 < 0x80000000):
                             if wire:
-                                st = conn.streams[1 - snd]
-                                sbase = st.base
+                                st = conn.stream(1 - snd)
+                                sbase = conn.base_of(1 - snd)
                                 if (sbase >= 0 and not st.ooo_starts
                                         and not (_u32(blk, p + 38) - sbase - st.nxt) & M32):
-                                    take = st
+                                    take = conn.own_stream(1 - snd)
                                 else:
                                     conn = None
                         else:

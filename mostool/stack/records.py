@@ -246,7 +246,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                     conn.last_number = number
                                     if verdict:
                                         conn.checksum_valid(snd)
-                                    conn.zeek.packet(snd, flags, seq, 0, win, conn.streams)
+                                    conn.zeek.packet(snd, flags, seq, 0, win, conn)
                                     conn.state = pair_set(conn.state, 1 - snd, after)
                                     account(conn)
                                     off = nxt
@@ -255,17 +255,17 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                 if conn is not None:
                     snd = 0 if key == conn.key_c2s else 1
                     # conditions 5 and 6 (see the module docstring), read-only
-                    st = conn.streams[snd]
-                    base = st.base
+                    st = conn.stream(snd)
+                    base = conn.base_of(snd)
                     take = None
                     if base < 0 or not (st.ooo_starts or
                                             0 < (ack - base - st.nxt) & M32 < 0x80000000):
                         if wire:
-                            st = conn.streams[1 - snd]
-                            base = st.base
+                            st = conn.stream(1 - snd)
+                            base = conn.base_of(1 - snd)
                             if (base >= 0 and not st.ooo_starts
                                     and not (seq - base - st.nxt) & M32):
-                                take = st
+                                take = conn.own_stream(1 - snd)
                             else:
                                 conn = None
                     else:

@@ -98,6 +98,10 @@ class Rare:
             x = self._extra = StreamExtra()
         return x
 
+    def rare_untouched(self) -> bool:
+        """Whether no value here was ever written (the stream shares the defaults)."""
+        return self._extra is _DEFAULTS
+
     @property
     def gaps(self) -> Pairs:
         return self._extra.gaps
