@@ -1,10 +1,12 @@
 """Connections: one TCP flow as the engine tracks it.
 
 A ``Connection`` holds two emulated stacks (states, ISNs, FIN sequence numbers, anomaly counts)
-and the two half-streams they receive, the flow's handles (``mostool.stack.flow.Flow``, one per
-listener) and the union of their subscription masks, and its Zeek conn.log bookkeeping. Per-side
-values that seldom change are immutable pairs (``pair_set``, ``pair_add``). ``record()`` and
-``record_json()`` are the flow's summary (``mostool flows``); the JSON is written by hand, as
+and the half-streams they receive (each made when its side first has something to keep: see
+``stream``, ``own_stream`` and stack/stream_spec.py; the start sequences are the connection's,
+``base``), the flow's handles (``mostool.stack.flow.Flow``, one per listener) and the union of
+their subscription masks, and its Zeek conn.log bookkeeping. Per-side values that seldom change
+are immutable pairs (``pair_set``, ``pair_add``). ``record()`` and ``record_json()`` are the
+flow's summary (``mostool flows``); the JSON is written by hand, as
 ``json.dumps`` would, because it runs once per flow on every capture.
 """
 
