@@ -27,7 +27,7 @@ def test_an_idle_flow_has_no_half_stream_and_reads_as_empty() -> None:
     for frame in sc.frames:
         mon.feed(*frame)
     conn = _only_flow(mon)
-    assert conn.made_streams() == []
+    assert conn.made_streams() == [] and conn.stream(0).shared and conn.stream(1).shared
     # the start sequences are the connection's: each side's ISN + 1, as the peer sent it
     assert conn.base == ((sc.isn(SVR) + 1) & 0xFFFFFFFF, (sc.isn(CLI) + 1) & 0xFFFFFFFF)
     flow = conn.handles[0]

@@ -75,7 +75,7 @@ class Connection(ConnRare):
 
     __slots__ = (
         "id", "key_c2s", "key_s2c", "client_port", "server_port", "last_linktype",
-        "ip_version", "state", "isn", "wscale", "window", "base", "spec", "_s0", "_s1",
+        "ip_version", "state", "isn", "wscale", "window", "base", "spec", "s0", "s1",
         "packets",
         "payload_bytes", "valid_checksum", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
@@ -105,14 +105,15 @@ class Connection(ConnRare):
         self.isn: tuple[int, int] = _NO_ISN2     # each side's ISN (as sender); -1: none yet
         self.wscale: tuple[int, int] = _ZERO2
         self.window: tuple[int, int] = _WINDOW2
-        # What each side's stack receives: its HalfStream, made when the side first has
-        # something to keep (own_stream; an idle side never does), read through stream(side);
-        # and base[side], the sequence number of that stream's offset 0 (-1: none yet), kept
-        # here so that a side needs no stream to map sequence numbers (offset)
+        # What each side's stack receives: s0, s1 (stream(side)) are its own HalfStream, made
+        # when the side first has something to keep (own_stream; an idle side never does), and
+        # until then the spec's shared empty stream, which only readers may see; base[side] is
+        # the sequence number of that stream's offset 0 (-1: none yet), kept here so that a
+        # side needs no stream of its own to map sequence numbers (offset)
         self.base: tuple[int, int] = _NO_ISN2
         self.spec = spec                  # how its streams are made (stack/stream_spec.py)
-        self._s0: HalfStream | None = None
-        self._s1: HalfStream | None = None
+        self.s0 = spec.empty0
+        self.s1 = spec.empty1
         self.packets: tuple[int, int] = _ZERO2          # indexed by the sender's side
         self.payload_bytes: tuple[int, int] = _ZERO2
         self.first_packet = number
@@ -162,27 +163,22 @@ class Connection(ConnRare):
         """What side ``side``'s stack received, to read: its stream, or when it has none the
         spec's shared empty one, which answers as a stream before its first byte. Never write
         to what this returns (own_stream)."""
-        if side == 0:
-            st = self._s0
-            return st if st is not None else self.spec.empty0
-        st = self._s1
-        return st if st is not None else self.spec.empty1
+        return self.s0 if side == 0 else self.s1
 
     def own_stream(self, side: int) -> HalfStream:
         """Side ``side``'s stream, to write to: made on first use."""
-        if side == 0:
-            st = self._s0
-            if st is None:
-                st = self._s0 = self.spec.make(0)
-            return st
-        st = self._s1
-        if st is None:
-            st = self._s1 = self.spec.make(1)
+        st = self.s0 if side == 0 else self.s1
+        if st.shared:
+            st = self.spec.make(side)
+            if side == 0:
+                self.s0 = st
+            else:
+                self.s1 = st
         return st
 
     def made_streams(self) -> list[HalfStream]:
         """The streams made so far (none, one or both sides')."""
-        return [st for st in (self._s0, self._s1) if st is not None]
+        return [st for st in (self.s0, self.s1) if not st.shared]
 
     def base_of(self, side: int) -> int:
         """``base[side]`` (compiled, without boxing the pair)."""
@@ -194,9 +190,9 @@ class Connection(ConnRare):
     def offset(self, side: int, seq: int) -> int:
         """The offset of ``seq`` in what side ``side`` receives, unwrapped to the 2**31 window
         around its in-order point (0 while it has no base)."""
-        st = self._s0 if side == 0 else self._s1
-        return seq_offset(seq, self.base[0] if side == 0 else self.base[1],
-                          st.nxt if st is not None else 0)
+        if side == 0:
+            return seq_offset(seq, self.base[0], self.s0.nxt)
+        return seq_offset(seq, self.base[1], self.s1.nxt)
 
     @property
     def client_addr(self) -> bytes:

@@ -386,7 +386,7 @@ class Engine:
         if flags & 0x17 == 0x10 and conn.fast and not fresh:
             state = conn.state
             if state[0] is _ESTABLISHED and state[1] is _ESTABLISHED:
-                st = conn.stream(snd)
+                st = conn.s0 if snd == 0 else conn.s1          # (Connection.stream)
                 base = conn.base_of(snd)
                 if base < 0 or not (st.ooo_starts or
                                         0 < (seg.ack - base - st.nxt) & M32 < 0x80000000):
@@ -396,7 +396,7 @@ class Engine:
                         if conn.fast_raise:
                             self.emitter.fast_events(conn, snd, 0, 0)
                         return
-                    st = conn.stream(1 - snd)
+                    st = conn.s1 if snd == 0 else conn.s0
                     base = conn.base_of(1 - snd)
                     if (base >= 0 and not st.ooo_starts and seg.payload_len == wire
                             and not (seg.seq - base - st.nxt) & M32):

@@ -261,17 +261,17 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                     if conn is not None:
                         snd = 0 if key == conn.key_c2s else 1
                         # conditions 5 and 6 (records' module docstring), read-only
-                        st = conn.stream(snd)
+                        st = conn.s0 if snd == 0 else conn.s1  # (Connection.stream)
                         sbase = conn.base_of(snd)
                         take = None
                         if sbase < 0 or not (st.ooo_starts or 0 < (
                                 _u32(blk, p + 42) - sbase - st.nxt) & M32 < 0x80000000):
                             if wire:
-                                st = conn.stream(1 - snd)
+                                st = conn.s1 if snd == 0 else conn.s0
                                 sbase = conn.base_of(1 - snd)
                                 if (sbase >= 0 and not st.ooo_starts
                                         and not (_u32(blk, p + 38) - sbase - st.nxt) & M32):
-                                    take = conn.own_stream(1 - snd)
+                                    take = st if not st.shared else conn.own_stream(1 - snd)
                                 else:
                                     conn = None
                         else:

@@ -255,17 +255,17 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                 if conn is not None:
                     snd = 0 if key == conn.key_c2s else 1
                     # conditions 5 and 6 (see the module docstring), read-only
-                    st = conn.stream(snd)
-                    base = conn.base_of(snd)
+                    st = conn.s0 if snd == 0 else conn.s1      # (Connection.stream)
+                    base = conn.base[snd]
                     take = None
                     if base < 0 or not (st.ooo_starts or
                                             0 < (ack - base - st.nxt) & M32 < 0x80000000):
                         if wire:
-                            st = conn.stream(1 - snd)
-                            base = conn.base_of(1 - snd)
+                            st = conn.s1 if snd == 0 else conn.s0
+                            base = conn.base[1 - snd]
                             if (base >= 0 and not st.ooo_starts
                                     and not (seq - base - st.nxt) & M32):
-                                take = conn.own_stream(1 - snd)
+                                take = st if not st.shared else conn.own_stream(1 - snd)
                             else:
                                 conn = None
                     else:

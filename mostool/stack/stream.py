@@ -90,7 +90,7 @@ class HalfStream(Rare):
     __slots__ = (
         "nxt", "delivered", "bufsize", "chunks", "chunk_offs", "chunk_head", "buffered",
         "ooo_starts", "ooo_limits", "hasher", "new_runs", "fin_off",
-        "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late",
+        "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late", "shared",
     )
 
     # (positional too: a class called with keywords costs ~0.3 us more, per flow and side)
@@ -118,6 +118,8 @@ class HalfStream(Rare):
         self.rexmit_needs_buffer = False
         # late bytes may fill the newest gap (mOS drops them: False in mOS-compatible mode)
         self.fill_late = True
+        # one of a StreamSpec's empty streams, which stand for sides that have none: read-only
+        self.shared = False
 
     # -- receiving ----------------------------------------------------------------------------
 

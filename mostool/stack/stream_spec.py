@@ -43,6 +43,7 @@ class StreamSpec:
         self.mos_compat = mos_compat
         self.empty0 = self.make(0)          # read-only: see the module docstring
         self.empty1 = self.make(1)
+        self.empty0.shared = self.empty1.shared = True
 
     def make(self, side: int) -> HalfStream:
         """A new stream for side ``side`` (what that side's stack receives)."""
@@ -62,7 +63,7 @@ class StreamSpec:
                          "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late"):
                 if getattr(st, name) != getattr(new, name):
                     return f"side {side}: {name} is {getattr(st, name)!r}"
-            if (st.chunks or st.chunk_offs or st.ooo_starts or st.new_runs
+            if (not st.shared or st.chunks or st.chunk_offs or st.ooo_starts or st.new_runs
                     or not st.rare_untouched()):
                 return f"side {side}: it holds bytes, runs or rare values"
             if st.digest() != new.digest():
