@@ -475,12 +475,12 @@ class Engine:
             resets.refuse(self, conn, seg, snd, verdict)
 
         # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
-        st = conn.stream(rcv)
+        st = conn.s1 if snd == 0 else conn.s0      # (read: Connection.stream(rcv))
         if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs or st.filled_runs:
             self.emitter.errors(conn, rcv, snd, sflags)
         if st.new_runs:
             self.emitter.new_data(conn, rcv, snd)
-        if conn.stream(snd).gap_runs:                 # holes its ACK gave up
+        if (conn.s0 if snd == 0 else conn.s1).gap_runs:     # holes its ACK gave up
             self.emitter.errors(conn, snd, snd, 0)
         if new_data_snd:
             self.emitter.new_data(conn, snd, snd)

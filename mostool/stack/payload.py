@@ -64,7 +64,7 @@ def ack_gives_up_holes(conn: Connection, seg: TcpSegment, snd: int, counts: dict
     base = conn.base_of(snd)
     if base < 0:
         return False
-    st = conn.stream(snd)
+    st = conn.s0 if snd == 0 else conn.s1       # (read: Connection.stream)
     if not st.ooo_starts and not (0 < (seg.ack - base - st.nxt) & M32 < 0x80000000
                                   and (st.fin_off is None or st.fin_off > st.nxt)):
         # with nothing waiting, an ACK gives up a hole only if it acknowledges more than
@@ -131,7 +131,7 @@ class MemoryBudget:
 
     def account(self, conn: Connection) -> None:
         """``conn``'s streams changed: keep the total; past the limit, this flow gives up."""
-        s0, s1 = conn.stream(0), conn.stream(1)
+        s0, s1 = conn.s0, conn.s1           # (read: Connection.stream)
         held = s0.buffered + s1.buffered
         if s0.keep_bytes:
             held += s0.ooo_bytes

@@ -223,7 +223,7 @@ def pure_ack_step(conn: Connection, snd: int, ack: int) -> TcpState | None:
     old_rcv = state[rcv]
     if old_snd is _SYN_SENT or old_rcv is _SYN_SENT or conn.alt_isn:
         return None
-    mine = conn.stream(snd)             # what snd receives: ack_gives_up_holes' quick no
+    mine = conn.s0 if snd == 0 else conn.s1     # what snd receives: ack_gives_up_holes' quick no
     if mine.gap_runs:
         return None
     base = conn.base_of(snd)
@@ -234,7 +234,7 @@ def pure_ack_step(conn: Connection, snd: int, ack: int) -> TcpState | None:
         fin_off = mine.fin_off
         if 0 < (ack - base - nxt) & M32 < 0x80000000 and (fin_off is None or fin_off > nxt):
             return None
-    theirs = conn.stream(rcv)
+    theirs = conn.s1 if snd == 0 else conn.s0
     if theirs.new_runs or theirs.gap_runs or theirs.conflict_runs or theirs.filled_runs:
         return None
     new: TcpState = old_rcv             # receiver_step, for an ACK without data

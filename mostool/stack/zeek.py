@@ -82,7 +82,14 @@ class Stream(Protocol):
 
 
 class Sides(Protocol):
-    """What the recorder reads of a connection's half-streams (stack/connection.py)."""
+    """What the recorder reads of a connection's half-streams (stack/connection.py; ``s0``,
+    ``s1``: what each side's stack receives)."""
+
+    @property
+    def s0(self) -> Stream: ...
+
+    @property
+    def s1(self) -> Stream: ...
 
     def stream(self, side: int) -> Stream: ...
 
@@ -256,7 +263,7 @@ class ZeekRecorder:
             self._syn0 = seq
             self._s = SYN_SENT
             return
-        s2c, c2s = conn.stream(0), conn.stream(1)
+        s2c, c2s = conn.s0, conn.s1
         rare = self._rare
         if len(c2s.gaps) != rare.g0 or len(s2c.gaps) != rare.g1:
             self.gaps(len(c2s.gaps), len(s2c.gaps))
