@@ -41,21 +41,21 @@ class DirectionSummary:
     @property
     def bytes(self) -> int:
         """Bytes delivered in order to the receiving side's stream (gaps excluded)."""
-        return int(self._conn.streams[1 - self._sender].delivered)
+        return int(self._conn.stream(1 - self._sender).delivered)
 
     @property
     def gaps(self) -> list[tuple[int, int]]:
         """The holes the stream was delivered over: (stream offset, length) each."""
-        return [(int(off), int(n)) for off, n in self._conn.streams[1 - self._sender].gaps]
+        return [(int(off), int(n)) for off, n in self._conn.stream(1 - self._sender).gaps]
 
     @property
     def gap_bytes(self) -> int:
-        return int(self._conn.streams[1 - self._sender].gap_bytes)
+        return int(self._conn.stream(1 - self._sender).gap_bytes)
 
     @property
     def sha256(self) -> str | None:
         """Hex SHA-256 of the delivered bytes, when digests are on (``flows --hash``)."""
-        digest = self._conn.streams[1 - self._sender].digest()
+        digest = self._conn.stream(1 - self._sender).digest()
         return None if digest is None else str(digest)
 
     def record(self) -> dict[str, Any]:

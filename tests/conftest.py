@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +44,15 @@ def frame_by_frame(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     def off() -> None:
         monkeypatch.setattr(ReplaySource, "pcap_records", lambda self: None)
     return off
+
+
+@pytest.fixture(autouse=True)
+def _shared_empty_streams_untouched() -> Iterator[None]:
+    """After every test: no writer took a side's shared empty half-stream for its own
+    (mostool/stack/stream_spec.py)."""
+    yield
+    from mostool.stack.stream_spec import check_empties
+    check_empties()
 
 
 def pytest_configure(config: pytest.Config) -> None:

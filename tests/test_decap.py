@@ -21,7 +21,7 @@ from mostool.stack import tunnels
 from mostool.stack.codes import FRAGMENT, MALFORMED, NOT_TCP
 from mostool.stack.connection import Connection
 from mostool.stack.decode import Decoder, TcpSegment
-from mostool.stack.stream import HalfStream
+from mostool.stack.stream_spec import stream_spec
 from mostool.stack.tunnels import tunnel_key
 
 TUNNELS = Path(__file__).resolve().parent.parent / "sample_pcaps" / "tunnels"
@@ -125,8 +125,8 @@ def test_reverse_key_keeps_the_tunnel_suffix() -> None:
     back = eth_of(ipv4(udp(vxlan(eth_of(back_ip), 7), 61000, 4789), 17, V4_B, V4_A))
     s1, s2 = _decode(fwd), _decode(back)
     assert isinstance(s1, TcpSegment) and isinstance(s2, TcpSegment)
-    streams = (HalfStream(4096, False, False, 16, 65536), HalfStream(4096, False, False, 16, 65536))
-    conn = Connection(1, s1, True, 1, 0.0, streams)
+    conn = Connection(1, s1, True, 1, 0.0, stream_spec(4096, 4096, False, False, False, 16, 65536,
+                                                       False))
     assert conn.key_c2s == s1.key and conn.key_s2c == s2.key
     assert conn.tunnel == s1.tunnel
     assert conn.record()["tunnel"] == [tunnels.describe(h) for h in s1.tunnel or ()]

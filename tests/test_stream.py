@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import mostool as mos
-from mostool.stack.stream import CONFLICT, LATE, NEW, REXMIT, HalfStream
+from mostool.stack.stream import CONFLICT, LATE, NEW, REXMIT, HalfStream, seq_offset
 
 
 def stream(bufsize: int = 1 << 20, *, hashing: bool = False, last: bool = False,
@@ -262,19 +262,18 @@ def test_identical_overlap_is_a_rexmit_not_a_conflict() -> None:
 
 
 def test_sequence_numbers_wrap() -> None:
+    base = 0xFFFFFFF0
+    assert seq_offset(0x1234, -1, 0) == 0          # no base yet
+    assert seq_offset(0xFFFFFFF0, base, 0) == 0
+    assert seq_offset(0xFFFFFFFF, base, 0) == 15
+    assert seq_offset(0, base, 0) == 16
+    assert seq_offset(0x10, base, 0) == 32
+    assert seq_offset(0xFFFFFFEB, base, 0) == -5
     s = stream()
-    s.base = 0xFFFFFFF0
-    assert s.offset(0xFFFFFFF0) == 0
-    assert s.offset(0xFFFFFFFF) == 15
-    assert s.offset(0) == 16
-    assert s.offset(0x10) == 32
-    assert s.offset(0xFFFFFFEB) == -5
     feed(s, 0, b"x" * 40)
-    assert s.offset(0x18) == 40
-    assert s.seq_of(40) == 0x18
+    assert seq_offset(0x18, base, s.nxt) == 40
     # far ahead of nxt is still read as ahead (2**31 window around nxt)
-    s.nxt = 0x7FFFFFF0
-    assert s.offset((0xFFFFFFF0 + 0x7FFFFFF0 + 100) & 0xFFFFFFFF) == 0x7FFFFFF0 + 100
+    assert seq_offset((base + 0x7FFFFFF0 + 100) & 0xFFFFFFFF, base, 0x7FFFFFF0) == 0x7FFFFFF0 + 100
 
 
 # --------------------------------------------------------------------------------------------

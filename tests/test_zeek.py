@@ -144,7 +144,7 @@ def test_conn_state_table() -> None:
     assert conn_state(PARTIAL, CLOSED, 0, 1, "df") == "SHR"
     assert conn_state(SYN_SENT, INACTIVE, 0, 0, "S") == "S0"
     rec = ZeekRecorder()
-    rec.packet(0, 0x02, 100, 0, 64240, (object(), object()))  # type: ignore[arg-type]
+    rec.packet(0, 0x02, 100, 0, 64240, object())  # type: ignore[arg-type]
     assert rec.state == (SYN_SENT, INACTIVE) and rec.history == "S"
 
 

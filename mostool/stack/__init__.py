@@ -18,8 +18,9 @@ records by ``Engine.process_records``) and goes, in order:
                   other link types to ``linktypes``; a tunnelled segment's key ends with
                   its tunnel's.
 4. ``flowtable``  the 4-tuple finds the ``connection.Connection``; a miss is a new flow for the
-                  listeners ``FlowTable.admit`` names (``listener.stream_params`` sizes its
-                  half-streams, ``tcp.opening`` its stacks) or an orphan; ``tcp`` decides
+                  listeners ``FlowTable.admit`` names (``listener.stream_params`` says how
+                  its half-streams are made when a side needs one, ``stream_spec``;
+                  ``tcp.opening`` its stacks) or an orphan; ``tcp`` decides
                   whether a SYN on a tracked 4-tuple is the same connection.
 5. ``tcp``        the sender's and the receiver's state changes (the table, input derivation,
                   ISN bookkeeping, FIN/RST acceptability: every state decision), with

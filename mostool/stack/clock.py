@@ -75,7 +75,7 @@ class WildClock:
                     seg = engine.records.segment(conn)
                 snd = 1 if isinstance(seg, TcpSegment) and seg.key != conn.key_c2s else 0
                 engine.emitter.anomaly(conn, snd, "wild_timestamp",
-                                       conn.streams[1 - snd].nxt, 0, snd)
+                                       conn.stream(1 - snd).nxt, 0, snd)
         else:
             engine.route(ts, linktype, frame)
         engine.packet_number = current

@@ -1,10 +1,12 @@
 """Connections: one TCP flow as the engine tracks it.
 
 A ``Connection`` holds two emulated stacks (states, ISNs, FIN sequence numbers, anomaly counts)
-and the two half-streams they receive, the flow's handles (``mostool.stack.flow.Flow``, one per
-listener) and the union of their subscription masks, and its Zeek conn.log bookkeeping. Per-side
-values that seldom change are immutable pairs (``pair_set``, ``pair_add``). ``record()`` and
-``record_json()`` are the flow's summary (``mostool flows``); the JSON is written by hand, as
+and the half-streams they receive (each made when its side first has something to keep: see
+``stream``, ``own_stream`` and stack/stream_spec.py; the start sequences are the connection's,
+``base``), the flow's handles (``mostool.stack.flow.Flow``, one per listener) and the union of
+their subscription masks, and its Zeek conn.log bookkeeping. Per-side values that seldom change
+are immutable pairs (``pair_set``, ``pair_add``). ``record()`` and ``record_json()`` are the
+flow's summary (``mostool flows``); the JSON is written by hand, as
 ``json.dumps`` would, because it runs once per flow on every capture.
 """
 
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from mostool.events.types import ERROR_BIT, NEW_DATA_BIT, PKT_IN_BIT, TcpState
 from mostool.stack.connection_extra import ConnRare
 from mostool.stack.decode import TcpSegment, format_addr
-from mostool.stack.stream import HalfStream
+from mostool.stack.stream import HalfStream, seq_offset
+from mostool.stack.stream_spec import StreamSpec
 from mostool.stack.tunnels import describe
 from mostool.stack.zeek import ZeekRecorder
 
@@ -72,7 +75,8 @@ class Connection(ConnRare):
 
     __slots__ = (
         "id", "key_c2s", "key_s2c", "client_port", "server_port", "last_linktype",
-        "ip_version", "state", "isn", "wscale", "window", "streams", "packets",
+        "ip_version", "state", "isn", "wscale", "window", "base", "spec", "s0", "s1",
+        "packets",
         "payload_bytes", "valid_checksum", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
         "last_seg", "last_number", "fast", "fast_raise", "stopped", "held",
@@ -80,7 +84,7 @@ class Connection(ConnRare):
     )
 
     def __init__(self, conn_id: int, seg: TcpSegment, client_is_sender: bool, number: int,
-                 ts: float, streams: tuple[HalfStream, HalfStream]) -> None:
+                 ts: float, spec: StreamSpec) -> None:
         super().__init__()
         self.id = conn_id
         k = seg.key
@@ -101,7 +105,15 @@ class Connection(ConnRare):
         self.isn: tuple[int, int] = _NO_ISN2     # each side's ISN (as sender); -1: none yet
         self.wscale: tuple[int, int] = _ZERO2
         self.window: tuple[int, int] = _WINDOW2
-        self.streams = streams            # streams[side] = bytes that side's stack received
+        # What each side's stack receives: s0, s1 (stream(side)) are its own HalfStream, made
+        # when the side first has something to keep (own_stream; an idle side never does), and
+        # until then the spec's shared empty stream, which only readers may see; base[side] is
+        # the sequence number of that stream's offset 0 (-1: none yet), kept here so that a
+        # side needs no stream of its own to map sequence numbers (offset)
+        self.base: tuple[int, int] = _NO_ISN2
+        self.spec = spec                  # how its streams are made (stack/stream_spec.py)
+        self.s0 = spec.empty0
+        self.s1 = spec.empty1
         self.packets: tuple[int, int] = _ZERO2          # indexed by the sender's side
         self.payload_bytes: tuple[int, int] = _ZERO2
         self.first_packet = number
@@ -146,6 +158,41 @@ class Connection(ConnRare):
     def __hash__(self) -> int:
         # by identity, as before __lt__ (a compiled class with a comparison loses its hash)
         return object.__hash__(self)
+
+    def stream(self, side: int) -> HalfStream:
+        """What side ``side``'s stack received, to read: its stream, or when it has none the
+        spec's shared empty one, which answers as a stream before its first byte. Never write
+        to what this returns (own_stream)."""
+        return self.s0 if side == 0 else self.s1
+
+    def own_stream(self, side: int) -> HalfStream:
+        """Side ``side``'s stream, to write to: made on first use."""
+        st = self.s0 if side == 0 else self.s1
+        if st.shared:
+            st = self.spec.make(side)
+            if side == 0:
+                self.s0 = st
+            else:
+                self.s1 = st
+        return st
+
+    def made_streams(self) -> list[HalfStream]:
+        """The streams made so far (none, one or both sides')."""
+        return [st for st in (self.s0, self.s1) if not st.shared]
+
+    def base_of(self, side: int) -> int:
+        """``base[side]`` (compiled, without boxing the pair)."""
+        return self.base[0] if side == 0 else self.base[1]
+
+    def set_base(self, side: int, seq: int) -> None:
+        self.base = (seq, self.base[1]) if side == 0 else (self.base[0], seq)
+
+    def offset(self, side: int, seq: int) -> int:
+        """The offset of ``seq`` in what side ``side`` receives, unwrapped to the 2**31 window
+        around its in-order point (0 while it has no base)."""
+        if side == 0:
+            return seq_offset(seq, self.base[0], self.s0.nxt)
+        return seq_offset(seq, self.base[1], self.s1.nxt)
 
     @property
     def client_addr(self) -> bytes:
@@ -205,7 +252,7 @@ class Connection(ConnRare):
         self.fast_raise = bool(m1 & PKT_IN_BIT or m0 & NEW_DATA_BIT)
 
     def direction_record(self, sender: int) -> dict[str, Any]:
-        st = self.streams[1 - sender]
+        st = self.stream(1 - sender)
         return {
             "packets": self.packets[sender],
             "payload_bytes": self.payload_bytes[sender],
@@ -247,7 +294,7 @@ class Connection(ConnRare):
 
     def zeek_fields(self) -> dict[str, Any]:
         """What Zeek's conn.log says of this connection (stack/zeek.py)."""
-        s2c, c2s = self.streams
+        s2c, c2s = self.stream(0), self.stream(1)
         return self.zeek.fields(self.end_ts - self.start, c2s, s2c)
 
     def record_json(self) -> str:
@@ -260,7 +307,7 @@ class Connection(ConnRare):
                 and -_INF < start < _INF and -_INF < end < _INF):
             return json.dumps(self.record())
         state = self.state
-        s2c, c2s = self.streams         # c2s bytes are received by the server's stack
+        s2c, c2s = self.stream(0), self.stream(1)   # c2s bytes: received by the server's stack
         zk = self.zeek
         zk.gaps(len(c2s.gaps), len(s2c.gaps))
         orig = c2s.delivered + c2s.gap_bytes

@@ -240,10 +240,8 @@ class Emitter:
 
     def new_run(self, conn: Connection, side: int, snd: int, off: int, n: int) -> None:
         """``new_data`` for one run, ``n`` bytes at ``off``, that never went to ``new_runs``."""
-        if conn.masks[0] & ERROR_BIT:
-            st = conn.streams[0] if side == 0 else conn.streams[1]
-            if st.bufsize:
-                self.overflow(conn, side)       # ON_ERROR comes before the new data
+        if conn.masks[0] & ERROR_BIT and conn.stream(side).bufsize:
+            self.overflow(conn, side)           # ON_ERROR comes before the new data
         if self._mos_compat and conn.state[side] is not _ESTABLISHED:
             return                  # mOS signals new data only while the receiver is ESTABLISHED
         if conn.masks[0] & NEW_DATA_BIT:
@@ -274,7 +272,7 @@ class Emitter:
     def new_data(self, conn: Connection, side: int, snd: int) -> None:
         """Drains ``new_runs``: ON_ERROR for handles whose unread bytes were overwritten, then
         ON_CONN_NEW_DATA per run."""
-        st = conn.streams[0] if side == 0 else conn.streams[1]
+        st = conn.own_stream(side)              # (it has runs: it exists)
         runs = st.new_runs
         st.new_runs = ()
         if st.bufsize and conn.masks[0] & ERROR_BIT:
@@ -289,7 +287,7 @@ class Emitter:
     def overflow(self, conn: Connection, side: int) -> None:
         """ON_ERROR "buffer_overflow" to each handle whose unread bytes the buffer overwrote
         (the caller checked that the side buffers and some handle wants ON_ERROR)."""
-        st = conn.streams[0] if side == 0 else conn.streams[1]
+        st = conn.stream(side)
         head = st.head
         for h in conn.handles:
             cur = h.cursors[side]
@@ -313,7 +311,7 @@ class Emitter:
         """Drains ``conflict_runs``, ``gap_runs``, ``filled_runs`` and ``late_runs``: ON_ERROR
         per overlap conflict, per gap, per filled gap ("gap_filled"), then per run of late
         bytes dropped ("late_data", with their stream offset and length)."""
-        st = conn.streams[0] if side == 0 else conn.streams[1]
+        st = conn.own_stream(side)              # (it has runs: it exists)
         runs = st.conflict_runs
         gaps = st.gap_runs
         filled = st.filled_runs

@@ -54,13 +54,7 @@ from mostool.stack.flow import Flow
 from mostool.stack.flowtable import FlowTable
 from mostool.stack.listener import RAW, STREAM, Listener, OrphanHandle, stream_params
 from mostool.stack.payload import MemoryBudget, ack_gives_up_holes, receive_payload, set_aside
-from mostool.stack.records import (
-    RecordBuffer,
-    RecordLayout,
-    RecordRefs,
-    process_records,
-    shard_of,
-)
+from mostool.stack.records import RecordBuffer, RecordLayout, RecordRefs, process_records, shard_of
 from mostool.stack.stream import CONFLICT, LATE, M32, REXMIT
 from mostool.stack.tcp import (
     RST_OK,
@@ -384,8 +378,8 @@ class Engine:
         if flags & 0x17 == 0x10 and conn.fast and not fresh:
             state = conn.state
             if state[0] is _ESTABLISHED and state[1] is _ESTABLISHED:
-                st = conn.streams[snd]
-                base = st.base
+                st = conn.s0 if snd == 0 else conn.s1          # (Connection.stream)
+                base = conn.base_of(snd)
                 if base < 0 or not (st.ooo_starts or
                                         0 < (seg.ack - base - st.nxt) & M32 < 0x80000000):
                     if not wire:
@@ -394,10 +388,11 @@ class Engine:
                         if conn.fast_raise:
                             self.emitter.fast_events(conn, snd, 0, 0)
                         return
-                    st = conn.streams[1 - snd]
-                    base = st.base
+                    st = conn.s1 if snd == 0 else conn.s0
+                    base = conn.base_of(1 - snd)
                     if (base >= 0 and not st.ooo_starts and seg.payload_len == wire
                             and not (seg.seq - base - st.nxt) & M32):
+                        st = conn.own_stream(1 - snd)
                         off = st.nxt
                         if conn.zeek.pending or not seg.window:    # zeek: fast path
                             conn.zeek.fast(snd, wire, seg.window)
@@ -412,7 +407,7 @@ class Engine:
                 and ts_echo_rejected(conn, seg, rcv)):
             resets.reject_by_ts_echo(self, conn, seg, snd)     # Linux in SYN_SENT: dropped whole
             return
-        conn.zeek.packet(snd, flags, seg.seq, wire, seg.window, conn.streams)  # zeek
+        conn.zeek.packet(snd, flags, seg.seq, wire, seg.window, conn)  # zeek
         if flags & FIN and not (self._mos_compat or fin_acceptable(conn, seg, rcv)):
             seg = resets.refuse_fin(self, conn, seg, snd)      # taken as a plain segment
             flags = seg.flags
@@ -433,15 +428,14 @@ class Engine:
             self.emitter.stack(conn, _HK_SND, snd, old_snd,
                                [(old_snd, new_snd)] if new_snd != old_snd else [], fresh, snd)
 
-        # 5. the receiver's half-stream, then its stack
-        st = conn.streams[rcv]
+        # 5. the receiver's half-stream (own_stream: made as it gets something), then its stack
         sflags = 0
         if rst_ok:
             if flags & SYN and syn_bookkeeping(conn, seg, snd):
                 sflags = REXMIT                  # a SYN or SYN/ACK seen before
-                st.rexmit_off, st.rexmit_len = 0, 0
+                conn.own_stream(rcv).rexmit_at(0)
             if seg.wire_len and not flags & RST:
-                sflags |= receive_payload(conn, seg, snd, st, self.counts)
+                sflags |= receive_payload(conn, seg, snd, self.counts)
             elif flags & RST and seg.wire_len:
                 conn.rst_payload = pair_add(conn.rst_payload, snd, seg.wire_len)
             if flags & FIN:
@@ -451,8 +445,10 @@ class Engine:
                 elif conn.fin_seq[snd] == fin_seq:
                     conn.control_rexmit = pair_add(conn.control_rexmit, rcv)
                     sflags |= REXMIT
-                    st.rexmit_off, st.rexmit_len = st.fin_off or st.nxt, 0
+                    st = conn.own_stream(rcv)
+                    st.rexmit_at(st.fin_off or st.nxt)
         if sflags & REXMIT and masks[_HK_RCV] & REXMIT_BIT:
+            st = conn.stream(rcv)
             self.emitter.emit(conn, _HK_RCV, SIDES[rcv],
                               Rexmit(_HK_RCV, st.rexmit_off, st.rexmit_len), snd)
         old_rcv = conn.state[rcv]
@@ -469,11 +465,12 @@ class Engine:
             resets.refuse(self, conn, seg, snd, verdict)
 
         # NULL hook: errors, then new in-order data (the receiver's, then the sender's)
+        st = conn.s1 if snd == 0 else conn.s0      # (read: Connection.stream(rcv))
         if sflags & _CONFLICT_LATE or st.conflict_runs or st.gap_runs or st.filled_runs:
             self.emitter.errors(conn, rcv, snd, sflags)
         if st.new_runs:
             self.emitter.new_data(conn, rcv, snd)
-        if conn.streams[snd].gap_runs:                # holes its ACK gave up
+        if (conn.s0 if snd == 0 else conn.s1).gap_runs:     # holes its ACK gave up
             self.emitter.errors(conn, snd, snd, 0)
         if new_data_snd:
             self.emitter.new_data(conn, snd, snd)
@@ -518,8 +515,8 @@ class Engine:
         self.budget.release(conn)
         if not conn.stopped:
             for side in (0, 1):
-                st = conn.streams[side]
-                if st.ooo_starts:
+                st = conn.stream(side)
+                if st.ooo_starts:               # (a side with no stream has nothing here)
                     st.finish()
                 if st.gap_runs or st.conflict_runs:
                     self.emitter.errors(conn, side, snd if snd is not None else 0, 0)
@@ -537,7 +534,7 @@ class Engine:
             self.on_flow_end(conn)
         # An ended flow keeps its counts and digests, not its bytes; and no reference cycle
         # with its handles, so it is freed without waiting for the garbage collector.
-        for st in conn.streams:
+        for st in conn.made_streams():
             st.release()
         conn.handles = conn.handles_rev = ()
         self.timers.flow_ended()
@@ -546,8 +543,7 @@ class Engine:
         """A handle stopped monitoring a side; a flow nobody monitors stops being tracked."""
         conn.refresh_masks()
         if all(h.mon == 0 for h in conn.handles) and not conn.stopped:
-            for side in (0, 1):
-                st = conn.streams[side]
+            for st in conn.made_streams():
                 st.finish()
                 st.discard_outbox()
             self.emitter.end(conn, "stopped", None)

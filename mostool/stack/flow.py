@@ -184,11 +184,11 @@ class StreamView:
     @property
     def next_offset(self) -> int:
         """The in-order point: bytes below it have been delivered or skipped."""
-        return self._flow._conn_for_read().streams[self._side].nxt
+        return self._flow._conn_for_read().stream(self._side).nxt
 
     @property
     def bytes_seen(self) -> int:
-        return self._flow._conn_for_read().streams[self._side].delivered
+        return self._flow._conn_for_read().stream(self._side).delivered
 
     def buf_info(self) -> BufInfo:
         return self._flow.buf_info(self._side)
@@ -277,7 +277,7 @@ class Flow:
         pushed out of the buffer (the cursor then jumps to the oldest byte still held)."""
         conn = self._conn_for_read()
         s = self._side(side)
-        st = conn.streams[s]
+        st = conn.stream(s)
         cur = self.cursors[s]
         head = st.head
         if self.overflowed[s]:
@@ -306,14 +306,14 @@ class Flow:
         if offset < 0 or n < 0:
             raise MosError(errno.EINVAL, "offset and length must be >= 0")
         # (the sides the engine passes pick a stream without boxing the pair, compiled)
-        st = (conn.streams[0] if side is _CLI else conn.streams[1] if side is _SVR
-              else conn.streams[self._side(side)])
+        st = (conn.stream(0) if side is _CLI else conn.stream(1) if side is _SVR
+              else conn.stream(self._side(side)))
         return st.read(offset, n)
 
     def buf_info(self, side: Side) -> BufInfo:
         conn = self._conn_for_read()
         s = self._side(side)
-        st = conn.streams[s]
+        st = conn.stream(s)
         last = max([st.nxt] + [a + b for a, b in st.fragments()])
         isn = conn.isn[1 - s]
         return BufInfo(isn if isn >= 0 else None, st.head, self.cursors[s], st.nxt, last)
@@ -322,7 +322,7 @@ class Flow:
         """Received byte ranges still held: (offset, length) of the buffer and of each run
         waiting behind a hole (mOS ``MOS_FRAGINFO_*BUF``)."""
         conn = self._conn_for_read()
-        return conn.streams[self._side(side)].fragments()
+        return conn.stream(self._side(side)).fragments()
 
     def last_packet(self, side: Side = Side.BOTH) -> PacketInfo:
         """The packet being processed (mOS ``mtcp_getlastpkt``)."""
@@ -344,7 +344,7 @@ class Flow:
             self.mon &= ~side
             self.engine.monitoring_changed(conn)
         elif name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
-            st = conn.streams[side]
+            st = conn.own_stream(side)
             st.bufsize = value
             if value == 0:
                 st.drop_buffer()
@@ -354,13 +354,13 @@ class Flow:
                 if st.chunks:
                     st._trim()
         else:
-            conn.streams[side].overlap_last = value == "last"
+            conn.own_stream(side).overlap_last = value == "last"
 
     def getsockopt(self, name: str) -> Any:
         conn = self._conn_for_read()
         if name == SOCKOPT_STOP_MON:
             return self.mon
-        st = conn.streams[sockopt_side(name)]
+        st = conn.stream(sockopt_side(name))
         if name in (SOCKOPT_RCVBUF_CLI, SOCKOPT_RCVBUF_SVR):
             return st.bufsize
         return "last" if st.overlap_last else "first"

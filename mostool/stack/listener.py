@@ -20,7 +20,7 @@ from mostool.events.types import Callback, EventType, Hook, Side
 from mostool.stack.config import MonitorConfig
 from mostool.stack.decode import TcpSegment
 from mostool.stack.flow import PacketInfo
-from mostool.stack.stream import HalfStream
+from mostool.stack.stream_spec import StreamSpec, stream_spec
 
 if TYPE_CHECKING:
     from mostool.stack.engine import Engine
@@ -66,10 +66,10 @@ class Listener:
         return (event, h, callback)
 
 
-def stream_params(listeners: Sequence[Listener], cfg: MonitorConfig
-                  ) -> tuple[HalfStream, HalfStream]:
-    """A new flow's two half-streams: per side, the largest buffer any of its listeners asks
-    for and the first overlap policy one sets (else the config's)."""
+def stream_params(listeners: Sequence[Listener], cfg: MonitorConfig) -> StreamSpec:
+    """How a new flow's two half-streams are made (stack/stream_spec.py): per side, the largest
+    buffer any of its listeners asks for and the first overlap policy one sets (else the
+    config's)."""
     sizes = [0, 0]
     overlaps: list[str | None] = [None, None]
     for x in listeners:
@@ -81,15 +81,9 @@ def stream_params(listeners: Sequence[Listener], cfg: MonitorConfig
             if overlaps[side] is None:
                 overlaps[side] = x.overlap[side]
     overlaps = [cfg.overlap if o is None else o for o in overlaps]
-    # (bufsize, hashing, overlap_last, max_ooo_segments, max_ooo_bytes)
-    s0 = HalfStream(sizes[0], cfg.hash_streams, overlaps[0] == "last",
-                    cfg.max_ooo_segments, cfg.max_ooo_bytes)
-    s1 = HalfStream(sizes[1], cfg.hash_streams, overlaps[1] == "last",
-                    cfg.max_ooo_segments, cfg.max_ooo_bytes)
-    if cfg.mos_compat:
-        s0.rexmit_needs_buffer = s1.rexmit_needs_buffer = True
-        s0.fill_late = s1.fill_late = False     # mOS drops bytes inside a given-up hole
-    return s0, s1
+    return stream_spec(sizes[0], sizes[1], cfg.hash_streams, overlaps[0] == "last",
+                       overlaps[1] == "last", cfg.max_ooo_segments, cfg.max_ooo_bytes,
+                       cfg.mos_compat)
 
 
 class OrphanHandle:

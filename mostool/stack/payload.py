@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 from mostool.events.types import TcpState
 from mostool.stack.connection import Connection, pair_add
 from mostool.stack.decode import TcpSegment
-from mostool.stack.stream import LATE, M32, NEW, HalfStream
+from mostool.stack.stream import LATE, M32, NEW
 
 if TYPE_CHECKING:
     from mostool.stack.emit import Emitter
@@ -28,21 +28,23 @@ _HANDSHAKE: Final = frozenset({TcpState.LISTEN, TcpState.SYN_SENT, TcpState.SYN_
 _MAX_SET_ASIDE: Final = 64  # bad-checksum segments kept per side in case they get acknowledged
 
 
-def receive_payload(conn: Connection, seg: TcpSegment, snd: int, st: HalfStream,
-                    counts: dict[str, int]) -> int:
+def receive_payload(conn: Connection, seg: TcpSegment, snd: int, counts: dict[str, int]
+                    ) -> int:
     """The segment's bytes into the receiver's half-stream; returns HalfStream.receive's flags
     (keep-alive probes and snaplen-cut tails are handled here)."""
     seq = seg.seq
     if seg.flags & SYN:
         seq = (seq + 1) & M32
-    if st.base < 0:
-        st.base = seq
-    off = st.offset(seq)
+    rcv = 1 - snd
+    if conn.base_of(rcv) < 0:
+        conn.set_base(rcv, seq)
+    off = conn.offset(rcv, seq)
     wire = seg.wire_len
-    if wire <= 1 and off == st.nxt - 1 and not seg.flags & (SYN | FIN):
+    if wire <= 1 and off == conn.stream(rcv).nxt - 1 and not seg.flags & (SYN | FIN):
         conn.keepalives = pair_add(conn.keepalives, snd)   # a probe: not data, not a rexmit
         counts["keepalives"] += 1
         return 0
+    st = conn.own_stream(rcv)
     n = seg.payload_len
     flags = 0
     if n:
@@ -59,22 +61,22 @@ def ack_gives_up_holes(conn: Connection, seg: TcpSegment, snd: int, counts: dict
                        ) -> bool:
     """The sender acknowledges bytes it received: holes below that the capture missed are
     gaps now."""
-    st = conn.streams[snd]
-    base = st.base
+    base = conn.base_of(snd)
     if base < 0:
         return False
+    st = conn.s0 if snd == 0 else conn.s1       # (read: Connection.stream)
     if not st.ooo_starts and not (0 < (seg.ack - base - st.nxt) & M32 < 0x80000000
                                   and (st.fin_off is None or st.fin_off > st.nxt)):
         # with nothing waiting, an ACK gives up a hole only if it acknowledges more than
         # the in-order point, below the FIN (most acknowledge it exactly, or the FIN)
         return False
-    if not st.ooo_starts and st.nxt == st.offset(seg.ack):
+    if not st.ooo_starts and st.nxt == conn.offset(snd, seg.ack):
         return False
     peer_isn = conn.isn[1 - snd]
     if conn.state[snd] in _HANDSHAKE and peer_isn >= 0 and \
             seg.ack != (peer_isn + 1) & M32:
         return False        # not acceptable during the handshake (RFC 793): a stray ACK
-    target = st.offset(seg.ack)
+    target = conn.offset(snd, seg.ack)
     if st.fin_off is not None and target > st.fin_off:
         target = st.fin_off
     if target <= st.nxt or target - st.nxt > 0x40000000:
@@ -83,6 +85,7 @@ def ack_gives_up_holes(conn: Connection, seg: TcpSegment, snd: int, counts: dict
         return False
     if conn.set_aside is not None and conn.set_aside[snd]:
         take_back(conn, snd, target, counts)
+    st = conn.own_stream(snd)
     st.skip_to(target)
     return bool(st.new_runs)
 
@@ -93,7 +96,7 @@ def set_aside(conn: Connection, seg: TcpSegment, rcv: int) -> None:
     if conn.set_aside is None:
         conn.set_aside = ([], [])
     kept = conn.set_aside[rcv]
-    st = conn.streams[rcv]
+    st = conn.stream(rcv)
     data = seg.buf[seg.payload_off:seg.payload_off + seg.payload_len] if st.keep_bytes \
         else None
     kept.append((seg.seq, data, seg.payload_len))
@@ -103,11 +106,11 @@ def set_aside(conn: Connection, seg: TcpSegment, rcv: int) -> None:
 def take_back(conn: Connection, side: int, target: int, counts: dict[str, int]) -> None:
     """Set-aside bytes below ``target``, which the receiver acknowledged, fill their hole."""
     assert conn.set_aside is not None
-    st = conn.streams[side]
+    st = conn.own_stream(side)
     kept = conn.set_aside[side]
     left = []
     for seq, data, n in kept:
-        off = st.offset(seq)
+        off = conn.offset(side, seq)
         if off < target and off + n > st.nxt:
             st.receive(off, data, n)
             counts["bad_checksum_acked"] += 1
@@ -128,7 +131,7 @@ class MemoryBudget:
 
     def account(self, conn: Connection) -> None:
         """``conn``'s streams changed: keep the total; past the limit, this flow gives up."""
-        s0, s1 = conn.streams
+        s0, s1 = conn.s0, conn.s1           # (read: Connection.stream)
         held = s0.buffered + s1.buffered
         if s0.keep_bytes:
             held += s0.ooo_bytes
@@ -149,9 +152,9 @@ class MemoryBudget:
         self._counts["memory_limit"] += 1
         emitter = self._emitter
         for side in (0, 1):
-            st = conn.streams[side]
+            st = conn.stream(side)
             if not (st.buffered or st.ooo_starts):
-                continue
+                continue                        # (an empty side may have no stream of its own)
             st.drop_buffer()
             st.finish()
             emitter.anomaly(conn, side, "memory_limit", st.nxt, 0, 0)

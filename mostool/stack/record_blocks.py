@@ -256,7 +256,7 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                         conn.last_number = number
                                         if verdict:
                                             conn.checksum_valid(snd)
-                                        conn.zeek.packet(snd, flags, seq, 0, win, conn.streams)
+                                        conn.zeek.packet(snd, flags, seq, 0, win, conn)
                                         if fin:
                                             fin_sent(conn, snd, seq)
                                         new_snd, new_rcv = after
@@ -279,20 +279,18 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                             conn = None
                     if conn is not None:
                         snd = 0 if key == conn.key_c2s else 1
-                        # conditions 5 and 6 (records' module docstring), read-only; a pair
-                        # indexed by a constant (indexing by snd boxes the native tuple)
-                        streams = conn.streams
-                        st = streams[1] if snd else streams[0]
-                        sbase = st.base
+                        # conditions 5 and 6 (records' module docstring), read-only
+                        st = conn.s0 if snd == 0 else conn.s1  # (Connection.stream)
+                        sbase = conn.base_of(snd)
                         take = None
                         if sbase < 0 or not (st.ooo_starts or 0 < (
                                 _u32(blk, p + 42) - sbase - st.nxt) & M32 < 0x80000000):
                             if wire:
-                                st = streams[0] if snd else streams[1]
-                                sbase = st.base
+                                st = conn.s1 if snd == 0 else conn.s0
+                                sbase = conn.base_of(1 - snd)
                                 if (sbase >= 0 and not st.ooo_starts
                                         and not (_u32(blk, p + 38) - sbase - st.nxt) & M32):
-                                    take = st
+                                    take = st if not st.shared else conn.own_stream(1 - snd)
                                 else:
                                     conn = None
                         else:

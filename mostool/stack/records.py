@@ -253,7 +253,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                     conn.last_number = number
                                     if verdict:
                                         conn.checksum_valid(snd)
-                                    conn.zeek.packet(snd, flags, seq, 0, win, conn.streams)
+                                    conn.zeek.packet(snd, flags, seq, 0, win, conn)
                                     if fin:
                                         fin_sent(conn, snd, seq)
                                     new_snd, new_rcv = after
@@ -276,17 +276,17 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                 if conn is not None:
                     snd = 0 if key == conn.key_c2s else 1
                     # conditions 5 and 6 (see the module docstring), read-only
-                    st = conn.streams[snd]
-                    base = st.base
+                    st = conn.s0 if snd == 0 else conn.s1      # (Connection.stream)
+                    base = conn.base[snd]
                     take = None
                     if base < 0 or not (st.ooo_starts or
                                             0 < (ack - base - st.nxt) & M32 < 0x80000000):
                         if wire:
-                            st = conn.streams[1 - snd]
-                            base = st.base
+                            st = conn.s1 if snd == 0 else conn.s0
+                            base = conn.base[1 - snd]
                             if (base >= 0 and not st.ooo_starts
                                     and not (seq - base - st.nxt) & M32):
-                                take = st
+                                take = st if not st.shared else conn.own_stream(1 - snd)
                             else:
                                 conn = None
                     else:

@@ -80,15 +80,14 @@ def refuse(engine: Engine, conn: Connection, seg: TcpSegment, snd: int, verdict:
         engine.emitter.anomaly(conn, rcv, "bad_rst", 0, 0, snd)
     elif verdict == RST_IN_WINDOW:
         engine.counts["rst_in_window"] += 1
-        st = conn.streams[rcv]
-        engine.emitter.anomaly(conn, rcv, "rst_in_window", st.offset(seg.seq), 0, snd)
+        engine.emitter.anomaly(conn, rcv, "rst_in_window", conn.offset(rcv, seg.seq), 0, snd)
 
 
 def hold(engine: Engine, conn: Connection, seg: TcpSegment, snd: int,
          before: tuple[TcpState, TcpState]) -> None:
     """An accepted RST closed both stacks: the flow lingers, provisionally reset."""
     conn.rst_pending = (engine.packet_number, snd, before[0], before[1],
-                        conn.streams[1 - snd].offset(seg.seq))
+                        conn.offset(1 - snd, seg.seq))
     deadline = conn.tw_deadline = engine.now + engine.config.rst_grace
     if deadline < engine.next_due:
         engine.next_due = deadline
@@ -124,8 +123,7 @@ def after_reset(engine: Engine, conn: Connection, seg: TcpSegment) -> bool:
         return True
     if seg.wire_len:
         engine.counts["data_after_rst"] += 1
-        st = conn.streams[1 - snd]
-        off = st.offset(seg.seq) if st.base >= 0 else 0
+        off = conn.offset(1 - snd, seg.seq)         # (0 while it has no base)
         # offsets are never negative: data from the SYN's own sequence number on starts at 0
         engine.emitter.anomaly(conn, 1 - snd, "data_after_rst", max(off, 0), seg.wire_len, snd)
     return True

@@ -2,7 +2,10 @@
 
 Theory of operation. Offsets are 64-bit stream offsets: 0 is the first byte after the peer's
 SYN (or the first byte seen, for a flow picked up midstream). ``nxt`` is the in-order point
-(rcv_nxt): every byte below it has either been delivered or skipped as a gap.
+(rcv_nxt): every byte below it has either been delivered or skipped as a gap. The sequence
+number of offset 0 is the connection's (``Connection.base``), which maps sequence numbers to
+offsets (``seq_offset``): a stream is made only once its side receives something, and a side
+that never does has none.
 
 * A segment at ``nxt`` is delivered at once: appended to the buffer (if this side buffers) and
   the hash (if hashing), and recorded as a new in-order run for ON_CONN_NEW_DATA.
@@ -39,7 +42,7 @@ from typing import Any, Final, TypeVar
 
 from mostool.stack.stream_extra import NO_OOO, NONE, Ints, Pairs, Rare, ooo_limits
 
-__all__ = ["HalfStream", "NEW", "REXMIT", "CONFLICT", "LATE", "M32"]
+__all__ = ["HalfStream", "NEW", "REXMIT", "CONFLICT", "LATE", "M32", "seq_offset"]
 
 # (Final: compiled with mypyc, any other module global is a dictionary lookup at every use)
 M32: Final = 0xFFFFFFFF
@@ -62,6 +65,17 @@ _NONE = NONE
 _NO_OOO = NO_OOO
 
 
+def seq_offset(seq: int, base: int, nxt: int) -> int:
+    """The stream offset of ``seq`` in a stream whose offset 0 is sequence number ``base``
+    (-1: none yet, offset 0), unwrapped to the 2**31 window around the in-order point ``nxt``."""
+    if base < 0:
+        return 0
+    d = (seq - base - nxt) & M32
+    if d >= 0x80000000:
+        d -= 0x100000000
+    return nxt + d
+
+
 def _grow(seq: list[_T] | tuple[_T, ...], item: _T) -> list[_T]:
     """``seq`` with ``item`` appended: in place once it is a list, else a new list."""
     if isinstance(seq, list):
@@ -74,9 +88,9 @@ class HalfStream(Rare):
     """The bytes one emulated stack receives (sent by its peer)."""
 
     __slots__ = (
-        "base", "nxt", "delivered", "bufsize", "chunks", "chunk_offs", "chunk_head", "buffered",
+        "nxt", "delivered", "bufsize", "chunks", "chunk_offs", "chunk_head", "buffered",
         "ooo_starts", "ooo_limits", "hasher", "new_runs", "fin_off",
-        "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late",
+        "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late", "shared",
     )
 
     # (positional too: a class called with keywords costs ~0.3 us more, per flow and side)
@@ -85,7 +99,6 @@ class HalfStream(Rare):
         # gaps, ooo (start -> bytearray run, or its end when no one needs bytes), the counters
         # and the ON_ERROR outbox (conflict_runs, gap_runs, late_runs, filled_runs): Rare's
         super().__init__()
-        self.base = -1                      # sequence number of offset 0 (-1: none yet)
         self.nxt = 0                        # in-order point (stream offset)
         self.delivered = 0                  # bytes of the reassembled stream, gaps skipped
         self.bufsize = bufsize
@@ -105,23 +118,8 @@ class HalfStream(Rare):
         self.rexmit_needs_buffer = False
         # late bytes may fill the newest gap (mOS drops them: False in mOS-compatible mode)
         self.fill_late = True
-
-    # -- sequence numbers ---------------------------------------------------------------------
-
-    def offset(self, seq: int) -> int:
-        """The stream offset of ``seq``, unwrapped to the 2**31 window around ``nxt``."""
-        base = self.base
-        if base < 0:
-            return 0
-        nxt = self.nxt
-        d = (seq - base - nxt) & M32
-        if d >= 0x80000000:
-            d -= 0x100000000
-        return nxt + d
-
-    def seq_of(self, offset: int) -> int:
-        base = self.base
-        return ((base if base >= 0 else 0) + offset) & M32
+        # one of a StreamSpec's empty streams, which stand for sides that have none: read-only
+        self.shared = False
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -196,6 +194,11 @@ class HalfStream(Rare):
         if self.ooo_starts and self.ooo_starts[0] <= self.nxt:
             self._flush()                   # a run that starts right at the new nxt
         return self.delivered != before
+
+    def rexmit_at(self, off: int) -> None:
+        """A retransmitted SYN or FIN (no bytes) at ``off``: what ON_REXMIT says."""
+        self.rexmit_off = off
+        self.rexmit_len = 0
 
     def discard_outbox(self) -> None:
         """Forget what the outbox holds, unraised (the flow stopped being monitored)."""

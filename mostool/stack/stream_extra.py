@@ -5,8 +5,9 @@ a retransmission, a conflict or late bytes: most streams never do.
 ``st.rexmit += 1``, ...) through the properties of its base class ``Rare``, which keep them in
 a ``StreamExtra`` made on the first write of a value that is not the default (zero, or an
 empty run list, or the empty store); until then every stream shares one read-only
-``StreamExtra`` of defaults. An idle established flow thus carries two small half-streams
-instead of two large ones (about 250 bytes less per flow, compiled).
+``StreamExtra`` of defaults. A stream that needs none of them stays small (about 250 bytes
+less per stream, compiled); a side that never receives anything has no stream at all
+(stack/stream_spec.py).
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class Rare:
         if x is _DEFAULTS:
             x = self._extra = StreamExtra()
         return x
+
+    def rare_untouched(self) -> bool:
+        """Whether no value here was ever written (the stream shares the defaults)."""
+        return self._extra is _DEFAULTS
 
     @property
     def gaps(self) -> Pairs:

@@ -164,9 +164,8 @@ def sender_step(conn: Connection, seg: TcpSegment, snd: int, old: TcpState) -> T
             old = TRANSITIONS.get((old, _SND_ACK), old)
         elif inp is _SND_ACK and conn.isn[1 - snd] < 0 and seg.ack:
             # the SYN/ACK was not captured: its ISN is what this ACK acknowledges, minus 1
-            peer_stream = conn.streams[snd]
-            if peer_stream.base < 0:
-                peer_stream.base = seg.ack
+            if conn.base_of(snd) < 0:           # what snd receives starts there
+                conn.set_base(snd, seg.ack)
             conn.isn = pair_set(conn.isn, 1 - snd, (seg.ack - 1) & M32)
     return TRANSITIONS.get((old, inp), old)
 
@@ -231,11 +230,10 @@ def quiet_step(conn: Connection, snd: int, fin: bool, seq: int, ack: int
         return None
     if old_snd in TERMINAL and old_rcv in TERMINAL:
         return None
-    streams = conn.streams
-    mine, theirs = (streams[1], streams[0]) if snd else (streams[0], streams[1])
-    if mine.gap_runs:                   # what snd receives: ack_gives_up_holes' quick no
+    mine = conn.s0 if snd == 0 else conn.s1     # what snd receives: ack_gives_up_holes' quick no
+    if mine.gap_runs:
         return None
-    base = mine.base
+    base = conn.base_of(snd)
     if base >= 0:
         if mine.ooo_starts:
             return None
@@ -243,13 +241,14 @@ def quiet_step(conn: Connection, snd: int, fin: bool, seq: int, ack: int
         fin_off = mine.fin_off
         if 0 < (ack - base - nxt) & M32 < 0x80000000 and (fin_off is None or fin_off > nxt):
             return None
+    theirs = conn.s1 if snd == 0 else conn.s0
     if theirs.new_runs or theirs.gap_runs or theirs.conflict_runs or theirs.filled_runs:
         return None
     fins = conn.fin_seq
     new_snd: TcpState = old_snd
     if fin:
         # its first FIN, where the receiver's bytes end (so fin_acceptable holds)
-        their_base = theirs.base
+        their_base = conn.base_of(1 - snd)
         if ((fins[1] if snd else fins[0]) is not None
                 or (their_base >= 0 and (seq - their_base - theirs.nxt) & M32)):
             return None
@@ -271,9 +270,9 @@ def quiet_step(conn: Connection, snd: int, fin: bool, seq: int, ack: int
 def fin_sent(conn: Connection, snd: int, fin_seq: int) -> None:
     """Side ``snd``'s first FIN, at sequence number ``fin_seq``: where its byte stream ends."""
     conn.fin_seq = pair_set(conn.fin_seq, snd, fin_seq)
-    st = conn.streams[1 - snd]
-    if st.base >= 0:
-        st.fin_off = st.offset(fin_seq)
+    rcv = 1 - snd
+    if conn.base_of(rcv) >= 0:
+        conn.own_stream(rcv).fin_off = conn.offset(rcv, fin_seq)
 
 
 def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
@@ -290,12 +289,13 @@ def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
         wscale = tcp_wscale(options)
         if wscale is not None:
             conn.wscale = pair_set(conn.wscale, snd, wscale if wscale < 14 else 14)
-    st = conn.streams[1 - snd]
+    rcv = 1 - snd
+    st = conn.stream(rcv)
     isn = conn.isn[snd]
     if isn < 0:
         conn.isn = pair_set(conn.isn, snd, seg.seq)
-        if st.base < 0 or (st.delivered == 0 and not st.ooo_starts):
-            st.base = (seg.seq + 1) & M32
+        if conn.base_of(rcv) < 0 or (st.delivered == 0 and not st.ooo_starts):
+            conn.set_base(rcv, (seg.seq + 1) & M32)
     elif isn == seg.seq:
         conn.control_rexmit = pair_add(conn.control_rexmit, 1 - snd)
         return True
@@ -304,7 +304,7 @@ def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
         # let the peer's ACK decide which one counts
         conn.alt_isn += (isn,)
         conn.isn = pair_set(conn.isn, snd, seg.seq)
-        st.base = (seg.seq + 1) & M32
+        conn.set_base(rcv, (seg.seq + 1) & M32)
     return False
 
 
@@ -314,26 +314,25 @@ def settle_isn(conn: Connection, seg: TcpSegment, rcv: int) -> None:
         return
     wanted = (seg.ack - 1) & M32
     if wanted in conn.alt_isn and conn.isn[rcv] != wanted:
-        st = conn.streams[1 - rcv]
+        st = conn.stream(1 - rcv)
         if st.delivered == 0 and not st.ooo_starts:
             old_isn = conn.isn[rcv]
             conn.alt_isn += (old_isn if old_isn >= 0 else 0,)
             conn.isn = pair_set(conn.isn, rcv, wanted)
-            st.base = seg.ack
+            conn.set_base(1 - rcv, seg.ack)
     conn.alt_isn = ()
 
 
 def fin_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     """A FIN must land at or after the receiver's first byte and within its window of the
     in-order point (the caller skips the check in mOS-compatible mode, as mOS does)."""
-    st = conn.streams[rcv]
-    if st.base < 0:
+    if conn.base_of(rcv) < 0:
         return True
-    off = st.offset((seg.seq + seg.wire_len + (1 if seg.flags & SYN else 0)) & M32)
+    off = conn.offset(rcv, (seg.seq + seg.wire_len + (1 if seg.flags & SYN else 0)) & M32)
     window = conn.window[rcv] << conn.wscale[rcv]
     if window < 65535:
         window = 65535
-    return off >= 0 and -window <= off - st.nxt <= window
+    return off >= 0 and -window <= off - conn.stream(rcv).nxt <= window
 
 
 # rst_verdict's answers
@@ -362,10 +361,10 @@ def rst_verdict(conn: Connection, seg: TcpSegment, rcv: int) -> int:
         if isn < 0 or (seg.flags & ACK and seg.ack == (isn + 1) & M32):
             return RST_OK
         return RST_BAD
-    st = conn.streams[rcv]
-    if st.base < 0:
+    if conn.base_of(rcv) < 0:
         return RST_OK
-    off = st.offset(seg.seq)
+    st = conn.stream(rcv)
+    off = conn.offset(rcv, seg.seq)
     nxt = st.nxt
     fin = st.fin_off
     if off == nxt or (fin is not None and nxt >= fin and off == fin + 1):
@@ -402,18 +401,17 @@ def proves_alive(conn: Connection, seg: TcpSegment, snd: int) -> bool:
     if pending is None or pending[1] != snd or flags & RST or not flags & ACK:
         return False
     rcv = 1 - snd
-    mine = conn.streams[snd]            # what snd received: its ack must lie in there
-    if conn.isn[rcv] >= 0 and mine.base >= 0:
-        off = mine.offset(seg.ack)
-        if not 0 <= off <= mine.nxt + 1:
+    # what snd received: its ack must lie in there
+    if conn.isn[rcv] >= 0 and conn.base_of(snd) >= 0:
+        off = conn.offset(snd, seg.ack)
+        if not 0 <= off <= conn.stream(snd).nxt + 1:
             return False
     if flags & SYN:
         return True
-    theirs = conn.streams[rcv]
-    if conn.isn[snd] < 0 or theirs.base < 0:
+    if conn.isn[snd] < 0 or conn.base_of(rcv) < 0:
         return False                    # a sequence space nobody has seen start
     window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
-    return -window <= theirs.offset(seg.seq) - theirs.nxt <= window
+    return -window <= conn.offset(rcv, seg.seq) - conn.stream(rcv).nxt <= window
 
 
 def rst_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
@@ -423,10 +421,9 @@ def rst_acceptable(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     if state == _SYN_SENT:
         isn = conn.isn[rcv]
         return not seg.flags & ACK or isn < 0 or seg.ack == (isn + 1) & M32
-    st = conn.streams[rcv]
-    if st.base < 0:
+    if conn.base_of(rcv) < 0:
         return True
-    d = st.offset(seg.seq) - st.nxt
+    d = conn.offset(rcv, seg.seq) - conn.stream(rcv).nxt
     window = max(conn.window[rcv] << conn.wscale[rcv], 65535)
     return -window <= d <= window
 
@@ -443,7 +440,7 @@ def same_connection(conn: Connection, seg: TcpSegment, now: float) -> str | None
     closing = (conn.fin_seq[0] is not None or conn.fin_seq[1] is not None
                or (state[0] in TERMINAL and state[1] in TERMINAL))
     if from_client and not closing and state[0] == _SYN_SENT and \
-            conn.streams[0].delivered == 0:
+            conn.stream(0).delivered == 0:
         return None                         # a new attempt before any answer: same flow
     if closing or now - conn.last_ts >= 1.0:
         return "rst" if conn.rst_seen else "fin" if closing else "stopped"

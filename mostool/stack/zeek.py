@@ -78,12 +78,24 @@ class Stream(Protocol):
     nxt: int
 
     @property
-    def base(self) -> int: ...     # -1: none yet
-
-    @property
     def gaps(self) -> Sized: ...
 
-    def offset(self, seq: int) -> int: ...
+
+class Sides(Protocol):
+    """What the recorder reads of a connection's half-streams (stack/connection.py; ``s0``,
+    ``s1``: what each side's stack receives)."""
+
+    @property
+    def s0(self) -> Stream: ...
+
+    @property
+    def s1(self) -> Stream: ...
+
+    def stream(self, side: int) -> Stream: ...
+
+    def base_of(self, side: int) -> int: ...     # -1: none yet
+
+    def offset(self, side: int, seq: int) -> int: ...
 
 
 class ZeekRare:
@@ -241,9 +253,9 @@ class ZeekRecorder:
         self._scaled_letter(side, "C")
 
     def packet(self, side: int, flags: int, seq: int, length: int, window: int,
-               streams: tuple[Stream, Stream]) -> None:
+               conn: Sides) -> None:
         """A packet ``side`` sent, before the engine processes it: ``seq``, ``length`` bytes of
-        payload, the ``window`` field; ``streams[s]`` is what side ``s``'s stack receives."""
+        payload, the ``window`` field; ``conn.stream(s)`` is what side ``s``'s stack receives."""
         if not self._once and side == 0 and flags & 0x17 == _SYN and not self._s & 63:
             # the opening SYN (the commonest first packet; all of a SYN flood): as below
             self._once = _ONCE_BITS["S"]
@@ -251,7 +263,7 @@ class ZeekRecorder:
             self._syn0 = seq
             self._s = SYN_SENT
             return
-        s2c, c2s = streams
+        s2c, c2s = conn.s0, conn.s1
         rare = self._rare
         if len(c2s.gaps) != rare.g0 or len(s2c.gaps) != rare.g1:
             self.gaps(len(c2s.gaps), len(s2c.gaps))
@@ -266,9 +278,9 @@ class ZeekRecorder:
         elif flags & _ACK and not self._once & (1 << 8 * side):
             self._once_letter(side, "A")
         if length and not flags & (_RST | _SYN):
-            into = c2s if side == 0 else s2c
-            if into.base >= 0:
-                self._sent(side, into.offset(seq) + length, into.nxt)
+            rcv = 1 - side
+            if conn.base_of(rcv) >= 0:
+                self._sent(side, conn.offset(rcv, seq) + length, conn.stream(rcv).nxt)
         if not window:
             self._window(side, flags)
         if control or not (self._s >> (3 * side)) & 7:      # else no state can change

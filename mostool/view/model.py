@@ -254,7 +254,7 @@ class ViewModel:
         for i, conn in enumerate(ended):
             reason = conn.end_reason
             reasons[reason] = reasons.get(reason, 0) + 1
-            s0, s1 = conn.streams
+            s0, s1 = conn.stream(0), conn.stream(1)
             cid = conn.id
             if s0.gaps or s1.gaps:
                 gaps += len(s0.gaps) + len(s1.gaps)
@@ -337,8 +337,8 @@ class ViewModel:
         else:
             last = self.last_event.get(conn.id, "ON_CONN_START")
         return FlowRow(conn.id, conn.client, _state_name(conn.state[0]), conn.server,
-                       _state_name(conn.state[1]), conn.streams[1].delivered,
-                       conn.streams[0].delivered, conn.packets[0] + conn.packets[1],
+                       _state_name(conn.state[1]), conn.stream(1).delivered,
+                       conn.stream(0).delivered, conn.packets[0] + conn.packets[1],
                        max(age, 0.0), rate, last, ended)
 
     def active_connections(self) -> list[Any]:
@@ -384,7 +384,7 @@ class ViewModel:
         states: dict[int, tuple[Any, Any]] = {}
         rates: dict[int, float] = {}
         for c in conns:
-            s0, s1 = c.streams
+            s0, s1 = c.stream(0), c.stream(1)
             if s0.gaps or s1.gaps:
                 gaps += len(s0.gaps) + len(s1.gaps)
                 gap_bytes += s0.gap_bytes + s1.gap_bytes
@@ -548,7 +548,7 @@ _NO_MARKS = (0, 0, 0, 0, 0, 0)
 
 def _marks_of(conn: Any) -> tuple[int, int, int, int, int, int] | None:
     """(rexmit, conflicts, gaps) received by CLI, then by SVR; None when all are zero."""
-    s0, s1 = conn.streams
+    s0, s1 = conn.stream(0), conn.stream(1)
     ctl = conn.control_rexmit
     r0 = s0.rexmit + ctl[0]
     r1 = s1.rexmit + ctl[1]
@@ -583,11 +583,11 @@ def _detail(event: Any) -> str:
 
 def _sort_key(sort: str, rates: dict[int, float]) -> Any:
     if sort == "rate":
-        return lambda c: (rates.get(c.id, 0.0), c.streams[0].delivered + c.streams[1].delivered)
+        return lambda c: (rates.get(c.id, 0.0), c.stream(0).delivered + c.stream(1).delivered)
     if sort == "packets":
         return lambda c: c.packets[0] + c.packets[1]
     if sort == "age":
         return lambda c: -c.start
     if sort == "id":
         return lambda c: -c.id
-    return lambda c: c.streams[0].delivered + c.streams[1].delivered
+    return lambda c: c.stream(0).delivered + c.stream(1).delivered
