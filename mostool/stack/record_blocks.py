@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from mypy_extensions import i64
 
-from mostool.events.types import TcpState
+from mostool.events.types import Hook, TcpState
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.stream import M32
-from mostool.stack.tcp import TERMINAL, fin_sent, quiet_step
+from mostool.stack.tcp import TERMINAL, fin_sent, quiet_receiver, quiet_step
 from mostool.stack.tcpfields import offload_verdict
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ __all__ = ["process_record_blocks"]
 _ETHERNET: Final = 1
 _RECORD_HEADER_LEN: Final = 16
 _ESTABLISHED: Final = TcpState.ESTABLISHED
+_HK_RCV: Final = Hook.HK_RCV
 _EPB: Final = 6                 # pcapng Enhanced Packet Block
 _EPB_HEADER_LEN: Final = 28     # type, length, interface, timestamp, both lengths
 _EPB_MIN_LEN: Final = 32        # ... and the trailing length
@@ -235,11 +236,11 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                             # close?
                             masks = conn.masks
                             if (not wire and not conn.stopped and conn.rst_pending is None
-                                    and not (masks[1] | masks[2])):   # (HK_RCV, HK_SND)
+                                    and not masks[2]):                # HK_SND
                                 snd = 0 if key == conn.key_c2s else 1
                                 seq = _u32(blk, p + 38)
-                                after = quiet_step(conn, snd, fin != 0, seq,
-                                                   _u32(blk, p + 42))
+                                ack = _u32(blk, p + 42)
+                                after = quiet_step(conn, snd, fin != 0, seq, ack)
                                 if after is not None:
                                     verdict = _checksum_verdict(blk, p, tlen) if verify else None
                                     if verdict is not False:
@@ -260,10 +261,31 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                         if fin:
                                             fin_sent(conn, snd, seq)
                                         new_snd, new_rcv = after
+                                        old_rcv = state[0] if snd else state[1]
                                         conn.state = ((new_rcv, new_snd) if snd else
                                                       (new_snd, new_rcv))
-                                        budget.account(conn)
                                         pos = nxt
+                                        if masks[1]:
+                                            # the receiver's stack at HK_RCV, as the general
+                                            # path raises it; user code runs
+                                            changes: list[tuple[TcpState, TcpState]] = []
+                                            quiet_receiver(conn, snd, fin != 0, ack, old_rcv,
+                                                           changes)
+                                            engine.packet_number = number
+                                            engine.emitter.stack(conn, _HK_RCV, 1 - snd,
+                                                                 old_rcv, changes, False, snd)
+                                            budget.account(conn)
+                                            state = conn.state
+                                            if (state[0] in TERMINAL and state[1] in TERMINAL
+                                                    and not conn.ended):
+                                                engine.closed(conn, snd)
+                                            now = engine.now
+                                            due = engine.next_due
+                                            inline = engine.inline_ok()
+                                            if engine.stop_requested:
+                                                break
+                                            continue
+                                        budget.account(conn)
                                         if new_snd in TERMINAL and new_rcv in TERMINAL:
                                             # closed: the flow ends, or lingers
                                             # (Engine.closed); hooks run, so read again
