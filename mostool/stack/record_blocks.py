@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 from mypy_extensions import i64
 
 from mostool.events.types import Hook, TcpState
-from mostool.stack.csum import ones_sum_at
+from mostool.stack.csum import ipv4_tcp_sum_ok
 from mostool.stack.stream import M32
 from mostool.stack.tcp import TERMINAL, fin_sent, quiet_receiver, quiet_step
 from mostool.stack.tcpfields import offload_verdict
@@ -73,9 +73,11 @@ def _u32_be(b: bytes, i: i64) -> i64:
 def _checksum_verdict(b: bytes, p: i64, tlen: int) -> bool | None:
     """The TCP checksum of the IPv4 packet at ``b[p + 14:]`` (Ethernet frame at ``p``): True
     when it verifies, else ``offload_verdict``'s (None: the sum checksum offload leaves)."""
-    rest = tlen - 14            # protocol 6 + segment length (an int: added to a 64-bit one)
-    if ones_sum_at(b, p + 26, tlen - 12, (rest & 0xFFFF) + (rest >> 16)) == 0xFFFF:
+    # (csum.ipv4_tcp_sum_ok: the sum of the addresses, the segment, the protocol and the
+    # segment length; the C function boxes no length and no sum)
+    if ipv4_tcp_sum_ok(b, p):
         return True
+    rest = tlen - 14            # protocol 6 + segment length
     return offload_verdict(_u16(b, p + 50), int.from_bytes(b[p + 26:p + 34], "big") + rest)
 
 
