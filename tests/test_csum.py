@@ -117,3 +117,33 @@ def test_ones_sum_at_is_the_sum_of_the_slice(data: bytes, start: int, length: in
                 data[start:start + length], initial)
             assert fn(memoryview(data), start, length, initial) == fn(data, start, length,
                                                                       initial)
+
+
+@given(data=st.binary(max_size=200), frame=st.integers(-2, 120), tlen=st.integers(0, 200),
+       valid=st.booleans())
+def test_ipv4_tcp_sum_ok_is_the_frames_pseudo_header_sum(data: bytes, frame: int, tlen: int,
+                                                         valid: bool) -> None:
+    """ipv4_tcp_sum_ok (C) and ipv4_tcp_sum_ok_at: the sum of the addresses and the segment
+    plus the protocol and the segment length is 0xFFFF; IndexError outside the data."""
+    buf = bytearray(data)
+    if frame >= 0 and frame + 18 <= len(buf):
+        buf[frame + 16:frame + 18] = tlen.to_bytes(2, "big")
+        end = frame + 14 + tlen
+        if valid and tlen >= 20 and end <= len(buf) and tlen - 12 >= 12:
+            # a correct checksum at the TCP checksum's place (the 16 bytes after the addresses)
+            buf[frame + 50:frame + 52] = b"\0\0"
+            total = csum.ones_sum_at_slice(bytes(buf), frame + 26, tlen - 12, tlen - 14)
+            buf[frame + 50:frame + 52] = (0xFFFF - total).to_bytes(2, "big")
+    data = bytes(buf)
+    variants = [csum.ipv4_tcp_sum_ok, csum.ipv4_tcp_sum_ok_at]
+    with contextlib.suppress(ImportError):
+        variants.append(importlib.import_module("mostool.stack._csum").ipv4_tcp_sum_ok)
+    length = (data[frame + 16] << 8) | data[frame + 17] if 0 <= frame <= len(data) - 18 else -1
+    for fn in variants:
+        if length < 20 or frame + 14 + length > len(data):
+            with pytest.raises(IndexError):
+                fn(data, frame)
+        else:
+            want = csum.ones_sum_at_slice(data, frame + 26, length - 12, length - 14) == 0xFFFF
+            assert fn(data, frame) is want
+            assert fn(memoryview(data), frame) is want

@@ -244,8 +244,8 @@ def test_the_records_path_is_taken() -> None:
 
 
 
-def _pkt_in_trace(pcap: Path, force_general_path: bool, new_data: bool = False
-                  ) -> tuple[list[Any], list[str]]:
+def _pkt_in_trace(pcap: Path, force_general_path: bool, new_data: bool = False,
+                  block_size: int | None = None) -> tuple[list[Any], list[str]]:
     """ON_PKT_IN at HK_RCV and ON_TCP_STATE_CHANGE callbacks (and with ``new_data`` a UDE on
     ON_CONN_NEW_DATA whose filter ppeeks, and a NEW_DATA callback) that look at everything they
     can: the packet, the clock, the byte stream (buf_info, the last 16 bytes) and the state."""
@@ -259,6 +259,7 @@ def _pkt_in_trace(pcap: Path, force_general_path: bool, new_data: bool = False
     )
 
     mon = Monitor(MonitorConfig())
+    _in_blocks(mon, block_size)
     sock = mon.socket()
     seen: list[Any] = []
 
@@ -311,6 +312,8 @@ def test_events_raised_on_the_fast_path(pcap: Path, new_data: bool) -> None:
                 fast = _pkt_in_trace(pcap, False, new_data)
     assert fast == slow
     assert calls[0] < calls[1] or not calls[1]     # the fast path was taken
+    # record_blocks' loop (the compiled build's), with records crossing block edges
+    assert _pkt_in_trace(pcap, False, new_data, 64) == slow
 
 
 def test_checksums_skip_reports_null_and_keeps_every_segment() -> None:

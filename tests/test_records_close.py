@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from builders import CLI, SVR, Frame, Scenario, write_pcap
 
-from mostool import Monitor, MonitorConfig
+from mostool import HK_RCV, ON_PKT_IN, ON_TCP_STATE_CHANGE, Monitor, MonitorConfig
 from mostool.replay import ReplaySource
 from mostool.stack.engine import Engine
 
@@ -112,15 +112,35 @@ CONFIGS = [MonitorConfig(), MonitorConfig(time_wait=0.0005), MonitorConfig(check
 
 
 def _run(path: Path, config: MonitorConfig, block_size: int | None,
-         stop_after: int | None = None) -> list[Any]:
+         stop_after: int | None = None, events: bool = False, event_timer: bool = True
+         ) -> list[Any]:
     """Flow records as the flow-end hook sees them, with the packet number and clock there;
-    the hook sets a timer (it fires in the trace) and may stop the run."""
+    the hook sets a timer (it fires in the trace) and may stop the run. With ``events``,
+    callbacks on ON_PKT_IN and ON_TCP_STATE_CHANGE at HK_RCV record what they see (the last
+    packet, the clock, the states), and the one on the fourth state change sets a timer
+    (unless not ``event_timer``)."""
     mon = Monitor(config)
     if block_size is not None:
         mon.engine.records.in_blocks = True
         mon.engine.records.block_size = block_size
-    mon.socket()
+    sock = mon.socket()
     seen: list[Any] = []
+    if events:
+        changes = 0
+
+        def look(flow: Any, side: Any, event: Any) -> None:
+            nonlocal changes
+            pkt = flow.last_packet()
+            seen.append((repr(event), flow.id, int(side), mon.engine.packet_number, mon.now,
+                         pkt.number, pkt.seq, pkt.ack, pkt.flags, repr(flow.state(side))))
+            if event.TYPE is ON_TCP_STATE_CHANGE:
+                changes += 1
+                if changes == 4 and event_timer:
+                    mon.settimer(0.0001, lambda timer_id: seen.append(
+                        ("timer", timer_id, mon.engine.packet_number, mon.now)))
+
+        sock.on(ON_PKT_IN, HK_RCV, look)
+        sock.on(ON_TCP_STATE_CHANGE, HK_RCV, look)
 
     def ended(flow: Any) -> None:
         seen.append((flow.record_json(), mon.engine.packet_number, mon.now))
@@ -149,6 +169,21 @@ def test_closing_flows_read_in_place(config: MonitorConfig, tmp_path: Path,
     assert len([x for x in slow[0] if isinstance(x, tuple) and x[0] != "timer"]) == 12
 
 
+@pytest.mark.parametrize("config", CONFIGS[:2] + CONFIGS[3:4],
+                         ids=["default", "time_wait", "mos_compat"])
+def test_closing_flows_with_events_at_hk_rcv(config: MonitorConfig, tmp_path: Path,
+                                            frame_by_frame: Callable[[], None]) -> None:
+    """The same closes with callbacks on ON_PKT_IN and ON_TCP_STATE_CHANGE at HK_RCV: the
+    packets of condition 8 raise them in place as the general path does."""
+    path = _write(tmp_path / "closings.pcap")
+    runs = [(block_size, stop) for block_size in (None, 64) for stop in (None, 3)]
+    fast = [_run(path, config, block_size, stop, events=True) for block_size, stop in runs]
+    frame_by_frame()
+    slow = [_run(path, config, None, stop, events=True) for _, stop in runs]
+    assert fast == slow
+    assert any(isinstance(x, tuple) and x[0].startswith("TcpStateChange") for x in slow[0])
+
+
 @pytest.mark.pure_engine      # counts Engine.process calls by patching it
 @pytest.mark.parametrize("block_size", [None, 64])
 def test_fins_and_last_acks_skip_the_general_path(tmp_path: Path,
@@ -172,5 +207,10 @@ def test_fins_and_last_acks_skip_the_general_path(tmp_path: Path,
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Engine, "process", counting)
         seen = _run(path, MonitorConfig(), block_size)
-    assert calls == 2
-    assert '"end_reason": "fin"' in seen[0][0]
+        assert calls == 2
+        assert '"end_reason": "fin"' in seen[0][0]
+        calls = 0                   # also when callbacks want ON_PKT_IN and state changes
+        seen = _run(path, MonitorConfig(), block_size, events=True, event_timer=False)
+        assert calls == 2
+        changes = [x for x in seen if isinstance(x, tuple) and x[0].startswith("TcpState")]
+        assert len(changes) == 7, changes

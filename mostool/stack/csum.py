@@ -32,7 +32,7 @@ from typing import Final
 from mypy_extensions import i64
 
 __all__ = ["ones_sum", "ones_sum_at", "ones_sum_loop", "ones_sum_bigint", "ones_sum_reference",
-           "ones_sum_at_slice", "VARIANT"]
+           "ones_sum_at_slice", "ipv4_tcp_sum_ok", "ipv4_tcp_sum_ok_at", "VARIANT"]
 
 # masks for folding big ints at multiples of 256 bits (see ones_sum_bigint)
 _FOLD_MASKS: Final = tuple((1 << (256 * k)) - 1 for k in range(65))
@@ -92,20 +92,36 @@ def ones_sum_at_slice(data: bytes | bytearray | memoryview, start: int, length: 
     return ones_sum(data[start:start + length], initial)
 
 
+def ipv4_tcp_sum_ok_at(data: bytes | bytearray | memoryview, frame: int) -> bool:
+    """Does the TCP checksum of the IPv4 packet (no options) of the Ethernet frame at
+    ``data[frame:]`` verify? The addresses and the segment summed in one piece with the
+    pseudo-header's protocol and length: ``ones_sum_at(data, frame + 26, tlen - 12, tlen - 14)
+    == 0xFFFF`` for the IPv4 total length ``tlen`` (>= 20). IndexError when the packet is
+    outside ``data``. (``ipv4_tcp_sum_ok`` without the C function.)"""
+    if frame < 0 or frame + 18 > len(data):
+        raise IndexError("ipv4_tcp_sum_ok: packet outside data")
+    tlen = (data[frame + 16] << 8) | data[frame + 17]
+    if tlen < 20 or frame + 14 + tlen > len(data):
+        raise IndexError("ipv4_tcp_sum_ok: packet outside data")
+    return ones_sum_at(data, frame + 26, tlen - 12, tlen - 14) == 0xFFFF
+
+
 def _compiled() -> bool:
     return __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
 
 
-def _pick() -> tuple[str, Callable[..., int], Callable[..., int] | None]:
+def _pick() -> tuple[str, Callable[..., int], Callable[..., int] | None,
+                    Callable[[bytes, int], bool] | None]:
     try:
         c_module = importlib.import_module("mostool.stack._csum")
     except ImportError:
         if _compiled():
-            return "mypyc loop", ones_sum_loop, None
-        return "big int", ones_sum_bigint, None
+            return "mypyc loop", ones_sum_loop, None, None
+        return "big int", ones_sum_bigint, None, None
     fn: Callable[..., int] = c_module.ones_sum
     at: Callable[..., int] = c_module.ones_sum_at
-    return "C", fn, at
+    frame_ok: Callable[[bytes, int], bool] = c_module.ipv4_tcp_sum_ok
+    return "C", fn, at, frame_ok
 
 
 _PICKED: Final = _pick()
@@ -114,3 +130,5 @@ ones_sum: Final[Callable[..., int]] = _PICKED[1]
 # ones_sum_at(data, start, length, initial) -> ones_sum(data[start:start + length], initial),
 # read in place by the C variant
 ones_sum_at: Final[Callable[..., int]] = _PICKED[2] or ones_sum_at_slice
+# ipv4_tcp_sum_ok(data, frame) -> bool: ipv4_tcp_sum_ok_at, in C (no int boxed but the offset)
+ipv4_tcp_sum_ok: Final[Callable[[bytes, int], bool]] = _PICKED[3] or ipv4_tcp_sum_ok_at

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from mypy_extensions import i64
 
-from mostool.events.types import TcpState
-from mostool.stack.csum import ones_sum_at
+from mostool.events.types import Hook, TcpState
+from mostool.stack.csum import ipv4_tcp_sum_ok
 from mostool.stack.stream import M32
-from mostool.stack.tcp import TERMINAL, fin_sent, quiet_step
+from mostool.stack.tcp import TERMINAL, fin_sent, quiet_receiver, quiet_step
 from mostool.stack.tcpfields import offload_verdict
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ __all__ = ["process_record_blocks"]
 _ETHERNET: Final = 1
 _RECORD_HEADER_LEN: Final = 16
 _ESTABLISHED: Final = TcpState.ESTABLISHED
+_HK_RCV: Final = Hook.HK_RCV
 _EPB: Final = 6                 # pcapng Enhanced Packet Block
 _EPB_HEADER_LEN: Final = 28     # type, length, interface, timestamp, both lengths
 _EPB_MIN_LEN: Final = 32        # ... and the trailing length
@@ -72,9 +73,11 @@ def _u32_be(b: bytes, i: i64) -> i64:
 def _checksum_verdict(b: bytes, p: i64, tlen: int) -> bool | None:
     """The TCP checksum of the IPv4 packet at ``b[p + 14:]`` (Ethernet frame at ``p``): True
     when it verifies, else ``offload_verdict``'s (None: the sum checksum offload leaves)."""
-    rest = tlen - 14            # protocol 6 + segment length (an int: added to a 64-bit one)
-    if ones_sum_at(b, p + 26, tlen - 12, (rest & 0xFFFF) + (rest >> 16)) == 0xFFFF:
+    # (csum.ipv4_tcp_sum_ok: the sum of the addresses, the segment, the protocol and the
+    # segment length; the C function boxes no length and no sum)
+    if ipv4_tcp_sum_ok(b, p):
         return True
+    rest = tlen - 14            # protocol 6 + segment length
     return offload_verdict(_u16(b, p + 50), int.from_bytes(b[p + 26:p + 34], "big") + rest)
 
 
@@ -235,11 +238,11 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                             # close?
                             masks = conn.masks
                             if (not wire and not conn.stopped and conn.rst_pending is None
-                                    and not (masks[1] | masks[2])):   # (HK_RCV, HK_SND)
+                                    and not masks[2]):                # HK_SND
                                 snd = 0 if key == conn.key_c2s else 1
                                 seq = _u32(blk, p + 38)
-                                after = quiet_step(conn, snd, fin != 0, seq,
-                                                   _u32(blk, p + 42))
+                                ack = _u32(blk, p + 42)
+                                after = quiet_step(conn, snd, fin != 0, seq, ack)
                                 if after is not None:
                                     verdict = _checksum_verdict(blk, p, tlen) if verify else None
                                     if verdict is not False:
@@ -260,10 +263,31 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                         if fin:
                                             fin_sent(conn, snd, seq)
                                         new_snd, new_rcv = after
+                                        old_rcv = state[0] if snd else state[1]
                                         conn.state = ((new_rcv, new_snd) if snd else
                                                       (new_snd, new_rcv))
-                                        budget.account(conn)
                                         pos = nxt
+                                        if masks[1]:
+                                            # the receiver's stack at HK_RCV, as the general
+                                            # path raises it; user code runs
+                                            changes: list[tuple[TcpState, TcpState]] = []
+                                            quiet_receiver(conn, snd, fin != 0, ack, old_rcv,
+                                                           changes)
+                                            engine.packet_number = number
+                                            engine.emitter.stack(conn, _HK_RCV, 1 - snd,
+                                                                 old_rcv, changes, False, snd)
+                                            budget.account(conn)
+                                            state = conn.state
+                                            if (state[0] in TERMINAL and state[1] in TERMINAL
+                                                    and not conn.ended):
+                                                engine.closed(conn, snd)
+                                            now = engine.now
+                                            due = engine.next_due
+                                            inline = engine.inline_ok()
+                                            if engine.stop_requested:
+                                                break
+                                            continue
+                                        budget.account(conn)
                                         if new_snd in TERMINAL and new_rcv in TERMINAL:
                                             # closed: the flow ends, or lingers
                                             # (Engine.closed); hooks run, so read again

@@ -37,16 +37,18 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
 8. A record of 1-2 with ACK set and neither SYN nor RST that fails 3 (a FIN) or 4 only
    because of a stack's state or ``conn.fast`` is still handled here when it carries no
    payload, its flow is not stopped, has no provisional RST and no handle wanting events at
-   HK_SND or HK_RCV, ``tcp.quiet_step`` finds that the general path would change only the
-   stacks' states (the handshake's third ACK, a side's first FIN at the receiver's in-order
-   point, the ACK of a FIN, the last ACK that closes the flow; not a packet of a flow both
-   sides had already closed), and 7 holds: its counters, the Zeek history
-   (``ZeekRecorder.packet``, as the general path calls it), the FIN's sequence number
-   (``tcp.fin_sent``) and the states change in place; when both stacks are then CLOSED or
-   TIME_WAIT, ``Engine.closed`` ends the flow (or lets it linger) as the general path's step
-   6 does, and the loop reads the clock, the deadline and ``inline_ok()`` again (the flow-end
-   hooks may set timers or stop). ``Engine._packet`` has no such shortcut: its general path
-   gives the same.
+   HK_SND, ``tcp.quiet_step`` finds that the general path would change only the stacks'
+   states (the handshake's third ACK, a side's first FIN at the receiver's in-order point,
+   the ACK of a FIN, the last ACK that closes the flow; not a packet of a flow both sides had
+   already closed), and 7 holds: its counters, the Zeek history (``ZeekRecorder.packet``, as
+   the general path calls it), the FIN's sequence number (``tcp.fin_sent``) and the states
+   change in place; when a handle wants events at HK_RCV, the receiver's stack raises them
+   as the general path does (``Emitter.stack``: ON_PKT_IN, ON_TCP_STATE_CHANGE per step of
+   ``tcp.quiet_receiver``; such a packet raises no ON_REXMIT and no ON_CONN_START); when both
+   stacks are then CLOSED or TIME_WAIT, ``Engine.closed`` ends the flow (or lets it linger)
+   as the general path's step 6 does; after user code ran (events, flow-end hooks) the loop
+   reads the clock, the deadline and ``inline_ok()`` again (they may set timers or stop).
+   ``Engine._packet`` has no such shortcut: its general path gives the same.
 
 A pcapng file is read the same way from its first packet block when that is an Enhanced Packet
 Block (``epb_layout``: that interface's byte order, resolution, offset and link type): block
@@ -76,12 +78,12 @@ import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
-from mostool.events.types import TcpState
+from mostool.events.types import Hook, TcpState
 from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.record_blocks import process_record_blocks
 from mostool.stack.stream import M32
-from mostool.stack.tcp import TERMINAL, fin_sent, quiet_step
+from mostool.stack.tcp import TERMINAL, fin_sent, quiet_receiver, quiet_step
 from mostool.stack.tcpfields import IN_PLACE_SUM, mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
@@ -109,6 +111,7 @@ _U32_BE: Final = struct.Struct(">I").unpack_from
 # ports, seq, ack, data offset, flags, window.
 _FRAME: Final = struct.Struct("!12xIH2xI2xIIHHIIBBH")
 _ESTABLISHED: Final = TcpState.ESTABLISHED
+_HK_RCV: Final = Hook.HK_RCV
 # compiled with mypyc, the records are read through bytes blocks (record_blocks.py) in native
 # code; interpreted, the struct loop below is the faster
 COMPILED: Final = __file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
@@ -235,7 +238,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                         # close? (8.)
                         masks = conn.masks
                         if (not wire and not conn.stopped and conn.rst_pending is None
-                                and not (masks[1] | masks[2])):     # (HK_RCV, HK_SND)
+                                and not masks[2]):                  # HK_SND
                             snd = 0 if key == conn.key_c2s else 1
                             after = quiet_step(conn, snd, fin != 0, seq, ack)
                             if after is not None:
@@ -257,10 +260,31 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                     if fin:
                                         fin_sent(conn, snd, seq)
                                     new_snd, new_rcv = after
+                                    old_rcv = state[0] if snd else state[1]
                                     conn.state = ((new_rcv, new_snd) if snd else
                                                   (new_snd, new_rcv))
-                                    account(conn)
                                     off = nxt
+                                    if masks[1]:
+                                        # the receiver's stack at HK_RCV, as the general path
+                                        # raises it; user code runs (see fast_events below)
+                                        changes: list[tuple[TcpState, TcpState]] = []
+                                        quiet_receiver(conn, snd, fin != 0, ack, old_rcv,
+                                                       changes)
+                                        engine.packet_number = number
+                                        engine.emitter.stack(conn, _HK_RCV, 1 - snd, old_rcv,
+                                                             changes, False, snd)
+                                        account(conn)
+                                        state = conn.state
+                                        if (state[0] in TERMINAL and state[1] in TERMINAL
+                                                and not conn.ended):
+                                            engine.closed(conn, snd)
+                                        now = engine.now
+                                        due = engine.next_due
+                                        inline = engine.inline_ok()
+                                        if engine.stop_requested:
+                                            break
+                                        continue
+                                    account(conn)
                                     if new_snd in TERMINAL and new_rcv in TERMINAL:
                                         # closed: the flow ends, or lingers (Engine.closed);
                                         # hooks run, so read again what they may change

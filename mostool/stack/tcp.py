@@ -42,7 +42,7 @@ __all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_in
            "sender_step", "receiver_inputs", "receiver_step", "syn_bookkeeping", "settle_isn",
            "fin_acceptable", "rst_acceptable", "rst_verdict", "RST_OK", "RST_BAD",
            "RST_IN_WINDOW", "RST_REPLY", "ts_echo_rejected", "proves_alive", "same_connection",
-           "SYN_IN_FLOW", "opening", "quiet_step", "fin_sent"]
+           "SYN_IN_FLOW", "opening", "quiet_step", "quiet_receiver", "fin_sent"]
 
 # (Final: compiled with mypyc, any other module global is a dictionary lookup at every use)
 S: Final = TcpState
@@ -223,7 +223,8 @@ def quiet_step(conn: Connection, snd: int, fin: bool, seq: int, ack: int
     settle, an ACK that may give up holes, events waiting in the outboxes, a FIN sent before
     or not at the in-order point, a flow both sides already closed (lingering in TIME_WAIT).
     Read-only; the caller checks the rest (records.py's in-place readers: a tracked flow, not
-    stopped, no provisional RST, no handle wanting HK_SND or HK_RCV events)."""
+    stopped, no provisional RST, no handle wanting HK_SND events; HK_RCV's are raised with
+    ``quiet_receiver``'s steps)."""
     state = conn.state                  # (pairs indexed by constants: native, no boxing)
     old_snd, old_rcv = (state[1], state[0]) if snd else (state[0], state[1])
     if old_snd is _SYN_SENT or old_rcv is _SYN_SENT or conn.alt_isn:
@@ -253,18 +254,36 @@ def quiet_step(conn: Connection, snd: int, fin: bool, seq: int, ack: int
                 or (their_base >= 0 and (seq - their_base - theirs.nxt) & M32)):
             return None
         new_snd = TRANSITIONS.get((old_snd, _SND_FIN), old_snd)
-    new: TcpState = old_rcv             # receiver_step, for a segment without data
+    return new_snd, quiet_receiver(conn, snd, fin, ack, old_rcv, None)
+
+
+def quiet_receiver(conn: Connection, snd: int, fin: bool, ack: int, old_rcv: TcpState,
+                   changes: list[tuple[TcpState, TcpState]] | None) -> TcpState:
+    """``receiver_step`` for a segment ``quiet_step`` takes (no data, no SYN/RST): the
+    receiver's state after it, from ``old_rcv``; each (before, after) step that changed it is
+    appended to ``changes`` when given (the ON_TCP_STATE_CHANGE events the general path
+    raises at HK_RCV). Read-only."""
+    new = old_rcv
     if old_rcv is _SYN_RCVD:
         isns = conn.isn
         my_isn = isns[0] if snd else isns[1]
         if my_isn < 0 or ((ack - my_isn - 1) & M32) < 0x80000000:
-            new = TRANSITIONS.get((new, _RCV_ACK_SYN), new)
+            new = _quiet_input(new, _RCV_ACK_SYN, changes)
+    fins = conn.fin_seq
     their_fin = fins[0] if snd else fins[1]
     if their_fin is not None and ((ack - their_fin - 1) & M32) < 0x80000000:
-        new = TRANSITIONS.get((new, _RCV_ACK_FIN), new)
+        new = _quiet_input(new, _RCV_ACK_FIN, changes)
     if fin:
-        new = TRANSITIONS.get((new, _RCV_FIN), new)
-    return new_snd, new
+        new = _quiet_input(new, _RCV_FIN, changes)
+    return new
+
+
+def _quiet_input(state: TcpState, inp: TcpInput, changes: list[tuple[TcpState, TcpState]] | None
+                 ) -> TcpState:
+    after = TRANSITIONS.get((state, inp), state)
+    if changes is not None and after != state:
+        changes.append((state, after))
+    return after
 
 
 def fin_sent(conn: Connection, snd: int, fin_seq: int) -> None:
