@@ -70,7 +70,7 @@ class WildClock:
             conn = engine.route(engine.now, linktype, frame)
             if conn is not None and not conn.ended:
                 seg = conn.last_seg
-                if seg is not None and not isinstance(seg, (int, TcpSegment)):
+                if seg is not None and not isinstance(seg, TcpSegment):
                     # the frame just routed (Engine.route)
                     seg = engine.records.segment(conn)
                 snd = 1 if isinstance(seg, TcpSegment) and seg.key != conn.key_c2s else 0

@@ -16,6 +16,8 @@ import json
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from mypy_extensions import i64
+
 from mostool.events.types import ERROR_BIT, NEW_DATA_BIT, PKT_IN_BIT, TcpState
 from mostool.stack.connection_extra import ConnRare
 from mostool.stack.decode import TcpSegment, format_addr
@@ -79,7 +81,7 @@ class Connection(ConnRare):
         "packets",
         "payload_bytes", "valid_checksum", "first_packet", "start",
         "last_ts", "end_ts", "end_reason", "rst_seen", "midstream", "handles", "masks", "ended",
-        "last_seg", "last_number", "fast", "fast_raise", "stopped", "held",
+        "last_seg", "last_off", "last_number", "fast", "fast_raise", "stopped", "held",
         "handles_rev", "zeek", "syn_ts_first", "syn_ts_latest", "idle_since",
     )
 
@@ -127,11 +129,13 @@ class Connection(ConnRare):
         # handles in reverse, for server-sent packets
         self.handles_rev: tuple[Flow, ...] = self.handles
         self.masks: tuple[int, int, int] = _NO_MASKS   # union of the handles' masks, per hook
-        # the packet being (or last) processed; an int is its record offset in the buffer
-        # Engine.process_records read it from, bytes its frame (of link type last_linktype)
-        # once it has been processed (Engine.route): both decoded on demand
-        # (RecordRefs.segment), so that an idle flow does not keep a decoded segment
-        self.last_seg: TcpSegment | int | bytes | None = None
+        # the packet being (or last) processed: bytes its frame (of link type last_linktype)
+        # once it has been processed (Engine.route), or, with last_seg None, last_off >= 0 its
+        # record offset in the buffer Engine.process_records read it from (a native int: an
+        # object field would box it per packet); both decoded on demand (RecordRefs.segment),
+        # so that an idle flow does not keep a decoded segment
+        self.last_seg: TcpSegment | bytes | None = None
+        self.last_off: i64 = -1
         self.last_linktype = 0
         self.last_number = 0
         self.held = 0                     # bytes its buffers and out-of-order runs hold

@@ -352,7 +352,7 @@ class Engine:
         wire = seg.wire_len
         conn.last_ts = self.now
         conn.count(snd, wire, seg.window)
-        conn.last_seg = seg
+        conn.last_seg, conn.last_off = seg, -1
         conn.last_number = self.packet_number
         # verified and counted in every mode but "skip"
         ok = tcp_checksum_ok(seg) if self.verify_checksums else None
@@ -529,7 +529,7 @@ class Engine:
                     break
         for h in conn.handles:
             h.closed = True
-        conn.last_seg = None
+        conn.last_seg, conn.last_off = None, -1
         if self.on_flow_end is not None:
             self.on_flow_end(conn)
         # An ended flow keeps its counts and digests, not its bytes; and no reference cycle

@@ -15,7 +15,7 @@ the same way (the frame starts 28 bytes in, the block's own length leads to the 
 stops at any other block, another interface's or a damaged one: the frame reader reads on.
 
 Everything else is ``records.process_records``'s, condition for condition (its module docstring
-lists them; keep the two loops to that list): offsets handed out (``Connection.last_seg``, the
+lists them; keep the two loops to that list): offsets handed out (``Connection.last_off``, the
 returned offset) are the file's, and the general path gets the same frame bytes. Interpreted,
 this loop is correct but slower than the struct one, so ``records`` picks it only when compiled
 (``RecordRefs.in_blocks``; tests set it on the pure build too, with tiny blocks, so that every
@@ -255,7 +255,8 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                         win = _u16(blk, p + 48)
                                         conn.last_ts = now
                                         conn.count(snd, 0, win)
-                                        conn.last_seg = pos
+                                        conn.last_seg = None
+                                        conn.last_off = pos
                                         conn.last_number = number
                                         if verdict:
                                             conn.checksum_valid(snd)
@@ -335,7 +336,8 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                 zeek = conn.zeek
                                 if zeek.pending or not win:    # zeek: fast path
                                     zeek.fast(snd, wire, win)
-                                conn.last_seg = pos
+                                conn.last_seg = None
+                                conn.last_off = pos
                                 conn.last_number = number
                                 if ok:
                                     valid = conn.valid_checksum     # read unboxed, as above
@@ -376,7 +378,8 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
             # a plain frame: its flow remembers where it is rather than its decoded copy
             known = table.get(key)
             if known is not None and known.last_number == number:
-                known.last_seg = pos
+                known.last_seg = None
+                known.last_off = pos
         now = engine.now
         due = engine.next_due
         pos = nxt

@@ -65,8 +65,8 @@ The engine members read here are public: ``inline_ok()``, ``verify_checksums``, 
 ``records.attach()``, ``fast_events()``, ``budget.account()``, ``count_inline()`` and
 ``process()``.
 
-A flow's last packet taken here is remembered as its record offset (``Connection.last_seg``
-holds an int) and decoded again only if someone asks (``Flow.last_packet``:
+A flow's last packet taken here is remembered as its record offset (``Connection.last_off``,
+with ``last_seg`` None) and decoded again only if someone asks (``Flow.last_packet``:
 ``RecordRefs.segment``); ``RecordRefs.detach`` makes open flows forget those offsets before the
 source lets the buffer go.
 """
@@ -252,7 +252,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                         cut += 1
                                     conn.last_ts = now
                                     conn.count(snd, 0, win)
-                                    conn.last_seg = off
+                                    conn.last_seg = None
+                                    conn.last_off = off
                                     conn.last_number = number
                                     if verdict:
                                         conn.checksum_valid(snd)
@@ -329,7 +330,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             conn.count(snd, wire, win)
                             if conn.zeek.pending or not win:    # zeek: fast path
                                 conn.zeek.fast(snd, wire, win)
-                            conn.last_seg = off
+                            conn.last_seg = None
+                            conn.last_off = off
                             conn.last_number = number
                             if ok:
                                 conn.checksum_valid(snd)
@@ -366,7 +368,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
             # a plain frame: its flow remembers where it is rather than its decoded copy
             conn = table_get(key)
             if conn is not None and conn.last_number == number:
-                conn.last_seg = off
+                conn.last_seg = None
+                conn.last_off = off
         now = engine.now
         due = engine.next_due
         off = nxt
@@ -434,15 +437,15 @@ class RecordRefs:
         """``conn.last_seg`` decoded, when process_records left it as a record offset or
         Engine.route as its frame."""
         seg = conn.last_seg
-        if seg is None or isinstance(seg, TcpSegment):
+        if isinstance(seg, TcpSegment):
             return seg
-        if not isinstance(seg, int):        # the frame
+        if seg is not None:                 # the frame
             out = _SCRATCH_DECODER.decode(conn.last_linktype, seg, conn.last_ts)
             return None if isinstance(out, int) else out
-        buf, layout = self._buf, self._layout
-        if buf is None or layout is None:
+        buf, layout, off = self._buf, self._layout, conn.last_off
+        if buf is None or layout is None or off < 0:
             return None
-        return decode_record(buf, layout, seg, conn.last_ts)
+        return decode_record(buf, layout, off, conn.last_ts)
 
     def detach(self, open_flows: Iterable[Connection]) -> None:
         """The source lets go of the buffer (once the flows are finished): flows still open
@@ -450,8 +453,7 @@ class RecordRefs:
         if self._buf is None:
             return
         for conn in open_flows:
-            if isinstance(conn.last_seg, int):
-                conn.last_seg = None
+            conn.last_off = -1
         self._buf = self._layout = None
 
 
