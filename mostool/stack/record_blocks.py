@@ -268,33 +268,26 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                         conn.state = ((new_rcv, new_snd) if snd else
                                                       (new_snd, new_rcv))
                                         pos = nxt
-                                        if masks[1]:
+                                        user_code = masks[1] != 0
+                                        if user_code:
                                             # the receiver's stack at HK_RCV, as the general
-                                            # path raises it; user code runs
+                                            # path raises it
                                             changes: list[tuple[TcpState, TcpState]] = []
                                             quiet_receiver(conn, snd, fin != 0, ack, old_rcv,
                                                            changes)
                                             engine.packet_number = number
                                             engine.emitter.stack(conn, _HK_RCV, 1 - snd,
                                                                  old_rcv, changes, False, snd)
-                                            budget.account(conn)
-                                            state = conn.state
-                                            if (state[0] in TERMINAL and state[1] in TERMINAL
-                                                    and not conn.ended):
-                                                engine.closed(conn, snd)
-                                            now = engine.now
-                                            due = engine.next_due
-                                            inline = engine.inline_ok()
-                                            if engine.stop_requested:
-                                                break
-                                            continue
                                         budget.account(conn)
-                                        if new_snd in TERMINAL and new_rcv in TERMINAL:
+                                        state = conn.state
+                                        if (state[0] in TERMINAL and state[1] in TERMINAL
+                                                and not conn.ended):
                                             # closed: the flow ends, or lingers
-                                            # (Engine.closed); hooks run, so read again
-                                            # what they may change
+                                            # (Engine.closed)
                                             engine.packet_number = number
                                             engine.closed(conn, snd)
+                                            user_code = True
+                                        if user_code:   # read again what it may change
                                             now = engine.now
                                             due = engine.next_due
                                             inline = engine.inline_ok()

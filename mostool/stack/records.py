@@ -265,32 +265,25 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                     conn.state = ((new_rcv, new_snd) if snd else
                                                   (new_snd, new_rcv))
                                     off = nxt
-                                    if masks[1]:
+                                    user_code = masks[1] != 0
+                                    if user_code:
                                         # the receiver's stack at HK_RCV, as the general path
-                                        # raises it; user code runs (see fast_events below)
+                                        # raises it (see fast_events below)
                                         changes: list[tuple[TcpState, TcpState]] = []
                                         quiet_receiver(conn, snd, fin != 0, ack, old_rcv,
                                                        changes)
                                         engine.packet_number = number
                                         engine.emitter.stack(conn, _HK_RCV, 1 - snd, old_rcv,
                                                              changes, False, snd)
-                                        account(conn)
-                                        state = conn.state
-                                        if (state[0] in TERMINAL and state[1] in TERMINAL
-                                                and not conn.ended):
-                                            engine.closed(conn, snd)
-                                        now = engine.now
-                                        due = engine.next_due
-                                        inline = engine.inline_ok()
-                                        if engine.stop_requested:
-                                            break
-                                        continue
                                     account(conn)
-                                    if new_snd in TERMINAL and new_rcv in TERMINAL:
-                                        # closed: the flow ends, or lingers (Engine.closed);
-                                        # hooks run, so read again what they may change
+                                    state = conn.state
+                                    if (state[0] in TERMINAL and state[1] in TERMINAL
+                                            and not conn.ended):
+                                        # closed: the flow ends, or lingers (Engine.closed)
                                         engine.packet_number = number
                                         engine.closed(conn, snd)
+                                        user_code = True
+                                    if user_code:       # read again what it may change
                                         now = engine.now
                                         due = engine.next_due
                                         inline = engine.inline_ok()
