@@ -49,6 +49,35 @@ fold(uint64_t acc)
     return (unsigned)acc;
 }
 
+/* native_sum's accumulator as the big-endian ones'-complement sum, plus initial, folded */
+static unsigned
+finish(uint64_t acc, uint64_t initial)
+{
+    unsigned r = fold(acc);
+#if !PY_BIG_ENDIAN
+    r = ((r & 0xffu) << 8) | (r >> 8);
+#endif
+    return fold((uint64_t)r + initial);
+}
+
+/* the bytes of obj: a bytes object's own, or any buffer's through view (view->obj is NULL
+ * for bytes; PyBuffer_Release(view) is then a no-op); -1 with the error set */
+static int
+bytes_of(PyObject *obj, Py_buffer *view, const unsigned char **base, Py_ssize_t *size)
+{
+    view->obj = NULL;
+    if (PyBytes_CheckExact(obj)) {
+        *base = (const unsigned char *)PyBytes_AS_STRING(obj);
+        *size = PyBytes_GET_SIZE(obj);
+        return 0;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    *base = (const unsigned char *)view->buf;
+    *size = view->len;
+    return 0;
+}
+
 /* initial, checked: 0 on success, -1 with the error set */
 static int
 parse_initial(PyObject *obj, unsigned long *initial)
@@ -72,35 +101,19 @@ sum_range(PyObject *data, Py_ssize_t start, Py_ssize_t length, unsigned long ini
     const unsigned char *base;
     Py_ssize_t size;
     uint64_t acc;
-    unsigned r;
-    int viewed = !PyBytes_CheckExact(data);
 
-    if (viewed) {
-        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-            return NULL;
-        base = (const unsigned char *)view.buf;
-        size = view.len;
-    } else {
-        base = (const unsigned char *)PyBytes_AS_STRING(data);
-        size = PyBytes_GET_SIZE(data);
-    }
+    if (bytes_of(data, &view, &base, &size) < 0)
+        return NULL;
     if (length == -1)
         length = size - start;
     if (start < 0 || length < 0 || start + length > size) {
-        if (viewed)
-            PyBuffer_Release(&view);
+        PyBuffer_Release(&view);
         PyErr_SetString(PyExc_IndexError, "ones_sum_at: range outside data");
         return NULL;
     }
     acc = native_sum(base + start, length);
-    if (viewed)
-        PyBuffer_Release(&view);
-    r = fold(acc);
-#if !PY_BIG_ENDIAN
-    r = ((r & 0xffu) << 8) | (r >> 8);
-#endif
-    r = fold((uint64_t)r + initial);
-    return PyLong_FromUnsignedLong(r);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(finish(acc, initial));
 }
 
 static PyObject *
@@ -158,8 +171,6 @@ ipv4_tcp_sum_ok(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     const unsigned char *base;
     Py_ssize_t size, frame, tlen;
     uint64_t acc;
-    unsigned r;
-    int viewed;
 
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "ipv4_tcp_sum_ok(data, frame) takes 2 arguments");
@@ -168,33 +179,18 @@ ipv4_tcp_sum_ok(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     frame = PyLong_AsSsize_t(args[1]);
     if (frame == -1 && PyErr_Occurred())
         return NULL;
-    viewed = !PyBytes_CheckExact(args[0]);
-    if (viewed) {
-        if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-            return NULL;
-        base = (const unsigned char *)view.buf;
-        size = view.len;
-    } else {
-        base = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-        size = PyBytes_GET_SIZE(args[0]);
-    }
+    if (bytes_of(args[0], &view, &base, &size) < 0)
+        return NULL;
     if (frame < 0 || frame + 18 > size
             || (tlen = ((Py_ssize_t)base[frame + 16] << 8) | base[frame + 17]) < 20
             || frame + 14 + tlen > size) {
-        if (viewed)
-            PyBuffer_Release(&view);
+        PyBuffer_Release(&view);
         PyErr_SetString(PyExc_IndexError, "ipv4_tcp_sum_ok: packet outside data");
         return NULL;
     }
     acc = native_sum(base + frame + 26, tlen - 12);
-    if (viewed)
-        PyBuffer_Release(&view);
-    r = fold(acc);
-#if !PY_BIG_ENDIAN
-    r = ((r & 0xffu) << 8) | (r >> 8);
-#endif
-    r = fold((uint64_t)r + (uint64_t)(tlen - 14));
-    if (r == 0xffffu)
+    PyBuffer_Release(&view);
+    if (finish(acc, (uint64_t)(tlen - 14)) == 0xffffu)
         Py_RETURN_TRUE;
     Py_RETURN_FALSE;
 }
