@@ -79,18 +79,17 @@ class FlowLog:
             mon.on_flow_end(self.flow_ended)
 
     def flow_ended(self, conn: FlowSummary) -> None:
-        pending = self._pending
-        pending[conn.id] = self._encode(conn)
-        while self._next in pending:
-            self._emit(pending.pop(self._next))
-            self._next += 1
-            self.count += 1
+        self._put(conn.id, self._encode(conn))
 
     def _connection_ended(self, conn: Connection) -> None:
         # flow_ended for jsonl with _json_line inlined: FlowSummary.record_json is the
         # connection's record_json
+        self._put(conn.id, conn.record_json() + "\n")
+
+    def _put(self, flow_id: int, line: str) -> None:
+        """Flow ``flow_id``'s line, written once every flow before it has been (in id order)."""
         pending = self._pending
-        pending[conn.id] = conn.record_json() + "\n"
+        pending[flow_id] = line
         while self._next in pending:
             self._emit(pending.pop(self._next))
             self._next += 1
