@@ -341,7 +341,9 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                 if take is not None:
                                     start, taken = take.nxt, wire
                                     if take.keep_bytes:
-                                        take.take(blk, p + 34 + thl, wire)
+                                        # (a span into buf when it buffers: no copy)
+                                        take.take_span(buf, base + p + 34 + thl, blk,
+                                                       p + 34 + thl, wire)
                                     else:   # HalfStream.take without a byte to keep
                                         take.nxt = start + wire
                                         take.delivered += wire

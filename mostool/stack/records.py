@@ -331,8 +331,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             start = size = 0
                             if take is not None:
                                 start, size = take.nxt, wire
-                                if take.keep_bytes:
-                                    take.take(buf, p + 34 + thl, wire)
+                                if take.keep_bytes:     # (a span when it buffers)
+                                    take.take_span(buf, p + 34 + thl, buf, p + 34 + thl, wire)
                                 else:   # HalfStream.take without a byte to keep, inlined
                                     take.nxt = start + wire
                                     take.delivered += wire
@@ -442,11 +442,14 @@ class RecordRefs:
 
     def detach(self, open_flows: Iterable[Connection]) -> None:
         """The source lets go of the buffer (once the flows are finished): flows still open
-        (an aborted run) forget packets they refer to by offset."""
+        (an aborted run, ``keep_open``) forget packets they refer to by offset, and copy the
+        bytes their buffers hold as spans into it (``HalfStream.take_span``)."""
         if self._buf is None:
             return
         for conn in open_flows:
             conn.last_off = -1
+            for st in conn.made_streams():
+                st.own_bytes()          # buffered spans into the buffer: copied out
         self._buf = self._layout = None
 
 

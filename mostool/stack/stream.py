@@ -24,7 +24,11 @@ that never does has none.
   (ON_ERROR "overlap_conflict"); the overlap policy says which copy the stream keeps. A byte
   already delivered stays delivered: "last" can only rewrite bytes still buffered or waiting.
 * The buffer keeps at least ``bufsize`` of the newest in-order bytes as a list of chunks (the
-  segments' payloads, copied once from the frame); older chunks are dropped whole.
+  segments' payloads, copied once from the frame); older chunks are dropped whole. A segment
+  taken in place from the capture (``take_span``: records.py's readers) is not copied at all:
+  its chunk is a span, the int ``capture offset << 16 | length`` into ``src`` (the records'
+  buffer, which outlives the run's flows); ``own_bytes`` copies the spans out before the
+  source lets the buffer go (``RecordRefs.detach``), and every reader here resolves them.
 
 The outbox, the one hand-off to the event side: ``receive``, ``skip_to`` and ``finish`` leave
 what the events of a step must say in ``new_runs`` (in-order runs: ON_CONN_NEW_DATA),
@@ -54,7 +58,9 @@ CONFLICT: Final = 4     # ... and some overlapping bytes differed
 LATE: Final = 8         # bytes arrived inside a hole that had already been skipped
 
 _T = TypeVar("_T")
-Chunks = list[bytes | bytearray] | tuple[bytes | bytearray, ...]
+Chunk = bytes | bytearray | int       # an int: a span into HalfStream.src (module docstring)
+Chunks = list[Chunk] | tuple[Chunk, ...]
+_SPAN_LEN: Final = 0xFFFF              # a span's length field (an IPv4 payload always fits)
 
 # Most flows never have a gap, an out-of-order run or a conflict, and many never buffer a byte:
 # a container a stream may never need starts as one of these shared empty stand-ins and becomes
@@ -84,13 +90,18 @@ def _grow(seq: list[_T] | tuple[_T, ...], item: _T) -> list[_T]:
     return [*seq, item]
 
 
+def _length(chunk: Chunk) -> int:
+    """A buffered chunk's length (a span's is in its low 16 bits)."""
+    return chunk & _SPAN_LEN if isinstance(chunk, int) else len(chunk)
+
+
 class HalfStream(Rare):
     """The bytes one emulated stack receives (sent by its peer)."""
 
     __slots__ = (
         "nxt", "delivered", "bufsize", "chunks", "chunk_offs", "chunk_head", "buffered",
         "ooo_starts", "ooo_limits", "hasher", "new_runs", "fin_off",
-        "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late", "shared",
+        "keep_bytes", "overlap_last", "rexmit_needs_buffer", "fill_late", "shared", "src",
     )
 
     # (positional too: a class called with keywords costs ~0.3 us more, per flow and side)
@@ -120,6 +131,7 @@ class HalfStream(Rare):
         self.fill_late = True
         # one of a StreamSpec's empty streams, which stand for sides that have none: read-only
         self.shared = False
+        self.src: Any = None                # what the buffer's spans point into (take_span)
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -252,29 +264,6 @@ class HalfStream(Rare):
             del self.gap_runs[keep:]        # reported already: the pieces left are not new
         return True
 
-    def skipped(self, start: int, end: int) -> int:
-        """How many bytes of [start, end) were given up as gaps (never received)."""
-        total = 0
-        i = max(bisect_right(self._gap_starts, start) - 1, 0)
-        for g_off, g_len in self.gaps[i:]:
-            if g_off >= end:
-                break
-            lo, hi = max(start, g_off), min(end, g_off + g_len)
-            if hi > lo:
-                total += hi - lo
-        return total
-
-    def _was_received(self, start: int, end: int) -> bool:
-        """Whether any of [start, end) below nxt was received rather than skipped."""
-        starts = self._gap_starts
-        if not starts:
-            return True
-        i = bisect_right(starts, start) - 1
-        if i < 0:
-            return True
-        g_off, g_len = self.gaps[i]
-        return not end <= g_off + g_len
-
     def _deliver(self, off: int, data: bytes | None, n: int) -> None:
         if data is not None:
             if self.hasher is not None:
@@ -306,6 +295,7 @@ class HalfStream(Rare):
         self.chunk_offs = _NONE
         self.chunk_head = 0
         self.buffered = 0
+        self.src = None
 
     def take(self, buf: Any, start: int, n: int) -> None:
         """In-order bytes nobody is told about (the engine's fast path): ``buf[start:start+n]``
@@ -324,6 +314,47 @@ class HalfStream(Rare):
         self.nxt += n
         self.delivered += n
 
+    def take_span(self, src: Any, at: int, buf: Any, start: int, n: int) -> None:
+        """``take(buf, start, n)`` of a record read in place, whose payload lies at ``at`` in
+        the capture ``src``: a buffering stream without a digest to feed keeps a span there
+        rather than a copy (segments of ``_SMALL`` bytes or more; smaller ones are coalesced)."""
+        if (n < _SMALL or n > _SPAN_LEN or not self.bufsize or self.hasher is not None
+                or (self.src is not None and self.src is not src)):
+            self.take(buf, start, n)
+            return
+        self.src = src
+        chunks = self.chunks
+        offs = self.chunk_offs
+        if not isinstance(chunks, list) or not isinstance(offs, list):
+            chunks = self.chunks = []
+            offs = self.chunk_offs = []
+        chunks.append((at << 16) | n)
+        offs.append(self.nxt)
+        self.buffered += n
+        if self.buffered - _length(chunks[self.chunk_head]) >= self.bufsize:
+            self._trim()
+        self.nxt += n
+        self.delivered += n
+
+    def own_bytes(self) -> None:
+        """Copy the buffer's spans out of ``src`` (the source is about to let it go)."""
+        chunks = self.chunks
+        if self.src is not None and isinstance(chunks, list):
+            for i in range(self.chunk_head, len(chunks)):
+                chunk = chunks[i]
+                if isinstance(chunk, int):
+                    chunks[i] = self._piece(chunk, 0, chunk & _SPAN_LEN)
+        self.src = None
+
+    def _piece(self, chunk: Chunk, lo: int, hi: int) -> bytes | bytearray:
+        """``chunk[lo:hi]``, a span's read from ``src``."""
+        if not isinstance(chunk, int):
+            return chunk[lo:hi]
+        at = chunk >> 16
+        hi = min(hi, chunk & _SPAN_LEN)
+        piece = self.src[at + lo:at + hi] if hi > lo else b""
+        return piece if isinstance(piece, (bytes, bytearray)) else bytes(piece)
+
     def _buffer(self, off: int, data: bytes, n: int) -> None:
         """Append in-order bytes at ``off``. Small segments are coalesced into a tail chunk of
         up to _TAIL bytes, so the buffer's memory follows its bytes, not its segment count."""
@@ -334,27 +365,27 @@ class HalfStream(Rare):
             offs = self.chunk_offs = []
         if n < _SMALL and len(chunks) > self.chunk_head:
             last = chunks[-1]
-            if (len(last) + n <= min(_TAIL, self.bufsize >> 3)
+            if (not isinstance(last, int) and len(last) + n <= min(_TAIL, self.bufsize >> 3)
                     and offs[-1] + len(last) == off):
                 if type(last) is not bytearray:
                     last = chunks[-1] = bytearray(last)
                 last += data
                 self.buffered += n
-                if self.buffered - len(chunks[self.chunk_head]) >= self.bufsize:
+                if self.buffered - _length(chunks[self.chunk_head]) >= self.bufsize:
                     self._trim()            # (only then can the head move)
                 return
         chunks.append(data if type(data) is bytes else bytes(data))
         offs.append(off)
         self.buffered += n
-        if self.buffered - len(chunks[self.chunk_head]) >= self.bufsize:
+        if self.buffered - _length(chunks[self.chunk_head]) >= self.bufsize:
             self._trim()
 
     def _trim(self) -> None:
         chunks = self.chunks
         head = self.chunk_head
         limit = self.bufsize
-        while self.buffered - len(chunks[head]) >= limit:
-            self.buffered -= len(chunks[head])
+        while self.buffered - _length(chunks[head]) >= limit:
+            self.buffered -= _length(chunks[head])
             head += 1
         offs = self.chunk_offs
         if (head > 64 and head * 2 > len(chunks) and isinstance(chunks, list)
@@ -482,15 +513,16 @@ class HalfStream(Rare):
         while i < len(offs) and offs[i] < end:
             c_off = offs[i]
             chunk = chunks[i]
-            lo, hi = max(off, c_off), min(end, c_off + len(chunk))
+            lo, hi = max(off, c_off), min(end, c_off + _length(chunk))
             if lo < hi:
                 mine = data[lo - off:hi - off]
-                theirs = chunk[lo - c_off:hi - c_off]
+                theirs = self._piece(chunk, lo - c_off, hi - c_off)
                 if mine != theirs:
                     flags |= CONFLICT
                     self._conflict(lo, mine, theirs)
                     if self.overlap_last:
-                        chunks[i] = chunk[:lo - c_off] + bytes(mine) + chunk[hi - c_off:]
+                        whole = self._piece(chunk, 0, _length(chunk))
+                        chunks[i] = whole[:lo - c_off] + bytes(mine) + whole[hi - c_off:]
             i += 1
         return flags
 
@@ -518,8 +550,8 @@ class HalfStream(Rare):
                 # in the newest chunk (a filter peeking at new data): no bisect, no join
                 chunk = chunks[last]
                 pos = off - newest
-                if pos < len(chunk):
-                    piece = chunk[pos:pos + n]
+                if pos < _length(chunk):
+                    piece = self._piece(chunk, pos, pos + n)
                     return piece if type(piece) is bytes else bytes(piece)
         if head < len(offs) and off >= offs[head] and off < self.nxt:
             i = bisect_right(offs, off, head) - 1
@@ -529,9 +561,9 @@ class HalfStream(Rare):
             while want > 0 and i < len(offs):
                 c_off = offs[i]
                 chunk = self.chunks[i]
-                if not c_off <= pos < c_off + len(chunk):
+                if not c_off <= pos < c_off + _length(chunk):
                     break
-                piece = chunk[pos - c_off:pos - c_off + want]
+                piece = self._piece(chunk, pos - c_off, pos - c_off + want)
                 parts.append(piece)
                 want -= len(piece)
                 pos += len(piece)

@@ -12,6 +12,7 @@ less per stream, compiled); a side that never receives anything has no stream at
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -102,6 +103,31 @@ class Rare:
     def rare_untouched(self) -> bool:
         """Whether no value here was ever written (the stream shares the defaults)."""
         return self._extra is _DEFAULTS
+
+    # -- the gaps, read (HalfStream writes them) ----------------------------------------------
+
+    def skipped(self, start: int, end: int) -> int:
+        """How many bytes of [start, end) were given up as gaps (never received)."""
+        total = 0
+        i = max(bisect_right(self._gap_starts, start) - 1, 0)
+        for g_off, g_len in self.gaps[i:]:
+            if g_off >= end:
+                break
+            lo, hi = max(start, g_off), min(end, g_off + g_len)
+            if hi > lo:
+                total += hi - lo
+        return total
+
+    def _was_received(self, start: int, end: int) -> bool:
+        """Whether any of [start, end) below nxt was received rather than skipped."""
+        starts = self._gap_starts
+        if not starts:
+            return True
+        i = bisect_right(starts, start) - 1
+        if i < 0:
+            return True
+        g_off, g_len = self.gaps[i]
+        return not end <= g_off + g_len
 
     @property
     def gaps(self) -> Pairs:
