@@ -31,7 +31,14 @@ from mypy_extensions import i64
 from mostool.events.types import Hook, TcpState
 from mostool.stack.csum import ipv4_tcp_sum_ok
 from mostool.stack.stream import M32
-from mostool.stack.tcp import TERMINAL, fin_sent, quiet_receiver, quiet_step
+from mostool.stack.tcp import (
+    TERMINAL,
+    fin_sent,
+    quiet_receiver,
+    quiet_step,
+    quiet_synack,
+    syn_sequence,
+)
 from mostool.stack.tcpfields import offload_verdict
 
 if TYPE_CHECKING:
@@ -43,6 +50,7 @@ __all__ = ["process_record_blocks"]
 _ETHERNET: Final = 1
 _RECORD_HEADER_LEN: Final = 16
 _ESTABLISHED: Final = TcpState.ESTABLISHED
+_SYN_SENT: Final = TcpState.SYN_SENT
 _HK_RCV: Final = Hook.HK_RCV
 _EPB: Final = 6                 # pcapng Enhanced Packet Block
 _EPB_HEADER_LEN: Final = 28     # type, length, interface, timestamp, both lengths
@@ -365,6 +373,50 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                     continue
                                 if take is not None and take.keep_bytes:
                                     budget.account(conn)
+                                continue
+                elif flags & 0x17 == 0x12 and not wire and 14 + tlen <= incl:
+                    # 9. the SYN/ACK that answers one SYN (tcp.quiet_synack)
+                    conn = table.get(key)
+                    if (conn is not None and not conn.stopped and conn.rst_pending is None
+                            and not conn.masks[2]):                         # HK_SND
+                        snd = 0 if key == conn.key_c2s else 1
+                        options = blk[p + 54:p + 34 + thl]
+                        if quiet_synack(conn, snd, _u32(blk, p + 42), options):
+                            verdict = _checksum_verdict(blk, p, tlen) if verify else None
+                            if verdict is not False:
+                                if ts > now:
+                                    engine.now = now = ts
+                                number += 1
+                                inline_count += 1
+                                if orig > incl:
+                                    cut += 1
+                                seq = _u32(blk, p + 38)
+                                win = _u16(blk, p + 48)
+                                conn.last_ts = now
+                                conn.count(snd, 0, win)
+                                conn.last_seg = None
+                                conn.last_off = pos
+                                conn.last_number = number
+                                if verdict:
+                                    conn.checksum_valid(snd)
+                                conn.zeek.packet(snd, flags, seq, 0, win, conn)
+                                syn_sequence(conn, snd, seq, options)
+                                state = conn.state      # the receiver: SYN_SENT -> ESTABLISHED
+                                conn.state = ((_ESTABLISHED, state[1]) if snd else
+                                              (state[0], _ESTABLISHED))
+                                pos = nxt
+                                user_code = conn.masks[1] != 0
+                                if user_code:
+                                    engine.packet_number = number
+                                    engine.emitter.stack(conn, _HK_RCV, 1 - snd, _SYN_SENT,
+                                                         [(_SYN_SENT, _ESTABLISHED)], False, snd)
+                                budget.account(conn)
+                                if user_code:   # read again what it may change
+                                    now = engine.now
+                                    due = engine.next_due
+                                    inline = engine.inline_ok()
+                                    if engine.stop_requested:
+                                        break
                                 continue
         engine.packet_number = number
         engine.process(ts, linktype, blk[p:p + incl], orig)

@@ -49,6 +49,14 @@ and ``Engine._packet``'s fast path implement 3-6 (this list is the one to keep t
    as the general path's step 6 does; after user code ran (events, flow-end hooks) the loop
    reads the clock, the deadline and ``inline_ok()`` again (they may set timers or stop).
    ``Engine._packet`` has no such shortcut: its general path gives the same.
+9. A record of 1-2 with SYN and ACK set, neither FIN nor RST, no payload, of a tracked flow
+   that is not stopped, has no provisional RST and no handle wanting events at HK_SND, is
+   handled here when ``tcp.quiet_synack`` finds it the handshake's answer to one SYN (the
+   sender in SYN_RCVD without an ISN yet, the receiver in SYN_SENT, a timestamp echo that
+   receiver accepts, nothing waiting in the outboxes) and 7 holds: its counters, the Zeek
+   history, the sender's ISN and window scale (``tcp.syn_sequence``, as ``syn_bookkeeping``)
+   and the receiver's step to ESTABLISHED change in place, and the receiver's stack raises
+   its HK_RCV events as for 8.
 
 A pcapng file is read the same way from its first packet block when that is an Enhanced Packet
 Block (``epb_layout``: that interface's byte order, resolution, offset and link type): block
@@ -83,7 +91,14 @@ from mostool.stack.csum import ones_sum_at
 from mostool.stack.decode import Decoder, TcpSegment
 from mostool.stack.record_blocks import process_record_blocks
 from mostool.stack.stream import M32
-from mostool.stack.tcp import TERMINAL, fin_sent, quiet_receiver, quiet_step
+from mostool.stack.tcp import (
+    TERMINAL,
+    fin_sent,
+    quiet_receiver,
+    quiet_step,
+    quiet_synack,
+    syn_sequence,
+)
 from mostool.stack.tcpfields import IN_PLACE_SUM, mod_ffff, offload_verdict
 
 if TYPE_CHECKING:
@@ -111,6 +126,7 @@ _U32_BE: Final = struct.Struct(">I").unpack_from
 # ports, seq, ack, data offset, flags, window.
 _FRAME: Final = struct.Struct("!12xIH2xI2xIIHHIIBBH")
 _ESTABLISHED: Final = TcpState.ESTABLISHED
+_SYN_SENT: Final = TcpState.SYN_SENT
 _HK_RCV: Final = Hook.HK_RCV
 # compiled with mypyc, the records are read through bytes blocks (record_blocks.py) in native
 # code; interpreted, the struct loop below is the faster
@@ -353,6 +369,48 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             if take is not None and take.keep_bytes:
                                 account(conn)
                             off = nxt
+                            continue
+            elif key is not None and flags & 0x17 == 0x12 and not wire and 14 + tlen <= incl:
+                # 9. the SYN/ACK that answers one SYN (tcp.quiet_synack)
+                conn = table_get(key)
+                if (conn is not None and not conn.stopped and conn.rst_pending is None
+                        and not conn.masks[2]):                             # HK_SND
+                    snd = 0 if key == conn.key_c2s else 1
+                    options = buf[p + 54:p + 34 + thl]
+                    if quiet_synack(conn, snd, ack, options):
+                        verdict = segment_verdict(buf, p, tlen) if verify else None
+                        if verdict is not False:
+                            if ts > now:
+                                engine.now = now = ts
+                            number += 1
+                            inline_count += 1
+                            if orig > incl:
+                                cut += 1
+                            conn.last_ts = now
+                            conn.count(snd, 0, win)
+                            conn.last_seg = None
+                            conn.last_off = off
+                            conn.last_number = number
+                            if verdict:
+                                conn.checksum_valid(snd)
+                            conn.zeek.packet(snd, flags, seq, 0, win, conn)
+                            syn_sequence(conn, snd, seq, options)
+                            state = conn.state      # the receiver: SYN_SENT -> ESTABLISHED
+                            conn.state = ((_ESTABLISHED, state[1]) if snd else
+                                          (state[0], _ESTABLISHED))
+                            off = nxt
+                            user_code = conn.masks[1] != 0
+                            if user_code:
+                                engine.packet_number = number
+                                engine.emitter.stack(conn, _HK_RCV, 1 - snd, _SYN_SENT,
+                                                     [(_SYN_SENT, _ESTABLISHED)], False, snd)
+                            account(conn)
+                            if user_code:       # read again what it may change
+                                now = engine.now
+                                due = engine.next_due
+                                inline = engine.inline_ok()
+                                if engine.stop_requested:
+                                    break
                             continue
         engine.packet_number = number
         process(ts, linktype, buf[p:p + incl], orig)

@@ -42,7 +42,8 @@ __all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_in
            "sender_step", "receiver_inputs", "receiver_step", "syn_bookkeeping", "settle_isn",
            "fin_acceptable", "rst_acceptable", "rst_verdict", "RST_OK", "RST_BAD",
            "RST_IN_WINDOW", "RST_REPLY", "ts_echo_rejected", "proves_alive", "same_connection",
-           "SYN_IN_FLOW", "opening", "quiet_step", "quiet_receiver", "fin_sent"]
+           "SYN_IN_FLOW", "opening", "quiet_step", "quiet_receiver", "fin_sent", "quiet_synack",
+           "syn_sequence"]
 
 # (Final: compiled with mypyc, any other module global is a dictionary lookup at every use)
 S: Final = TcpState
@@ -286,6 +287,43 @@ def _quiet_input(state: TcpState, inp: TcpInput, changes: list[tuple[TcpState, T
     return after
 
 
+def quiet_synack(conn: Connection, snd: int, ack: int, options: bytes) -> bool:
+    """A SYN/ACK side ``snd`` sent, no FIN/RST, no payload: True when all the general path
+    would do is the bookkeeping (``syn_sequence``, the Zeek history, the counters) and the
+    receiver's step from SYN_SENT to ESTABLISHED, i.e. the handshake's answer to one SYN:
+    ``snd`` in SYN_RCVD with no ISN yet (not a retransmission, not a second attempt), its
+    peer in SYN_SENT, an ACK that gives up no hole, no events waiting in the outboxes, and a
+    timestamp echo a Linux SYN_SENT accepts (``ts_echo_rejected``). Read-only; the caller
+    checks the rest as for ``quiet_step``."""
+    state = conn.state
+    old_snd, old_rcv = (state[1], state[0]) if snd else (state[0], state[1])
+    isns = conn.isn
+    if (old_snd is not _SYN_RCVD or old_rcv is not _SYN_SENT or conn.alt_isn
+            or (isns[1] if snd else isns[0]) >= 0):
+        return False
+    mine = conn.s0 if snd == 0 else conn.s1     # what snd receives: ack_gives_up_holes' quick no
+    if mine.gap_runs or mine.ooo_starts:
+        return False
+    base = conn.base_of(snd)
+    fin_off = mine.fin_off
+    if base >= 0 and 0 < (ack - base - mine.nxt) & M32 < 0x80000000 and (
+            fin_off is None or fin_off > mine.nxt):
+        return False
+    theirs = conn.s1 if snd == 0 else conn.s0
+    if theirs.new_runs or theirs.gap_runs or theirs.conflict_runs or theirs.filled_runs:
+        return False
+    firsts = conn.syn_ts_first
+    first = firsts[0] if snd else firsts[1]     # the receiver's SYN's first timestamp
+    if first >= 0 and options:
+        stamps = tcp_timestamps(options)
+        if stamps is not None and stamps[1]:
+            latests = conn.syn_ts_latest
+            latest = latests[0] if snd else latests[1]
+            if ((stamps[1] - first) & M32) > ((latest - first) & M32):
+                return False                    # dropped by a Linux SYN_SENT: the general path's
+    return True
+
+
 def fin_sent(conn: Connection, snd: int, fin_seq: int) -> None:
     """Side ``snd``'s first FIN, at sequence number ``fin_seq``: where its byte stream ends."""
     conn.fin_seq = pair_set(conn.fin_seq, snd, fin_seq)
@@ -304,6 +342,12 @@ def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
             if conn.syn_ts_first[snd] < 0:
                 conn.syn_ts_first = pair_set(conn.syn_ts_first, snd, tsval)
             conn.syn_ts_latest = pair_set(conn.syn_ts_latest, snd, tsval)
+    return syn_sequence(conn, snd, seg.seq, options)
+
+
+def syn_sequence(conn: Connection, snd: int, seq: int, options: bytes) -> bool:
+    """``syn_bookkeeping`` after the SYN's timestamps: the window scale, and ``seq`` as side
+    ``snd``'s ISN (the start of what its peer receives); True for a retransmission."""
     if options:
         wscale = tcp_wscale(options)
         if wscale is not None:
@@ -312,18 +356,18 @@ def syn_bookkeeping(conn: Connection, seg: TcpSegment, snd: int) -> bool:
     st = conn.stream(rcv)
     isn = conn.isn[snd]
     if isn < 0:
-        conn.isn = pair_set(conn.isn, snd, seg.seq)
+        conn.isn = pair_set(conn.isn, snd, seq)
         if conn.base_of(rcv) < 0 or (st.delivered == 0 and not st.ooo_starts):
-            conn.set_base(rcv, (seg.seq + 1) & M32)
-    elif isn == seg.seq:
+            conn.set_base(rcv, (seq + 1) & M32)
+    elif isn == seq:
         conn.control_rexmit = pair_add(conn.control_rexmit, 1 - snd)
         return True
     elif st.delivered == 0 and not st.ooo_starts:
         # a new ISN before any data: a fresh attempt (or a second SYN/ACK); keep both and
         # let the peer's ACK decide which one counts
         conn.alt_isn += (isn,)
-        conn.isn = pair_set(conn.isn, snd, seg.seq)
-        conn.set_base(rcv, (seg.seq + 1) & M32)
+        conn.isn = pair_set(conn.isn, snd, seq)
+        conn.set_base(rcv, (seq + 1) & M32)
     return False
 
 
