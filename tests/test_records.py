@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from builders import CLI, SVR, Scenario
+from record_loops import monitor
 
-from mostool import Monitor, MonitorConfig
+from mostool import MonitorConfig
 from mostool.cli import main
 from mostool.events.types import ON_CONN_END, ON_CONN_START
 from mostool.replay import ReplaySource
@@ -102,19 +103,10 @@ def test_count_and_damage(tmp_path: Path, frame_by_frame: Callable[[], None]) ->
     assert "cut short" in fast[0][1] and "corrupt record header" in fast[1][1]
 
 
-def _in_blocks(mon: Monitor, block_size: int | None) -> None:
-    """Make ``mon``'s engine read records through record_blocks' loop (the compiled build's
-    choice) with blocks of ``block_size`` bytes (64: every record crosses a block edge)."""
-    if block_size is not None:
-        mon.engine.records.in_blocks = True
-        mon.engine.records.block_size = block_size
-
-
 def _trace(pcap: Path, config: MonitorConfig, stop_after: int | None = None,
            block_size: int | None = None) -> tuple[list[Any], dict[str, Any]]:
     """Flow ends with their last packets, timers with the packet they fired at."""
-    mon = Monitor(config)
-    _in_blocks(mon, block_size)
+    mon = monitor(config, block_size)
     sock = mon.socket()
     seen: list[Any] = []
     ends = 0
@@ -258,8 +250,7 @@ def _pkt_in_trace(pcap: Path, force_general_path: bool, new_data: bool = False,
         define_event,
     )
 
-    mon = Monitor(MonitorConfig())
-    _in_blocks(mon, block_size)
+    mon = monitor(MonitorConfig(), block_size)
     sock = mon.socket()
     seen: list[Any] = []
 
@@ -339,8 +330,7 @@ def test_checksums_skip_reports_null_and_keeps_every_segment() -> None:
 
 def _flow_records(source: Any, config: MonitorConfig, block_size: int | None = None
                   ) -> list[str]:
-    mon = Monitor(config)
-    _in_blocks(mon, block_size)
+    mon = monitor(config, block_size)
     mon.socket()
     out: list[str] = []
     mon.on_flow_end(lambda conn: out.append(conn.record_json()))

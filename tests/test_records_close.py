@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from builders import CLI, SVR, Frame, Scenario, write_pcap
+from record_loops import monitor
 
-from mostool import HK_RCV, ON_PKT_IN, ON_TCP_STATE_CHANGE, Monitor, MonitorConfig
+from mostool import HK_RCV, ON_PKT_IN, ON_TCP_STATE_CHANGE, MonitorConfig
 from mostool.replay import ReplaySource
 from mostool.stack.engine import Engine
 
@@ -119,10 +120,7 @@ def _run(path: Path, config: MonitorConfig, block_size: int | None,
     callbacks on ON_PKT_IN and ON_TCP_STATE_CHANGE at HK_RCV record what they see (the last
     packet, the clock, the states), and the one on the fourth state change sets a timer
     (unless not ``event_timer``)."""
-    mon = Monitor(config)
-    if block_size is not None:
-        mon.engine.records.in_blocks = True
-        mon.engine.records.block_size = block_size
+    mon = monitor(config, block_size)
     sock = mon.socket()
     seen: list[Any] = []
     if events:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from record_loops import monitor
 from test_records import flows
 
 from mostool import Monitor, MonitorConfig
@@ -111,10 +112,7 @@ def to_pcapng(classic: bytes, bo: str = "<", tsresol: int | None = None, tsoffse
 def _trace(path: Path, config: MonitorConfig, stop_after: int | None = None,
            block_size: int | None = None) -> tuple[list[Any], dict[str, Any]]:
     """Flow ends with their last packets (decoded again from their block), timers."""
-    mon = Monitor(config)
-    if block_size is not None:
-        mon.engine.records.in_blocks = True
-        mon.engine.records.block_size = block_size
+    mon = monitor(config, block_size)
     sock = mon.socket()
     seen: list[Any] = []
     ends = 0

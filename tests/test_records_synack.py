@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 from builders import CLI, SVR, Frame, Scenario, syn_options, write_pcap
+from record_loops import monitor
 
 from mostool import (
     HK_RCV,
     HK_SND,
     ON_PKT_IN,
     ON_TCP_STATE_CHANGE,
-    Monitor,
     MonitorConfig,
 )
 from mostool.replay import ReplaySource
@@ -130,10 +130,7 @@ def _inside(flow: Any) -> tuple[Any, ...]:
 
 def _run(path: Path, config: MonitorConfig, block_size: int | None, events: bool = False,
          hk_snd: bool = False) -> list[Any]:
-    mon = Monitor(config)
-    if block_size is not None:
-        mon.engine.records.in_blocks = True
-        mon.engine.records.block_size = block_size
+    mon = monitor(config, block_size)
     sock = mon.socket()
     seen: list[Any] = []
 

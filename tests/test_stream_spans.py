@@ -13,8 +13,9 @@ import pytest
 from builders import CLI, SVR, Scenario
 from hypothesis import given, settings
 from hypothesis import strategies as hs
+from record_loops import monitor
 
-from mostool import HK_RCV, ON_PKT_IN, Monitor, MonitorConfig
+from mostool import HK_RCV, ON_PKT_IN, MonitorConfig
 from mostool.replay import ReplaySource
 from mostool.stack.stream import HalfStream
 
@@ -110,10 +111,7 @@ def test_open_flows_keep_their_buffers_after_the_run(tmp_path: Path, way: str,
     sent = _capture(pcap)
     if way == "frame_by_frame":
         monkeypatch.setattr(ReplaySource, "pcap_records", lambda self: None)
-    mon = Monitor(MonitorConfig())
-    if way == "blocks":
-        mon.engine.records.in_blocks = True
-        mon.engine.records.block_size = 64
+    mon = monitor(MonitorConfig(), 64 if way == "blocks" else None)
     spans_seen: list[bool] = []
 
     def look(flow: Any, side: Any, event: Any) -> None:

@@ -229,6 +229,20 @@ class Connection(ConnRare):
             self.payload_bytes = (b[0] + wire, b[1])
             self.window = (window, self.window[1])
 
+    def quiet_packet(self, snd: int, flags: int, seq: int, window: int, off: int, number: int,
+                     now: float, verdict: bool | None) -> None:
+        """A packet without payload the in-place readers took (records.py, conditions 8 and
+        9) at record offset ``off``: counted, remembered, its checksum ``verdict`` noted and
+        its flags written into the Zeek history, as the general path's ``_packet`` does."""
+        self.last_ts = now
+        self.count(snd, 0, window)
+        self.last_seg = None
+        self.last_off = off
+        self.last_number = number
+        if verdict:
+            self.checksum_valid(snd)
+        self.zeek.packet(snd, flags, seq, 0, window, self)
+
     def checksum_valid(self, snd: int) -> None:
         """A packet ``snd`` sent had a valid checksum."""
         if not self.valid_checksum[snd]:

@@ -260,15 +260,8 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                         inline_count += 1
                                         if orig > incl:
                                             cut += 1
-                                        win = _u16(blk, p + 48)
-                                        conn.last_ts = now
-                                        conn.count(snd, 0, win)
-                                        conn.last_seg = None
-                                        conn.last_off = pos
-                                        conn.last_number = number
-                                        if verdict:
-                                            conn.checksum_valid(snd)
-                                        conn.zeek.packet(snd, flags, seq, 0, win, conn)
+                                        conn.quiet_packet(snd, flags, seq, _u16(blk, p + 48),
+                                                          pos, number, now, verdict)
                                         if fin:
                                             fin_sent(conn, snd, seq)
                                         new_snd, new_rcv = after
@@ -391,15 +384,8 @@ def process_record_blocks(engine: Engine, buf: Any, off: int, stop: int, end: in
                                 if orig > incl:
                                     cut += 1
                                 seq = _u32(blk, p + 38)
-                                win = _u16(blk, p + 48)
-                                conn.last_ts = now
-                                conn.count(snd, 0, win)
-                                conn.last_seg = None
-                                conn.last_off = pos
-                                conn.last_number = number
-                                if verdict:
-                                    conn.checksum_valid(snd)
-                                conn.zeek.packet(snd, flags, seq, 0, win, conn)
+                                conn.quiet_packet(snd, flags, seq, _u16(blk, p + 48), pos,
+                                                  number, now, verdict)
                                 syn_sequence(conn, snd, seq, options)
                                 state = conn.state      # the receiver: SYN_SENT -> ESTABLISHED
                                 conn.state = ((_ESTABLISHED, state[1]) if snd else

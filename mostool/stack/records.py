@@ -266,14 +266,8 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                                     inline_count += 1
                                     if orig > incl:
                                         cut += 1
-                                    conn.last_ts = now
-                                    conn.count(snd, 0, win)
-                                    conn.last_seg = None
-                                    conn.last_off = off
-                                    conn.last_number = number
-                                    if verdict:
-                                        conn.checksum_valid(snd)
-                                    conn.zeek.packet(snd, flags, seq, 0, win, conn)
+                                    conn.quiet_packet(snd, flags, seq, win, off, number, now,
+                                                      verdict)
                                     if fin:
                                         fin_sent(conn, snd, seq)
                                     new_snd, new_rcv = after
@@ -386,14 +380,7 @@ def process_records(engine: Engine, buf: RecordBuffer, off: int, stop: int, end:
                             inline_count += 1
                             if orig > incl:
                                 cut += 1
-                            conn.last_ts = now
-                            conn.count(snd, 0, win)
-                            conn.last_seg = None
-                            conn.last_off = off
-                            conn.last_number = number
-                            if verdict:
-                                conn.checksum_valid(snd)
-                            conn.zeek.packet(snd, flags, seq, 0, win, conn)
+                            conn.quiet_packet(snd, flags, seq, win, off, number, now, verdict)
                             syn_sequence(conn, snd, seq, options)
                             state = conn.state      # the receiver: SYN_SENT -> ESTABLISHED
                             conn.state = ((_ESTABLISHED, state[1]) if snd else
