@@ -43,7 +43,7 @@ __all__ = ["TcpInput", "TRANSITIONS", "TcpState", "TERMINAL", "step", "sender_in
            "fin_acceptable", "rst_acceptable", "rst_verdict", "RST_OK", "RST_BAD",
            "RST_IN_WINDOW", "RST_REPLY", "ts_echo_rejected", "proves_alive", "same_connection",
            "SYN_IN_FLOW", "opening", "quiet_step", "quiet_receiver", "fin_sent", "quiet_synack",
-           "syn_sequence"]
+           "syn_sequence", "echo_rejected"]
 
 # (Final: compiled with mypyc, any other module global is a dictionary lookup at every use)
 S: Final = TcpState
@@ -232,20 +232,9 @@ def quiet_step(conn: Connection, snd: int, fin: bool, seq: int, ack: int
         return None
     if old_snd in TERMINAL and old_rcv in TERMINAL:
         return None
-    mine = conn.s0 if snd == 0 else conn.s1     # what snd receives: ack_gives_up_holes' quick no
-    if mine.gap_runs:
+    if not _streams_quiet(conn, snd, ack):
         return None
-    base = conn.base_of(snd)
-    if base >= 0:
-        if mine.ooo_starts:
-            return None
-        nxt = mine.nxt
-        fin_off = mine.fin_off
-        if 0 < (ack - base - nxt) & M32 < 0x80000000 and (fin_off is None or fin_off > nxt):
-            return None
     theirs = conn.s1 if snd == 0 else conn.s0
-    if theirs.new_runs or theirs.gap_runs or theirs.conflict_runs or theirs.filled_runs:
-        return None
     fins = conn.fin_seq
     new_snd: TcpState = old_snd
     if fin:
@@ -256,6 +245,26 @@ def quiet_step(conn: Connection, snd: int, fin: bool, seq: int, ack: int
             return None
         new_snd = TRANSITIONS.get((old_snd, _SND_FIN), old_snd)
     return new_snd, quiet_receiver(conn, snd, fin, ack, old_rcv, None)
+
+
+def _streams_quiet(conn: Connection, snd: int, ack: int) -> bool:
+    """For ``quiet_step`` and ``quiet_synack``: the streams need nothing of the general path,
+    i.e. ``ack`` gives up no hole of what ``snd`` receives (``ack_gives_up_holes``' quick no)
+    and neither stream's outbox holds events to raise."""
+    mine = conn.s0 if snd == 0 else conn.s1
+    if mine.gap_runs:
+        return False
+    base = conn.base_of(snd)
+    if base >= 0:
+        if mine.ooo_starts:
+            return False
+        nxt = mine.nxt
+        fin_off = mine.fin_off
+        if 0 < (ack - base - nxt) & M32 < 0x80000000 and (fin_off is None or fin_off > nxt):
+            return False
+    theirs = conn.s1 if snd == 0 else conn.s0
+    return not (theirs.new_runs or theirs.gap_runs or theirs.conflict_runs
+                or theirs.filled_runs)
 
 
 def quiet_receiver(conn: Connection, snd: int, fin: bool, ack: int, old_rcv: TcpState,
@@ -301,27 +310,8 @@ def quiet_synack(conn: Connection, snd: int, ack: int, options: bytes) -> bool:
     if (old_snd is not _SYN_RCVD or old_rcv is not _SYN_SENT or conn.alt_isn
             or (isns[1] if snd else isns[0]) >= 0):
         return False
-    mine = conn.s0 if snd == 0 else conn.s1     # what snd receives: ack_gives_up_holes' quick no
-    if mine.gap_runs or mine.ooo_starts:
-        return False
-    base = conn.base_of(snd)
-    fin_off = mine.fin_off
-    if base >= 0 and 0 < (ack - base - mine.nxt) & M32 < 0x80000000 and (
-            fin_off is None or fin_off > mine.nxt):
-        return False
-    theirs = conn.s1 if snd == 0 else conn.s0
-    if theirs.new_runs or theirs.gap_runs or theirs.conflict_runs or theirs.filled_runs:
-        return False
-    firsts = conn.syn_ts_first
-    first = firsts[0] if snd else firsts[1]     # the receiver's SYN's first timestamp
-    if first >= 0 and options:
-        stamps = tcp_timestamps(options)
-        if stamps is not None and stamps[1]:
-            latests = conn.syn_ts_latest
-            latest = latests[0] if snd else latests[1]
-            if ((stamps[1] - first) & M32) > ((latest - first) & M32):
-                return False                    # dropped by a Linux SYN_SENT: the general path's
-    return True
+    # (an echo a Linux SYN_SENT rejects: the general path drops the segment)
+    return _streams_quiet(conn, snd, ack) and not echo_rejected(conn, 1 - snd, options)
 
 
 def fin_sent(conn: Connection, snd: int, fin_seq: int) -> None:
@@ -442,11 +432,18 @@ def ts_echo_rejected(conn: Connection, seg: TcpSegment, rcv: int) -> bool:
     """Linux in SYN_SENT (RFC 7323's PAWS in spirit, ``PAWSACTIVEREJECTED``): when its SYN
     carried a timestamp, an ACK whose timestamp echo is not one its SYNs sent is not
     acceptable: dropped (RST or not), answered with an RST whose seq is the segment's ack."""
-    first = conn.syn_ts_first[rcv]
-    if first < 0 or not seg.flags & ACK or conn.state[rcv] != _SYN_SENT \
-            or not seg.options:
+    if not seg.flags & ACK or conn.state[rcv] != _SYN_SENT:
         return False
-    stamps = tcp_timestamps(seg.options)
+    return echo_rejected(conn, rcv, seg.options)
+
+
+def echo_rejected(conn: Connection, rcv: int, options: bytes) -> bool:
+    """``ts_echo_rejected`` for an ACK with these TCP options to ``rcv``, in SYN_SENT: whether
+    it echoes a timestamp none of ``rcv``'s SYNs sent."""
+    first = conn.syn_ts_first[rcv]
+    if first < 0 or not options:
+        return False
+    stamps = tcp_timestamps(options)
     ecr = 0 if stamps is None else stamps[1]
     if not ecr:
         return False
