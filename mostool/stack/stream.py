@@ -323,16 +323,7 @@ class HalfStream(Rare):
             self.take(buf, start, n)
             return
         self.src = src
-        chunks = self.chunks
-        offs = self.chunk_offs
-        if not isinstance(chunks, list) or not isinstance(offs, list):
-            chunks = self.chunks = []
-            offs = self.chunk_offs = []
-        chunks.append((at << 16) | n)
-        offs.append(self.nxt)
-        self.buffered += n
-        if self.buffered - _length(chunks[self.chunk_head]) >= self.bufsize:
-            self._trim()
+        self._append(self.nxt, (at << 16) | n, n)
         self.nxt += n
         self.delivered += n
 
@@ -360,10 +351,8 @@ class HalfStream(Rare):
         up to _TAIL bytes, so the buffer's memory follows its bytes, not its segment count."""
         chunks = self.chunks
         offs = self.chunk_offs
-        if not isinstance(chunks, list) or not isinstance(offs, list):
-            chunks = self.chunks = []       # the first bytes buffered
-            offs = self.chunk_offs = []
-        if n < _SMALL and len(chunks) > self.chunk_head:
+        if (n < _SMALL and isinstance(chunks, list) and isinstance(offs, list)
+                and len(chunks) > self.chunk_head):
             last = chunks[-1]
             if (not isinstance(last, int) and len(last) + n <= min(_TAIL, self.bufsize >> 3)
                     and offs[-1] + len(last) == off):
@@ -374,7 +363,17 @@ class HalfStream(Rare):
                 if self.buffered - _length(chunks[self.chunk_head]) >= self.bufsize:
                     self._trim()            # (only then can the head move)
                 return
-        chunks.append(data if type(data) is bytes else bytes(data))
+        self._append(off, data if type(data) is bytes else bytes(data), n)
+
+    def _append(self, off: int, chunk: Chunk, n: int) -> None:
+        """A new chunk of ``n`` bytes at ``off`` (bytes, or a span); older chunks past the
+        buffer's size are dropped."""
+        chunks = self.chunks
+        offs = self.chunk_offs
+        if not isinstance(chunks, list) or not isinstance(offs, list):
+            chunks = self.chunks = []       # the first bytes buffered
+            offs = self.chunk_offs = []
+        chunks.append(chunk)
         offs.append(off)
         self.buffered += n
         if self.buffered - _length(chunks[self.chunk_head]) >= self.bufsize:
